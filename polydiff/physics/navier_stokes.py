@@ -81,15 +81,58 @@ def stable_dt(w: torch.Tensor, length: float = TWO_PI, cfl: float = 0.5) -> floa
     return cfl * (length / w.shape[-1]) / max(speed, 1e-12)
 
 
-def _nonlinear(w_hat: torch.Tensor, ky, kx, inv_k2, mask, f_hat, n: int) -> torch.Tensor:
-    """Spectral −u·∇ω + f of spectral vorticity ``w_hat``, dealiased by ``mask``."""
-    psi_hat = w_hat * inv_k2
-    u = torch.fft.irfft2(1j * ky * psi_hat, s=(n, n))
-    v = torch.fft.irfft2(-1j * kx * psi_hat, s=(n, n))
-    wx = torch.fft.irfft2(1j * kx * w_hat, s=(n, n))
-    wy = torch.fft.irfft2(1j * ky * w_hat, s=(n, n))
-    adv_hat = torch.fft.rfft2(u * wx + v * wy) * mask
-    return f_hat - adv_hat
+class _Spectral:
+    """Wavenumbers, inverse Laplacian and dealiasing mask of an n × n periodic grid."""
+
+    def __init__(self, n: int, length: float, like: torch.Tensor):
+        self.n = n
+        self.ky, self.kx = wavenumbers(n, length, device=like.device, dtype=like.dtype)
+        self.k2 = self.kx**2 + self.ky**2
+        self.inv_k2 = torch.where(self.k2 > 0, 1.0 / self.k2.clamp_min(1e-30), 0.0 * self.k2)
+        self.mask = _dealias_mask(n, like.device, like.dtype)
+
+    def real(self, f_hat: torch.Tensor) -> torch.Tensor:
+        return torch.fft.irfft2(f_hat, s=(self.n, self.n))
+
+    def advection(self, w_hat: torch.Tensor, c_hat: torch.Tensor):
+        """Dealiased spectral u·∇c for the flow of vorticity ``w_hat``, and the velocity v."""
+        psi_hat = w_hat * self.inv_k2
+        u, v = self.real(1j * self.ky * psi_hat), self.real(-1j * self.kx * psi_hat)
+        cx, cy = self.real(1j * self.kx * c_hat), self.real(1j * self.ky * c_hat)
+        return torch.fft.rfft2(u * cx + v * cy) * self.mask, v
+
+
+def _integrate(
+    fields: torch.Tensor, rates: torch.Tensor, rhs, *, dt: float, n_steps: int,
+    save_every: int | None, progress: bool,
+) -> torch.Tensor:
+    """IF-RK4 for ∂f̂/∂t = −rates·f̂ + rhs(f̂) on stacked fields (F, ..., n, n) → (F, ..., S, n, n).
+
+    ``rates`` (F, n, n//2+1) are the linear decay rates (integrated exactly); ``rhs`` maps the
+    stacked spectra (F, ..., n, n//2+1) to their nonlinear tendencies.
+    """
+    if dt <= 0 or n_steps < 0:
+        raise UserError("need dt > 0 and n_steps >= 0")
+    n = fields.shape[-1]
+    save_every = save_every or max(n_steps, 1)
+    rates = rates.reshape(rates.shape[0], *[1] * (fields.ndim - 3), *rates.shape[1:])
+    half = torch.exp(-rates * dt / 2)  # integrating factor over dt/2
+    full = half * half
+    f_hat = torch.fft.rfft2(fields)
+    saved = [fields]
+    for step in tqdm(range(1, n_steps + 1), desc="ns2d", disable=not progress, leave=False):
+        k1 = rhs(f_hat)
+        k2 = rhs(half * (f_hat + 0.5 * dt * k1))
+        k3 = rhs(half * f_hat + 0.5 * dt * k2)
+        k4 = rhs(full * f_hat + dt * half * k3)
+        f_hat = full * f_hat + dt / 6 * (full * k1 + 2 * half * (k2 + k3) + k4)
+        if step % save_every == 0 or (step == n_steps and n_steps % save_every):
+            f = torch.fft.irfft2(f_hat, s=(n, n))
+            if not torch.isfinite(f).all():
+                raise UserError(f"the Navier–Stokes solution blew up at step {step}: "
+                                "use a smaller dt (see stable_dt) or a larger viscosity")
+            saved.append(f)
+    return torch.stack(saved, dim=-3)
 
 
 def solve_ns2d(
@@ -122,35 +165,68 @@ def solve_ns2d(
         ``save_every``-th step (with ``save_every=None``, the initial and the final state).
     """
     n = _check_field(w0)
-    if nu < 0 or drag < 0 or dt <= 0 or n_steps < 0:
-        raise UserError("need nu >= 0, drag >= 0, dt > 0 and n_steps >= 0")
-    save_every = save_every or max(n_steps, 1)
-    ky, kx = wavenumbers(n, length, device=w0.device, dtype=w0.dtype)
-    k2 = kx**2 + ky**2
-    inv_k2 = torch.where(k2 > 0, 1.0 / k2.clamp_min(1e-30), torch.zeros_like(k2))
-    mask = _dealias_mask(n, w0.device, w0.dtype)
-    f_hat = torch.fft.rfft2(forcing.to(w0)) if forcing is not None else torch.zeros_like(k2)
-    half = torch.exp(-(nu * k2 + drag) * dt / 2)  # integrating factor over dt/2
-    full = half * half
+    if nu < 0 or drag < 0:
+        raise UserError("need nu >= 0 and drag >= 0")
+    grid = _Spectral(n, length, w0)
+    f_hat = torch.fft.rfft2(forcing.to(w0)) if forcing is not None else 0.0
 
     def rhs(w_hat: torch.Tensor) -> torch.Tensor:
-        return _nonlinear(w_hat, ky, kx, inv_k2, mask, f_hat, n)
+        adv, _ = grid.advection(w_hat[0], w_hat[0])
+        return (f_hat - adv)[None]
 
-    w_hat = torch.fft.rfft2(w0)
-    saved = [w0]
-    for step in tqdm(range(1, n_steps + 1), desc="ns2d", disable=not progress, leave=False):
-        k1 = rhs(w_hat)
-        k2_ = rhs(half * (w_hat + 0.5 * dt * k1))
-        k3 = rhs(half * w_hat + 0.5 * dt * k2_)
-        k4 = rhs(full * w_hat + dt * half * k3)
-        w_hat = full * w_hat + dt / 6 * (full * k1 + 2 * half * (k2_ + k3) + k4)
-        if step % save_every == 0 or (step == n_steps and n_steps % save_every):
-            w = torch.fft.irfft2(w_hat, s=(n, n))
-            if not torch.isfinite(w).all():
-                raise UserError(f"the Navier–Stokes solution blew up at step {step}: "
-                                "use a smaller dt (see stable_dt) or a larger viscosity")
-            saved.append(w)
-    return torch.stack(saved, dim=-3)
+    rates = (nu * grid.k2 + drag)[None]
+    return _integrate(w0[None], rates, rhs, dt=dt, n_steps=n_steps, save_every=save_every,
+                      progress=progress)[0]
+
+
+def solve_ns2d_tracer(
+    w0: torch.Tensor,
+    c0: torch.Tensor,
+    *,
+    nu: float,
+    kappa: float,
+    dt: float,
+    n_steps: int,
+    gradient: float = 0.0,
+    tracer_damping: float = 0.0,
+    save_every: int | None = None,
+    forcing: torch.Tensor | None = None,
+    drag: float = 0.0,
+    length: float = TWO_PI,
+    progress: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Vorticity as :func:`solve_ns2d` plus a tracer anomaly c advected by the flow.
+
+        ∂c/∂t + u·∇c = κ Δc − γ c + G v
+
+    The term G v is the advection of a background tracer that decreases with y at rate G
+    (c̄ = −G y, e.g. temperature colder to the north), so c stays periodic; γ relaxes it.
+
+    Args:
+        w0, c0: initial vorticity and tracer anomaly, same shape (..., n, n).
+        kappa: tracer diffusivity κ ≥ 0; gradient: background gradient G;
+            tracer_damping: relaxation rate γ ≥ 0. Others as :func:`solve_ns2d`.
+
+    Returns:
+        ``(w, c)``, each (..., n_saves + 1, n, n).
+    """
+    n = _check_field(w0)
+    if c0.shape != w0.shape or not torch.isfinite(c0).all():
+        raise UserError(f"tracer must be finite with the vorticity's shape {tuple(w0.shape)}")
+    if min(nu, kappa, drag, tracer_damping) < 0:
+        raise UserError("need nu, kappa, drag and tracer_damping >= 0")
+    grid = _Spectral(n, length, w0)
+    f_hat = torch.fft.rfft2(forcing.to(w0)) if forcing is not None else 0.0
+
+    def rhs(s_hat: torch.Tensor) -> torch.Tensor:
+        adv_w, _ = grid.advection(s_hat[0], s_hat[0])
+        adv_c, v = grid.advection(s_hat[0], s_hat[1])
+        return torch.stack([f_hat - adv_w, gradient * torch.fft.rfft2(v) - adv_c])
+
+    rates = torch.stack([nu * grid.k2 + drag, kappa * grid.k2 + tracer_damping])
+    out = _integrate(torch.stack([w0, c0.to(w0)]), rates, rhs, dt=dt, n_steps=n_steps,
+                     save_every=save_every, progress=progress)
+    return out[0], out[1]
 
 
 def _smooth_random(

@@ -10,6 +10,7 @@ from polydiff.physics.navier_stokes import (
     random_forcing,
     random_vorticity,
     solve_ns2d,
+    solve_ns2d_tracer,
     stable_dt,
     stream_function,
     velocity,
@@ -108,3 +109,25 @@ def test_bad_input_and_blow_up_are_user_errors():
     w0 = random_vorticity(1, 32, make_generator(0), rms=50.0, dtype=torch.float64)
     with pytest.raises(UserError, match="blew up"):
         solve_ns2d(w0, nu=0.0, dt=5.0, n_steps=50)
+
+
+def test_tracer_is_advected_by_a_steady_shear_flow_exactly():
+    n, k, m, amp, t_end = 64, 1, 1, 0.5, 1.0
+    y, x = _grid(n)
+    w0 = -amp * k * torch.cos(k * y)  # u = amp sin(ky), v = 0: a steady Euler flow
+    c0 = torch.cos(m * x)
+    w, c = solve_ns2d_tracer(w0, c0, nu=0.0, kappa=0.0, dt=0.01, n_steps=100)
+    assert torch.allclose(w[-1], w0, atol=1e-12)
+    exact = torch.cos(m * (x - amp * torch.sin(k * y) * t_end))
+    assert torch.allclose(c[-1], exact, atol=1e-6)
+
+
+def test_tracer_background_gradient_and_relaxation_match_the_closed_form():
+    n, k, amp, g, gamma, t_end = 32, 2, 0.7, 3.0, 0.5, 2.0
+    y, x = _grid(n)
+    w0 = amp * k * torch.cos(k * x)  # v = amp sin(kx), u = 0
+    w, c = solve_ns2d_tracer(w0, torch.zeros_like(w0), nu=0.0, kappa=0.1, dt=0.02,
+                             n_steps=100, gradient=g, tracer_damping=gamma)
+    exact = g * amp * torch.sin(k * x) * (1 - math.exp(-(gamma + 0.1 * k**2) * t_end))
+    exact = exact / (gamma + 0.1 * k**2)
+    assert torch.allclose(c[-1], exact, atol=1e-8)
