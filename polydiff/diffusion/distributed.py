@@ -1,0 +1,46 @@
+"""Data parallelism through torchrun: the same code runs with one or many processes."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class ProcessGroup:
+    """Where this process stands: its rank, the world size and its device."""
+
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup(device: str = "auto") -> ProcessGroup:
+    """Join the torchrun process group if there is one (gloo on CPU, NCCL on GPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
+    dev = torch.device(f"cuda:{local}" if use_cuda else "cpu")
+    if use_cuda:
+        torch.cuda.set_device(dev)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return ProcessGroup(rank, world, dev)
+
+
+def barrier(group: ProcessGroup) -> None:
+    if group.world_size > 1:
+        dist.barrier()
+
+
+def teardown(group: ProcessGroup) -> None:
+    if group.world_size > 1 and dist.is_initialized():
+        dist.destroy_process_group()

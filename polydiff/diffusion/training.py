@@ -1,0 +1,243 @@
+"""Training: the denoising loss, EMA, clipping, mixed precision, resumable checkpoints, DDP.
+
+Randomness is tied to the *global* batch: at step s the indices, noise and timesteps of all
+``batch_size`` items are drawn from a generator seeded with (seed, s), and process r of W
+takes items r, r+W, … . So one process with batch 2b and two processes with b each make the
+same update, and a run resumed at step k continues exactly as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from diffusers.training_utils import EMAModel
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from polydiff.diffusion import distributed
+from polydiff.diffusion.checkpoint import save_checkpoint
+from polydiff.diffusion.networks import Denoiser
+from polydiff.diffusion.predictions import training_target
+
+Batch = dict[str, Tensor]
+LossFn = Callable[[nn.Module, Batch, Tensor, Tensor], Tensor]
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings; ``batch_size`` is global (split over torchrun processes)."""
+
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    seed: int = 0
+    mixed_precision: str = "no"      # "no" or "bf16" (CUDA only)
+    checkpoint_every: int = 0        # 0: only at the end
+    log_every: int = 50
+    out_dir: str = "runs/model"
+    device: str = "auto"
+    resume: bool = True
+
+
+class TrainResult(NamedTuple):
+    net: nn.Module            # the trained network, EMA weights in place if EMA was used
+    losses: list[float]
+    step: int
+
+
+def denoising_loss(model: Callable[[Tensor, Tensor], Tensor], scheduler, x0: Tensor,
+                   noise: Tensor, timesteps: Tensor, *, weight: Tensor | None = None,
+                   known: Tensor | None = None) -> Tensor:
+    """Mean squared error of the model's prediction at x_t = √ᾱx₀ + √(1−ᾱ)ε.
+
+    Args:
+        model: callable (x_t, t (B,)) -> output of ``scheduler.config.prediction_type``.
+        x0, noise: (B, C, ...); timesteps: (B,) integer training timesteps.
+        weight: per-channel weights (C,) or any tensor broadcastable to x0.
+        known: boolean mask broadcastable to x0 of entries given as conditions; they are
+            excluded from the loss (WDNO: the loss ignores the conditioned channels).
+    """
+    ab = scheduler.alphas_cumprod.to(x0.device)[timesteps].to(x0.dtype)
+    ab = ab.reshape(-1, *([1] * (x0.dim() - 1)))
+    x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+    target = training_target(x0, noise, ab, scheduler.config.prediction_type)
+    err = (model(x_t, timesteps) - target) ** 2
+    w = torch.ones_like(err)
+    if weight is not None:
+        weight = weight.to(err)
+        if weight.dim() == 1 and x0.dim() > 1:
+            weight = weight.reshape(1, -1, *([1] * (x0.dim() - 2)))
+        w = w * weight
+    if known is not None:
+        w = w * (~known.to(err.device).bool()).to(err)
+    return (err * w).sum() / w.sum().clamp_min(1e-12)
+
+
+def default_loss(net: nn.Module, batch: Batch, noise: Tensor, timesteps: Tensor,
+                 scheduler=None) -> Tensor:
+    """``denoising_loss`` on batch["x"], with batch["cond"] concatenated when present."""
+    model = Denoiser(net, batch.get("cond"))
+    return denoising_loss(model, scheduler, batch["x"], noise, timesteps,
+                          weight=batch.get("weight"), known=batch.get("known"))
+
+
+def _step_generator(seed: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+def global_indices(n: int, batch_size: int, step: int, seed: int) -> Tensor:
+    """Indices of step ``step``'s global batch: epochs of seeded permutations of range(n)."""
+    pos = step * batch_size + torch.arange(batch_size)
+    out = torch.empty(batch_size, dtype=torch.long)
+    for epoch in pos.div(n, rounding_mode="floor").unique().tolist():
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 7919 * epoch))
+        sel = pos.div(n, rounding_mode="floor") == epoch
+        out[sel] = perm[pos[sel] % n]
+    return out
+
+
+def _as_dataset(data: Tensor | Mapping[str, Tensor]) -> dict[str, Tensor]:
+    data = {"x": data} if isinstance(data, Tensor) else dict(data)
+    n = {len(v) for v in data.values() if isinstance(v, Tensor) and v.dim() > 0}
+    if len(n) != 1 or "x" not in data:
+        raise ValueError("dataset must be a tensor or a dict of equal-length tensors with 'x'")
+    return data
+
+
+def _lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
+    return lambda s: min(1.0, (s + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+
+
+def _save_state(path: Path, net: nn.Module, opt, ema: EMAModel | None, step: int,
+                losses: list[float]) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
+              path / "model.safetensors")
+    opt_state = opt.state_dict()
+    tensors, scalars = {}, {}
+    for idx, st in opt_state["state"].items():
+        for key, val in st.items():
+            if torch.is_tensor(val):
+                tensors[f"{idx}.{key}"] = val.detach().cpu().contiguous()
+            else:
+                scalars[f"{idx}.{key}"] = val
+    if tensors:
+        save_file(tensors, path / "optimizer.safetensors")
+    if ema is not None:
+        save_file({str(i): p.detach().cpu().contiguous() for i, p in enumerate(ema.shadow_params)},
+                  path / "ema.safetensors")
+    meta = {"step": step, "losses": losses, "param_groups": opt_state["param_groups"],
+            "optimizer_scalars": scalars,
+            "ema_optimization_step": ema.optimization_step if ema is not None else None}
+    (path / "state.json").write_text(json.dumps(meta))
+
+
+def _load_state(path: Path, net: nn.Module, opt, ema: EMAModel | None) -> tuple[int, list]:
+    meta = json.loads((path / "state.json").read_text())
+    net.load_state_dict(load_file(path / "model.safetensors", device="cpu"))
+    state: dict[int, dict] = {}
+    if (path / "optimizer.safetensors").is_file():
+        for key, val in load_file(path / "optimizer.safetensors", device="cpu").items():
+            idx, name = key.split(".", 1)
+            state.setdefault(int(idx), {})[name] = val
+    for key, val in meta["optimizer_scalars"].items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = val
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    if ema is not None and (path / "ema.safetensors").is_file():
+        shadow = load_file(path / "ema.safetensors", device="cpu")
+        ema.shadow_params = [shadow[str(i)].to(p.device) for i, p in enumerate(ema.shadow_params)]
+        ema.optimization_step = meta["ema_optimization_step"]
+    return meta["step"], meta["losses"]
+
+
+def train(net: nn.Module, scheduler, dataset: Tensor | Mapping[str, Tensor], cfg: TrainConfig,
+          *, loss_fn: LossFn | None = None, config: dict | None = None,
+          progress: bool = True) -> TrainResult:
+    """Train ``net`` as a denoiser; the same call runs under torchrun with many processes.
+
+    Args:
+        dataset: a tensor (N, ...) or a dict of tensors with key "x" (and e.g. "cond",
+            "known", "weight"), all of length N, kept in memory.
+        loss_fn: (net, batch, noise, timesteps) -> scalar; ``default_loss`` if None.
+        config: the app's config written into ``polydiff.json`` of the exported folder.
+    Writes ``out_dir/train_state`` (resumable) and the exported checkpoint ``out_dir``.
+    """
+    group = distributed.setup(cfg.device)
+    if cfg.batch_size % group.world_size:
+        raise ValueError(f"batch_size {cfg.batch_size} is not divisible by "
+                         f"{group.world_size} processes")
+    data = _as_dataset(dataset)
+    n = len(data["x"])
+    net = net.to(group.device).train()
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ema = EMAModel(net.parameters(), decay=cfg.ema_decay) if cfg.ema_decay > 0 else None
+    out_dir = Path(cfg.out_dir)
+    state_dir = out_dir / "train_state"
+    start, losses = 0, []
+    if cfg.resume and (state_dir / "state.json").is_file():
+        start, losses = _load_state(state_dir, net, opt, ema)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg), last_epoch=start - 1) \
+        if start else torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
+    model = DistributedDataParallel(net) if group.world_size > 1 else net
+    loss_fn = loss_fn or (lambda m, b, e, t: default_loss(m, b, e, t, scheduler))
+    mine = slice(group.rank, None, group.world_size)
+    amp = cfg.mixed_precision == "bf16" and group.device.type == "cuda"
+    bar = tqdm(range(start, cfg.steps), desc="training", disable=not (progress and group.is_main),
+               initial=start, total=cfg.steps)
+    for step in bar:
+        gen = _step_generator(cfg.seed, step)
+        idx = global_indices(n, cfg.batch_size, step, cfg.seed)
+        noise = torch.randn((cfg.batch_size, *data["x"].shape[1:]), generator=gen)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (cfg.batch_size,),
+                          generator=gen)
+        batch = {k: v[idx[mine]].to(group.device) for k, v in data.items()}
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            loss = loss_fn(model, batch, noise[mine].to(group.device), t[mine].to(group.device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+        opt.step()
+        sched.step()
+        if ema is not None:
+            ema.step(net.parameters())
+        value = float(loss.detach())
+        if group.world_size > 1:
+            value_t = torch.tensor(value, device=group.device)
+            torch.distributed.all_reduce(value_t)
+            value = float(value_t) / group.world_size
+        if not math.isfinite(value):
+            raise FloatingPointError(f"loss became {value} at step {step}")
+        losses.append(value)
+        if group.is_main and (step + 1) % max(cfg.log_every, 1) == 0:
+            bar.set_postfix(loss=f"{sum(losses[-cfg.log_every:]) / cfg.log_every:.4g}")
+        done = step + 1 == cfg.steps
+        if group.is_main and (done or (cfg.checkpoint_every and
+                                       (step + 1) % cfg.checkpoint_every == 0)):
+            _save_state(state_dir, net, opt, ema, step + 1, losses)
+    if ema is not None:
+        ema.copy_to(net.parameters())
+    if group.is_main:
+        save_checkpoint(out_dir, net, scheduler, {"train": _plain(cfg), **(config or {})})
+    distributed.barrier(group)
+    distributed.teardown(group)
+    return TrainResult(net.eval(), losses, cfg.steps)
+
+
+def _plain(cfg: TrainConfig) -> dict:
+    from dataclasses import asdict
+
+    return asdict(cfg)
