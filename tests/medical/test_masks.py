@@ -1,0 +1,59 @@
+"""Column masks: exact line budgets, identical across policies, private randomness."""
+
+import numpy as np
+import pytest
+import torch
+
+from polydiff.medical.masks import budget, center_columns, fixed_mask
+from polydiff.runtime import UserError
+
+
+@pytest.mark.parametrize("width,acc,total,center", [(128, 4, 32, 10), (128, 8, 16, 5),
+                                                    (320, 4, 80, 26), (368, 8, 46, 15)])
+def test_line_counts_are_exact(width, acc, total, center):
+    b = budget(width, acc)
+    assert (b.total, b.center) == (total, center)
+    for policy in ("random", "equispaced"):
+        for seed in range(5):
+            m = fixed_mask(policy, b, seed)
+            assert m.mask.sum() == total and len(m.order) == total
+            assert len(set(m.order.tolist())) == total
+            assert m.mask[center_columns(b)].all()
+
+
+def test_centre_block_is_contiguous_and_fastmri_placed():
+    b = budget(128, 4)
+    cols = np.sort(center_columns(b))
+    assert (np.diff(cols) == 1).all()
+    assert cols[0] == (128 - 10 + 1) // 2 and 64 in cols
+    assert center_columns(b)[0] == 64  # ordered from the centre outwards
+
+
+def test_equispaced_spacing_is_even():
+    m = fixed_mask("equispaced", budget(128, 8), 0)
+    outside = m.order[5:]
+    gaps = np.diff(np.sort(outside))
+    assert gaps.max() - gaps.min() <= 6  # even up to the skipped centre block
+
+
+def test_seeded_and_private():
+    b = budget(96, 4)
+    np.random.seed(123)
+    torch.manual_seed(123)
+    before_np, before_torch = np.random.get_state()[1].copy(), torch.get_rng_state().clone()
+    a = fixed_mask("random", b, 7)
+    assert (a.order == fixed_mask("random", b, 7).order).all()
+    assert not (a.order == fixed_mask("random", b, 8).order).all()
+    assert (np.random.get_state()[1] == before_np).all()
+    assert torch.equal(torch.get_rng_state(), before_torch)
+
+
+def test_impossible_budgets_are_user_errors():
+    with pytest.raises(UserError, match="centre lines"):
+        budget(128, 16, center_fraction=0.08)
+    with pytest.raises(UserError, match="no default centre fraction"):
+        budget(128, 3)
+    with pytest.raises(UserError):
+        budget(128, 1)
+    with pytest.raises(UserError, match="unknown mask policy"):
+        fixed_mask("spiral", budget(128, 4), 0)

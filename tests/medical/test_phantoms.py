@@ -1,0 +1,45 @@
+"""Analytic phantom k-space against the FFT of the finely sampled phantom."""
+
+import numpy as np
+
+from polydiff.medical.phantoms import (
+    Ellipse,
+    Phantom,
+    phantom_image,
+    phantom_kspace,
+    phantom_volume,
+    random_phantom,
+)
+
+
+def _fine_fft(p, n, oversample):
+    img = phantom_image(p, n * oversample)
+    k = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(img), norm="ortho"))
+    c = n * oversample // 2
+    return k[c - n // 2:c + n // 2, c - n // 2:c + n // 2] / oversample
+
+
+def test_analytic_kspace_matches_finely_sampled_phantom():
+    for seed in range(2):
+        p = random_phantom(np.random.default_rng(seed))
+        k = phantom_kspace(p, 32)
+        fine = _fine_fft(p, 32, 16)
+        assert np.linalg.norm(fine - k) / np.linalg.norm(k) < 0.01
+
+
+def test_disc_dc_value_is_its_area():
+    p = Phantom((Ellipse(0.1, -0.05, 0.2, 0.1, 0.3, 2.0),))
+    k = phantom_kspace(p, 16)
+    assert abs(k[8, 8] - 16 * 2.0 * np.pi * 0.2 * 0.1) < 1e-12
+
+
+def test_kspace_is_not_hermitian_symmetric():
+    k = phantom_kspace(random_phantom(np.random.default_rng(0)), 32)
+    inner = k[1:, 1:]  # symmetric pairs of an even grid: index m <-> 32 - m
+    assert np.linalg.norm(inner - np.conj(inner[::-1, ::-1])) > 0.1 * np.linalg.norm(inner)
+
+
+def test_volume_is_seeded():
+    a, b = phantom_volume(2, 16, 3), phantom_volume(2, 16, 3)
+    assert a.dtype == np.complex64 and a.shape == (2, 16, 16)
+    assert np.array_equal(a, b) and not np.array_equal(a, phantom_volume(2, 16, 4))
