@@ -1,0 +1,116 @@
+"""``polydiff pde ...``: generate, train, simulate, control, evaluate; and the demo."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from polydiff.runtime import UserError, add_common_args, pick_device
+
+
+def register(subparsers, name: str, help_text: str) -> None:
+    """Add ``polydiff pde`` and its sub-commands."""
+    p = subparsers.add_parser(name, help=help_text)
+    sub = p.add_subparsers(dest="pde_command", metavar="COMMAND", required=True)
+    _add_generate(sub)
+    t = sub.add_parser("train", help="train a WDNO / super-resolution model from a config")
+    t.add_argument("--config", type=Path, required=True, help="configs/pde/<name>.yaml")
+    t.add_argument("--out", type=Path, default=None, help="output folder (default: from config)")
+    t.add_argument("--steps", type=int, default=None, help="override train.steps")
+    t.add_argument("--data-cache", type=Path, default=None,
+                   help="safetensors cache of the solver data (written if absent)")
+    t.set_defaults(func=run_train)
+
+    s = sub.add_parser("simulate", help="Burgers trajectories from an initial state by WDNO")
+    _add_problem_args(s)
+    s.add_argument("--forcing", type=Path, default=None,
+                   help="forcing (nt+1, nx) as .npy/.nc/.h5 (default: none, f = 0)")
+    s.add_argument("--members", type=int, default=1, help="ensemble members (default: 1)")
+    s.add_argument("-o", "--output", type=Path, required=True, help="output NetCDF (.nc)")
+    s.set_defaults(func=run_simulate)
+
+
+def _add_problem_args(p: argparse.ArgumentParser) -> None:
+    """Arguments shared by simulate and control."""
+    p.add_argument("--equation", default="burgers", help="the equation (the models serve: burgers)")
+    p.add_argument("--init", type=Path, default=None,
+                   help="initial state (nx,) as .npy/.nc/.h5 (default: drawn with --seed)")
+    p.add_argument("--nx", type=int, default=None,
+                   help="interior grid points (base 31; 63, 127 ... through super-resolution)")
+    p.add_argument("--steps", type=int, default=None, help="reverse diffusion steps")
+    p.add_argument("--superres-model", type=Path, default=None,
+                   help="super-resolution checkpoint (default: superres/ in the model folder)")
+    add_common_args(p)
+
+
+def _add_generate(sub) -> None:
+    try:
+        from polydiff.apps.pde.generate import add_generate_parser
+    except ModuleNotFoundError as err:  # part of the app still being written
+        if err.name != "polydiff.apps.pde.generate":
+            raise
+        return
+    add_generate_parser(sub)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from polydiff.apps.pde.config import PDEConfig
+    from polydiff.apps.pde.train import run_training
+    from polydiff.diffusion.config import load_config
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    try:
+        config = load_config(args.config, PDEConfig)
+    except ValueError as err:
+        raise UserError(f"{args.config}: {err}") from err
+    if args.out is not None:
+        config.train.out_dir = str(args.out)
+    if args.steps is not None:
+        config.train.steps = args.steps
+    result = run_training(config, data_file=args.data_cache)
+    tail = result.losses[-100:]
+    print(f"trained {result.step} steps, final loss {sum(tail) / max(len(tail), 1):.4g}; "
+          f"checkpoint in {config.train.out_dir}")
+    return 0
+
+
+def _problem(args: argparse.Namespace):
+    """Model, initial state and device of simulate/control, after checking the inputs."""
+    from polydiff.apps.pde.inputs import read_field
+    from polydiff.apps.pde.model import load_model
+    from polydiff.apps.pde.simulate import draw_initial
+
+    if args.equation != "burgers":
+        raise UserError(f"unknown equation {args.equation!r} (the pde models serve: burgers)")
+    if args.output.suffix.lower() != ".nc":
+        raise UserError(f"the output must be a NetCDF file ending in .nc, got {args.output}")
+    device = pick_device(args.device)
+    model = load_model(args.model, device)
+    if args.init is not None:
+        u0 = read_field(args.init, "init")
+        if args.nx is not None and u0.shape[-1] != args.nx:
+            raise UserError(f"--nx {args.nx} disagrees with the initial state's {u0.shape[-1]} "
+                            "points")
+    else:
+        u0 = draw_initial(model, args.nx or model.config.data.nx, args.seed)
+    return model, u0, device
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    from polydiff.apps.pde.inputs import read_field
+    from polydiff.apps.pde.output import plot_xt, write_netcdf
+    from polydiff.apps.pde.simulate import Request, simulate
+
+    model, u0, _ = _problem(args)
+    forcing = read_field(args.forcing, "forcing") if args.forcing is not None else None
+    req = Request(u0=u0, forcing=forcing, members=args.members, steps=args.steps, seed=args.seed)
+    traj = simulate(model, req, superres_folder=args.superres_model, progress=True)
+    write_netcdf(traj, args.output)
+    png = args.output.with_suffix(".png")
+    plot_xt(png, {"u (member 0)": traj.u[0], "forcing (member 0)": traj.f[0]}, traj.t, traj.x,
+            title=f"WDNO Burgers, nx = {traj.x.size}, {traj.attrs['steps']} steps")
+    print(f"wrote {args.output} ({traj.u.shape[0]} member(s) x {traj.u.shape[1]} times x "
+          f"{traj.u.shape[2]} points) and {png}")
+    return 0

@@ -1,0 +1,124 @@
+"""What the diffusion model sees: a whole trajectory as one normalised multi-channel image.
+
+Three physical channels over the (t, x) grid of the future states t_1..t_nt:
+
+- ``u``: the state,
+- ``f``: the forcing,
+- ``u0``: the initial state repeated along time (a condition that is always known).
+
+In the ``wavelet`` domain (WDNO) each physical channel becomes 4^levels sub-band channels
+of shape (nt, nx) / 2^levels (:mod:`polydiff.physics.wavelets`); in the ``physical`` domain
+(the ablation) the channels stay as they are. Every sample channel is divided by one
+scale stored with the checkpoint (no shift, so encode/decode are linear maps and the
+measurement operators of control can differentiate through them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from polydiff.physics.wavelets import dwt, idwt
+
+FIELDS = ("u", "f", "u0")
+DOMAINS = ("wavelet", "physical")
+
+
+class Fields(NamedTuple):
+    """Physical fields of a batch: ``u`` and ``f`` (B, nt, nx) at t_1..t_nt, ``u0`` (B, nx)."""
+
+    u: Tensor
+    f: Tensor
+    u0: Tensor
+
+
+@dataclass
+class Layout:
+    """How fields map to the sample tensor; saved in the checkpoint's ``polydiff.json``.
+
+    Attributes:
+        domain: ``wavelet`` (WDNO) or ``physical`` (ablation).
+        family: PyWavelets family (wavelet domain only).
+        levels: wavelet levels (wavelet domain only).
+        scale: one divisor per sample channel (length :attr:`channels`), from training data.
+    """
+
+    domain: str = "wavelet"
+    family: str = "bior2.4"
+    levels: int = 1
+    scale: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.domain not in DOMAINS:
+            raise ValueError(f"unknown domain {self.domain!r} (choose from {DOMAINS})")
+
+    @property
+    def bands(self) -> int:
+        """Sample channels per physical channel."""
+        return 4**self.levels if self.domain == "wavelet" else 1
+
+    @property
+    def channels(self) -> int:
+        """Sample channels in all."""
+        return len(FIELDS) * self.bands
+
+    @property
+    def factor(self) -> int:
+        """How much coarser the sample grid is than the physical (t, x) grid."""
+        return 2**self.levels if self.domain == "wavelet" else 1
+
+    def group(self, name: str) -> slice:
+        """Sample channels of the physical channel ``name`` (one of ``u``, ``f``, ``u0``)."""
+        k = FIELDS.index(name)
+        return slice(k * self.bands, (k + 1) * self.bands)
+
+    def sample_shape(self, nt: int, nx: int) -> tuple[int, int, int]:
+        """``(C, h, w)`` of one sample for ``nt`` future steps on ``nx`` points."""
+        return (self.channels, nt // self.factor, nx // self.factor)
+
+    def _scale(self, like: Tensor) -> Tensor:
+        if len(self.scale) != self.channels:
+            raise ValueError(f"layout has {len(self.scale)} scales for {self.channels} channels")
+        return torch.as_tensor(self.scale, dtype=like.dtype, device=like.device)[:, None, None]
+
+    def raw(self, fields: Fields) -> Tensor:
+        """Unnormalised sample ``(B, C, h, w)`` of physical fields."""
+        u0 = fields.u0[:, None, :].expand_as(fields.u)
+        x = torch.stack([fields.u, fields.f, u0], dim=1)  # (B, 3, nt, nx)
+        return dwt(x, self.family, self.levels) if self.domain == "wavelet" else x
+
+    def encode(self, fields: Fields) -> Tensor:
+        """Normalised sample ``(B, C, nt/factor, nx/factor)`` of physical fields."""
+        x = self.raw(fields)
+        return x / self._scale(x)
+
+    def decode_all(self, sample: Tensor) -> Tensor:
+        """Physical channels ``(B, 3, nt, nx)`` (u, f, u0 repeated) of a normalised sample."""
+        x = sample * self._scale(sample)
+        return idwt(x, self.family, self.levels) if self.domain == "wavelet" else x
+
+    def decode(self, sample: Tensor) -> Fields:
+        """Physical fields of a normalised sample; ``u0`` is read at the first time row."""
+        x = self.decode_all(sample)
+        return Fields(x[:, 0], x[:, 1], x[:, 2, 0])
+
+    def fit_scale(self, fields: Fields, floor: float = 1e-3) -> None:
+        """Set every channel's scale to its RMS over a training batch (at least ``floor``
+        times the largest, so that nearly empty sub-bands are not blown up)."""
+        rms = self.raw(fields).pow(2).mean(dim=(0, 2, 3)).sqrt()
+        self.scale = rms.clamp_min(floor * float(rms.max())).tolist()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def known_mask(layout: Layout, shape: tuple[int, ...], *, forcing_known: bool) -> Tensor:
+    """Boolean mask ``(1, C, 1, 1)`` of the sample channels fixed by the conditions."""
+    mask = torch.zeros(1, shape[1], 1, 1, dtype=torch.bool)
+    mask[:, layout.group("u0")] = True
+    if forcing_known:
+        mask[:, layout.group("f")] = True
+    return mask

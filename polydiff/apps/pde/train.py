@@ -1,0 +1,134 @@
+"""Training of the pde models from a config: solver data -> samples -> the backbone's ``train``.
+
+``polydiff pde train --config configs/pde/burgers_tiny.yaml`` runs as is under
+``torchrun --nproc_per_node=K`` (the backbone's ``train`` splits the global batch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from polydiff.apps.pde.config import PDEConfig
+from polydiff.apps.pde.dataset import coarsen, solve_trajectories
+from polydiff.apps.pde.representation import Fields, Layout
+from polydiff.diffusion.networks import Denoiser, build_network, count_parameters
+from polydiff.diffusion.schedulers import make_scheduler
+from polydiff.diffusion.training import TrainResult, denoising_loss, train
+
+
+def make_scheduler_for(config: PDEConfig):
+    """The diffusers scheduler of a config."""
+    s = config.scheduler
+    return make_scheduler(s.name, prediction_type=s.prediction_type,
+                          num_train_timesteps=s.num_train_timesteps,
+                          beta_schedule=s.beta_schedule)
+
+
+def upsample_condition(coarse: Tensor) -> Tensor:
+    """Coarse coefficients (B, C, h, w) repeated to (B, C, 2h, 2w) (WDNO's SR condition)."""
+    return coarse.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
+
+
+def superres_pair(layout: Layout, fine: Fields) -> tuple[Tensor, Tensor]:
+    """(fine sample, condition) of fine fields: the condition is their 2x coarsening."""
+    return layout.encode(fine), upsample_condition(layout.encode(coarsen(fine)))
+
+
+def _crops(x: Tensor, cond: Tensor, size: tuple[int, int], count: int,
+           generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """``count`` random (h, w) windows per item, the same window in x and cond."""
+    xs, cs = [], []
+    h, w = size
+    for _ in range(count):
+        i = torch.randint(0, x.shape[-2] - h + 1, (x.shape[0],), generator=generator)
+        j = torch.randint(0, x.shape[-1] - w + 1, (x.shape[0],), generator=generator)
+        for b in range(x.shape[0]):
+            window = (..., slice(i[b], i[b] + h), slice(j[b], j[b] + w))
+            xs.append(x[b][window])
+            cs.append(cond[b][window])
+    return torch.stack(xs), torch.stack(cs)
+
+
+def build_dataset(config: PDEConfig, fields: Fields, generator: torch.Generator) -> dict:
+    """Training tensors from fields on the finest level (``config.data.finer``).
+
+    Fits ``config.layout.scale`` in place. WDNO: {"x": (N, C, h, w)} at the base level.
+    Superres: {"x", "cond"} over ``config.sr_levels``, finer levels cut to the base size.
+    """
+    finer = config.data.finer
+    if config.kind == "wdno":
+        base = coarsen(fields, finer)
+        config.layout.fit_scale(base)
+        return {"x": config.layout.encode(base)}
+    levels = sorted(config.sr_levels)
+    if not levels or levels[0] < 0 or levels[-1] > finer:
+        raise ValueError(f"sr_levels {levels} must lie in [0, data.finer = {finer}]")
+    per_level = {lvl: coarsen(fields, finer - lvl) for lvl in levels}
+    config.layout.fit_scale(per_level[levels[-1]])
+    size = config.layout.sample_shape(config.data.nt, config.data.nx + 1)[1:]
+    xs, conds = [], []
+    for lvl in levels:
+        x, cond = superres_pair(config.layout, per_level[lvl])
+        if lvl > 0:
+            x, cond = _crops(x, cond, size, config.crops, generator)
+        xs.append(x)
+        conds.append(cond)
+    return {"x": torch.cat(xs), "cond": torch.cat(conds)}
+
+
+def config_record(config: PDEConfig) -> dict:
+    """What ``polydiff.json`` keeps of a config (read back by :func:`model.load_model`)."""
+    return {"app": "pde", "pde": dataclasses.asdict(config)}
+
+
+def run_training(config: PDEConfig, *, data_file: Path | None = None,
+                 progress: bool = True) -> TrainResult:
+    """Generate (or read) the data, fit the normalisation, train and export the model.
+
+    Args:
+        config: the model config; ``config.train.out_dir`` receives the checkpoint.
+        data_file: optional ``.safetensors`` cache of the solver data (written if absent).
+    """
+    fields = load_or_solve(config, data_file, progress)
+    dataset = build_dataset(config, fields, torch.Generator().manual_seed(config.data.seed + 1))
+    net = build_network(config.network_block())
+    scheduler = make_scheduler_for(config)
+    known = torch.zeros(1, config.layout.channels, 1, 1, dtype=torch.bool)
+    known[:, config.layout.group("u0")] = True  # the initial state is always a condition
+
+    def loss_fn(model, batch, noise, timesteps):
+        denoiser = Denoiser(model, batch.get("cond"))
+        return denoising_loss(denoiser, scheduler, batch["x"], noise, timesteps, known=known)
+
+    if progress:
+        print(f"pde train: {config.kind} ({config.layout.domain}) with "
+              f"{count_parameters(net) / 1e6:.3f} M parameters on "
+              f"{len(dataset['x'])} samples of shape {tuple(dataset['x'].shape[1:])}", flush=True)
+    return train(net, scheduler, dataset, config.train, loss_fn=loss_fn,
+                 config=config_record(config), progress=progress)
+
+
+def load_or_solve(config: PDEConfig, data_file: Path | None, progress: bool) -> Fields:
+    """Solver fields on level ``config.data.finer``, from the cache file when it exists and
+    was made with the same data settings (else it is solved again and rewritten)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    key = json.dumps(dataclasses.asdict(config.data), sort_keys=True)
+    if data_file is not None and Path(data_file).is_file():
+        with safe_open(str(data_file), framework="pt") as handle:
+            same = (handle.metadata() or {}).get("data") == key
+        if same:
+            return Fields(**load_file(data_file))
+    generator = torch.Generator().manual_seed(config.data.seed)
+    fields = solve_trajectories(config.data, config.data.finer, generator, progress=progress)
+    if data_file is not None:
+        Path(data_file).parent.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in fields._asdict().items()}, data_file,
+                  metadata={"data": key})
+    return fields
