@@ -53,10 +53,9 @@ def sample_level(model: PDEModel, known: Fields, *, forcing_known: bool, steps: 
     if "eta" in inspect.signature(model.scheduler.step).parameters:
         step_kwargs["eta"] = model.config.sampling.eta
     denoiser = Denoiser(model.net, cond)
-    with torch.no_grad():
-        out = sample(denoiser, model.scheduler, values.shape, steps=steps, generator=generator,
-                     hooks=hooks, device=model.device, step_kwargs=step_kwargs)
-    return out.sample
+    out = sample(denoiser, model.scheduler, values.shape, steps=steps, generator=generator,
+                 hooks=hooks, device=model.device, step_kwargs=step_kwargs)
+    return out.sample.detach()
 
 
 def simulate_fields(base: PDEModel, u0: Tensor, forcing: Tensor | None, *, level: int = 0,
