@@ -1,0 +1,106 @@
+"""Burgers solver against Cole-Hopf exact solutions, conservation and convergence order."""
+
+import math
+
+import pytest
+import torch
+
+from polydiff.physics.burgers import (
+    BurgersGrid,
+    sample_burgers_problem,
+    sample_periodic_initial,
+    solve_burgers,
+)
+
+NU = 0.02
+
+
+def cole_hopf(x: torch.Tensor, t: float, periodic: bool) -> torch.Tensor:
+    """u = -2 nu phi_x / phi, phi = 1 + 0.8 e^{-nu k^2 t} cos(kx) + 0.15 e^{-4 nu k^2 t} cos(2kx).
+
+    phi solves the heat equation phi_t = nu phi_xx, so u solves unforced Burgers exactly;
+    k = pi gives phi_x = 0 at x = 0, 1 (u = 0 there, zero Dirichlet), k = 2 pi is 1-periodic.
+    """
+    k = 2 * math.pi if periodic else math.pi
+    e1, e2 = math.exp(-NU * k * k * t), math.exp(-4 * NU * k * k * t)
+    phi = 1 + 0.8 * e1 * torch.cos(k * x) + 0.15 * e2 * torch.cos(2 * k * x)
+    phi_x = -0.8 * e1 * k * torch.sin(k * x) - 0.3 * e2 * k * torch.sin(2 * k * x)
+    return -2 * NU * phi_x / phi
+
+
+def max_error(nx: int, periodic: bool, refine: int = 1) -> float:
+    grid = BurgersGrid(nx=nx, nt=3, t_final=1.0, periodic=periodic)
+    u = solve_burgers(lambda x: cole_hopf(x, 0.0, periodic)[None], grid, nu=NU, refine=refine)
+    exact = torch.stack([cole_hopf(grid.x(), float(t), periodic) for t in grid.t()])
+    assert u.shape == (1, 3, nx)
+    return float((u[0] - exact).abs().max())
+
+
+@pytest.mark.parametrize("periodic", [False, True])
+def test_cole_hopf_second_order(periodic):
+    sizes = (32, 64, 128) if periodic else (31, 63, 127)  # Dirichlet: dx = 1/32, 1/64, 1/128
+    errors = [max_error(n, periodic) for n in sizes]
+    assert errors[-1] < 1e-4  # against |u| up to ~0.3
+    for coarse, fine in zip(errors, errors[1:]):
+        assert 3.6 < coarse / fine < 4.4  # second order in dx
+
+
+def test_internal_refinement_samples_the_saved_nodes():
+    # refining internally must make the saved-grid answer closer to the exact one
+    assert max_error(31, False, refine=4) < max_error(31, False, refine=1) / 10
+    assert max_error(32, True, refine=3) < max_error(32, True, refine=1) / 6
+
+
+def test_periodic_unforced_conserves_integral():
+    grid = BurgersGrid(nx=64, nt=5, t_final=0.5, periodic=True)
+    u0 = sample_periodic_initial(3, grid, torch.Generator().manual_seed(1))
+    u = solve_burgers(u0, grid, nu=0.005, refine=1)
+    mass = u.sum(-1) * grid.dx  # (N, nt)
+    assert torch.allclose(mass, mass[:, :1].expand_as(mass), atol=1e-12)
+    assert (u[:, -1] - u[:, 0]).abs().max() > 0.05  # it did evolve
+
+
+def test_forcing_adds_its_integral():
+    # zero Dirichlet is not conservative; periodic with forcing: d/dt int u = int f
+    grid = BurgersGrid(nx=50, nt=3, t_final=0.4, periodic=True)
+    u0 = torch.zeros(1, 50, dtype=torch.float64)
+    u = solve_burgers(u0, grid, nu=0.01, refine=1, forcing=lambda t, x: 0.0 * x[None] + 2.0)
+    assert torch.allclose(u[0, -1], torch.full((50,), 0.8, dtype=torch.float64), atol=1e-12)
+
+
+def test_wdno_sampling_is_seeded_and_in_distribution():
+    grid = BurgersGrid()
+    a = sample_burgers_problem(64, grid, torch.Generator().manual_seed(3))
+    b = sample_burgers_problem(64, grid, torch.Generator().manual_seed(3))
+    c = sample_burgers_problem(64, grid, torch.Generator().manual_seed(4))
+    assert torch.equal(a.initial.amp, b.initial.amp) and torch.equal(a.forcing.amp, b.forcing.amp)
+    assert not torch.equal(a.initial.amp, c.initial.amp)
+    centres = a.initial.x_center
+    assert ((centres[:, 0] >= 0.2) & (centres[:, 0] <= 0.4)).all()
+    assert ((centres[:, 1] >= 0.6) & (centres[:, 1] <= 0.8)).all()
+    assert (a.initial.amp[:, 0] >= 0).all() and (a.initial.amp[:, 1] <= 0).all()
+    assert a.forcing.amp.shape == (64, 8) and (a.forcing.amp.abs() <= 3).all()
+    f = a.forcing.on_grid(grid.t(), grid.x())
+    assert f.shape == (64, grid.nt, grid.nx)
+
+
+def test_wdno_trajectory_boundaries_and_grid_forcing():
+    grid = BurgersGrid(nx=40, nt=33, t_final=2.0)
+    problem = sample_burgers_problem(2, grid, torch.Generator().manual_seed(0))
+    u = solve_burgers(problem.u0, grid, forcing=problem.forcing, refine=2)
+    assert u.shape == (2, 33, 40) and torch.isfinite(u).all()
+    assert torch.allclose(u[:, 0], problem.u0(grid.x()))
+    # the same forcing given as saved-grid values (linear in t and x) gives nearly the same answer
+    f_grid = problem.forcing.on_grid(grid.t(), grid.x())
+    u_grid = solve_burgers(u[:, 0], grid, forcing=f_grid, refine=2)
+    assert (u_grid - u).abs().max() < 0.05 * u.abs().max()
+
+
+def test_bad_shapes_raise():
+    grid = BurgersGrid(nx=20, nt=3, t_final=0.1)
+    with pytest.raises(ValueError):
+        solve_burgers(torch.zeros(1, 21), grid)
+    with pytest.raises(ValueError):
+        solve_burgers(torch.zeros(1, 20), grid, forcing=torch.zeros(1, 2, 20))
+    with pytest.raises(ValueError):
+        solve_burgers(torch.zeros(1, 20), BurgersGrid(nx=20, nt=3, periodic=True), refine=2)
