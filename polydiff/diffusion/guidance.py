@@ -26,20 +26,30 @@ def _weight(weight: Weight, state: StepState) -> float:
 
 
 class ReplaceKnown(SamplerHook):
-    """Hold ``values`` where ``mask`` is True: noised to the current level before every model
-    call, exact in x̂₀ and in the final sample (WDNO conditions, RePaint-style inpainting).
+    """Hold ``values`` where ``mask`` is True (WDNO conditions, inpainting).
 
+    ``noised=True`` (RePaint-style, for a model trained on fully noised data): before each
+    model call the known entries are set to ``values`` noised to the current level. This is
+    an approximation: for a 2-D Gaussian with correlation 0.8 it gives E[x₁ | x₀ = 1] ≈ 0.49
+    instead of 0.8 (tests/diffusion/test_sampling.py).
+    ``noised=False`` (for a model trained with ``denoising_loss(..., known_clean=True)``):
+    the model sees the clean known values at every step, which is exact conditioning.
+    In both modes x̂₀ and the final sample hold ``values`` exactly.
     ``mask`` and ``values`` broadcast to the sample shape (B, ...).
     """
 
-    def __init__(self, mask: Tensor, values: Tensor) -> None:
-        self.mask, self.values = mask.bool(), values
+    def __init__(self, mask: Tensor, values: Tensor, noised: bool = True) -> None:
+        self.mask, self.values, self.noised = mask.bool(), values, noised
 
     def before_model(self, state: StepState, x: Tensor) -> Tensor:
         values = self.values.to(x).expand_as(x)
-        noise = randn_tensor(x.shape, generator=state.generator, device=x.device, dtype=x.dtype)
-        noisy = noise_to_level(state.scheduler, values, noise, state.alpha_bar)
-        return torch.where(self.mask.to(x.device), noisy, x)
+        if self.noised:
+            noise = randn_tensor(x.shape, generator=state.generator, device=x.device,
+                                 dtype=x.dtype)
+            values = noise_to_level(state.scheduler, values, noise, state.alpha_bar)
+        elif is_sigma_parameterised(state.scheduler):  # the model sees x/√(1+σ²) = x·√ᾱ
+            values = values / state.alpha_bar.to(x).sqrt()
+        return torch.where(self.mask.to(x.device), values, x)
 
     def on_x0(self, state: StepState, x0: Tensor) -> Tensor:
         return torch.where(self.mask.to(x0.device), self.values.to(x0).expand_as(x0), x0)
@@ -52,9 +62,10 @@ class MeasurementGuidance(SamplerHook):
     """Posterior sampling given y = A(x) + n, each batch item (particle) guided on its own.
 
     mode ``"score"`` (default; any scheduler): the Gaussian likelihood score at x_t,
-        ∇ log p(y|x_t) ≈ −∇_{x_t} Σ|y − A x̂₀|² / (2(σ² + gain·r²)), with r² = 1 − ᾱ the
-        variance of x₀ given x_t for unit-variance data (ΠGDM) or r² = 0 (plain DPS, with
-        ``variance_inflation=False``), moves x̂₀ by weight·(1 − ᾱ)/√ᾱ·∇ (Tweedie).
+        ∇ log p(y|x_t) ≈ −∇_{x_t} Σ|y − A x̂₀|² / (2(σ² + gain·r²)), with r² = v(1 − ᾱ)/(ᾱv
+        + 1 − ᾱ) the variance of x₀ given x_t for data of variance v = ``data_variance``
+        (ΠGDM; v = 1 gives r² = 1 − ᾱ) or r² = 0 (plain DPS, ``variance_inflation=False``),
+        moves x̂₀ by weight·(1 − ᾱ)/√ᾱ·∇ (Tweedie).
     mode ``"dps"`` (Chung et al. 2023): x_{t−1} ← x_{t−1} − weight·∇_{x_t}‖y − A x̂₀‖ after
         the scheduler's step, per particle; ‖·‖ is σ-weighted for a Stack.
     ``weight`` is a constant or a function of the StepState (a schedule).
@@ -64,16 +75,17 @@ class MeasurementGuidance(SamplerHook):
     needs_grad = True
 
     def __init__(self, operator: Operator, y, weight: Weight = 1.0, mode: str = "score",
-                 variance_inflation: bool = True) -> None:
+                 variance_inflation: bool = True, data_variance: float = 1.0) -> None:
         if mode not in ("score", "dps"):
             raise ValueError(f"unknown guidance mode {mode!r} (score or dps)")
         self.operator, self.y, self.weight, self.mode = operator, y, weight, mode
-        self.variance_inflation = variance_inflation
+        self.variance_inflation, self.data_variance = variance_inflation, data_variance
         self.last_misfit: Tensor | None = None
 
     def _gradient(self, state: StepState) -> Tensor:
         if self.mode == "score":
-            r2 = (1 - state.alpha_bar) if self.variance_inflation else 0.0
+            ab, v = state.alpha_bar, self.data_variance
+            r2 = v * (1 - ab) / (ab * v + 1 - ab) if self.variance_inflation else 0.0
             loss = self.operator.misfit(state.x0, self.y, r2)
         else:
             loss = (2 * self.operator.misfit(state.x0, self.y)).clamp_min(1e-20).sqrt()

@@ -115,7 +115,7 @@ class PointMask(SparseLinear):
         idx = torch.nonzero(mask.flatten(), as_tuple=False).flatten()
         m, n = len(idx), mask.numel()
         weights = torch.sparse_coo_tensor(
-            torch.stack([torch.arange(m), idx]), torch.ones(m), (m, n))
+            torch.stack([torch.arange(m), idx]), torch.ones(m), (m, n), check_invariants=False)
         super().__init__(weights, mask.shape, sigma)
         self.mask = mask.bool()
 

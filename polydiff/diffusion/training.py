@@ -59,7 +59,7 @@ class TrainResult(NamedTuple):
 
 def denoising_loss(model: Callable[[Tensor, Tensor], Tensor], scheduler, x0: Tensor,
                    noise: Tensor, timesteps: Tensor, *, weight: Tensor | None = None,
-                   known: Tensor | None = None) -> Tensor:
+                   known: Tensor | None = None, known_clean: bool = False) -> Tensor:
     """Mean squared error of the model's prediction at x_t = √ᾱx₀ + √(1−ᾱ)ε.
 
     Args:
@@ -68,10 +68,14 @@ def denoising_loss(model: Callable[[Tensor, Tensor], Tensor], scheduler, x0: Ten
         weight: per-channel weights (C,) or any tensor broadcastable to x0.
         known: boolean mask broadcastable to x0 of entries given as conditions; they are
             excluded from the loss (WDNO: the loss ignores the conditioned channels).
+        known_clean: give the model the clean known entries instead of noised ones (pairs
+            with ``ReplaceKnown(..., noised=False)`` at sampling time).
     """
     ab = scheduler.alphas_cumprod.to(x0.device)[timesteps].to(x0.dtype)
     ab = ab.reshape(-1, *([1] * (x0.dim() - 1)))
     x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+    if known is not None and known_clean:
+        x_t = torch.where(known.to(x0.device).bool(), x0, x_t)
     target = training_target(x0, noise, ab, scheduler.config.prediction_type)
     err = (model(x_t, timesteps) - target) ** 2
     w = torch.ones_like(err)
