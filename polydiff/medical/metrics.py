@@ -19,7 +19,8 @@ def nmse(gt: np.ndarray, pred: np.ndarray) -> float:
 def psnr(gt: np.ndarray, pred: np.ndarray, maxval: float | None = None) -> float:
     """Peak signal-to-noise ratio in dB with data range ``maxval`` (default: ``gt.max()``)."""
     maxval = float(gt.max()) if maxval is None else maxval
-    return float(10 * np.log10(maxval**2 / np.mean((gt - pred) ** 2)))
+    mse = float(np.mean((gt - pred) ** 2))
+    return float("inf") if mse == 0 else float(10 * np.log10(maxval**2 / mse))
 
 
 def ssim_slice(gt: np.ndarray, pred: np.ndarray, data_range: float, win: int = 7) -> float:

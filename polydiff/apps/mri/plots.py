@@ -1,0 +1,46 @@
+"""PNG pictures of reconstructions: images, uncertainty and the acquisition order."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from polydiff.runtime import atomic_output  # noqa: E402
+
+
+def order_image(order: np.ndarray, width: int) -> np.ndarray:
+    """(W,) float: the rank at which each column was acquired (NaN: never)."""
+    ranks = np.full(width, np.nan)
+    ranks[order] = np.arange(len(order))
+    return ranks
+
+
+def save_figure(path: str | os.PathLike, panels: list[list[tuple[str, np.ndarray, str]]],
+                title: str = "") -> None:
+    """A grid of panels ``(label, array, kind)``, rows of the same length; ``kind`` is
+    "image" (grey), "std" (magma) or "order" (a (W,) acquisition rank as a bar code)."""
+    rows, cols = len(panels), max(len(r) for r in panels)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.3 * rows), squeeze=False)
+    for ax_row, row in zip(axes, panels):
+        for ax, panel in zip(ax_row, row + [None] * (cols - len(row))):
+            ax.axis("off")
+            if panel is None:
+                continue
+            label, arr, kind = panel
+            if kind == "order":
+                ax.imshow(np.tile(arr[None], (len(arr), 1)), cmap="viridis_r",
+                          interpolation="nearest")
+            else:
+                ax.imshow(arr, cmap="gray" if kind == "image" else "magma")
+            ax.set_title(label, fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
