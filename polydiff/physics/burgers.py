@@ -202,11 +202,13 @@ def solve_burgers(
         nu: viscosity (length^2 per time unit).
         forcing: None, a function (t, x (n,)) -> (N, n), or values on the saved grid
             (N, nt, nx), interpolated linearly in time and space.
-        refine: internal grid spacing = saved spacing / refine (default 4, or 3 on a periodic
+        refine: internal grid spacing = saved spacing / refine (default 2, or 1 on a periodic
             grid, where it must be odd so that the internal cell centres contain the saved ones).
+            On the WDNO grid (120 x 81, forced) refine 1 / 2 differ from refine 4 by a relative
+            RMS of 2.6e-3 / 5e-4.
         cfl: safety factor on the advective and diffusive step limits (<= 1).
     """
-    refine = refine or (3 if grid.periodic else 4)
+    refine = refine or (1 if grid.periodic else 2)
     index = grid.saved_index(refine)
     x = grid.x(refine)
     if callable(u0):
