@@ -1,0 +1,62 @@
+"""Sample layout: exact round trips, channel groups, nested grids."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from polydiff.apps.pde.dataset import (
+    coarsen,
+    from_model_grid,
+    grid_level,
+    to_model_grid,
+)
+from polydiff.apps.pde.representation import Fields, Layout, known_mask
+
+
+@pytest.mark.parametrize("domain", ["wavelet", "physical"])
+def test_encode_decode_round_trip(small_fields: Fields, domain: str) -> None:
+    layout = Layout(domain=domain, family="bior2.4", levels=1)
+    layout.fit_scale(small_fields)
+    x = layout.encode(small_fields)
+    assert x.shape == (8, *layout.sample_shape(64, 64))
+    back = layout.decode(x)
+    for a, b in zip(back, small_fields):
+        assert torch.max(torch.abs(a - b)) < 1e-5
+
+
+def test_u0_channels_hold_only_time_averages(small_fields: Fields) -> None:
+    layout = Layout(levels=1, scale=[1.0] * 12)
+    u0 = layout.encode(small_fields)[:, layout.group("u0")]
+    # bands "da" and "dd" are details along time: zero for a state repeated along time
+    assert torch.max(torch.abs(u0[:, 2:])) < 1e-5
+    assert torch.max(torch.abs(u0[:, :2])) > 0.1
+
+
+def test_known_mask_marks_the_condition_groups() -> None:
+    layout = Layout(levels=1, scale=[1.0] * 12)
+    mask = known_mask(layout, (1, 12, 16, 16), forcing_known=True)[0, :, 0, 0]
+    assert mask.tolist() == [False] * 4 + [True] * 8
+    mask = known_mask(layout, (1, 12, 16, 16), forcing_known=False)[0, :, 0, 0]
+    assert mask.tolist() == [False] * 8 + [True] * 4
+
+
+def test_solver_layout_round_trip_and_nesting(small_fields: Fields) -> None:
+    u, f = from_model_grid(small_fields)
+    assert u.shape == f.shape == (8, 65, 63)
+    again = to_model_grid(u, f)
+    for a, b in zip(again, small_fields):
+        assert torch.equal(a, b)
+    coarse = coarsen(small_fields)
+    assert coarse.u.shape == (8, 32, 32) and coarse.u0.shape == (8, 32)
+    # node i of the coarse grid is node 2i of the fine one, time k is time 2k
+    assert torch.equal(coarse.u[:, 0, 3], small_fields.u[:, 1, 6])
+    assert torch.equal(coarse.f[:, 5, 7], small_fields.f[:, 10, 14])
+
+
+def test_grid_levels() -> None:
+    assert [grid_level(n, 31) for n in (31, 63, 127)] == [0, 1, 2]
+    with pytest.raises(ValueError, match="serves nx = 31, 63"):
+        grid_level(50, 31)
+    with pytest.raises(ValueError):
+        grid_level(15, 31)
