@@ -1,0 +1,78 @@
+"""Synthetic weather: units, magnitudes, geostrophic balance, background gradient, seeding."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from polydiff.physics.atmos_fields import (
+    EARTH_RADIUS,
+    RHO_AIR,
+    FieldConfig,
+    block_mean,
+    generate_fields,
+)
+from polydiff.runtime import UserError, make_generator
+
+CFG = FieldConfig(size=16, resolution=2.0, sim_factor=1, spinup_steps=300, sample_every=30)
+
+
+@pytest.fixture(scope="module")
+def fields():
+    return generate_fields(8, CFG, make_generator(0), trajectories=2)
+
+
+def test_dataset_layout_units_and_magnitudes(fields):
+    ds = fields
+    assert dict(ds.sizes) == {"time": 8, "latitude": 16, "longitude": 16}
+    assert np.all(np.diff(ds.latitude) == 2.0) and ds.latitude[0] == CFG.lat_south + 1.0
+    assert list(ds.trajectory.values) == [0] * 4 + [1] * 4
+    units = {"t2m": "K", "u10": "m s-1", "v10": "m s-1", "msl": "Pa"}
+    for name, unit in units.items():
+        assert ds[name].attrs["units"] == unit and ds[name].attrs["standard_name"]
+        assert np.isfinite(ds[name].values).all()
+    assert 250 < ds.t2m.min() and ds.t2m.max() < 320 and 2 < ds.t2m.std() < 15
+    assert abs(float(ds.u10.mean()) - CFG.mean_westerly) < 1.0 and 2 < ds.v10.std() < 10
+    assert abs(ds.u10).max() < 50 and 95_000 < ds.msl.min() and ds.msl.max() < 107_000
+    assert (ds.time.diff("time") > np.timedelta64(0)).all()
+
+
+def test_winds_are_in_geostrophic_balance_with_pressure(fields):
+    p = fields.msl.values.astype(np.float64)
+    dy = math.radians(CFG.resolution) * EARTH_RADIUS
+    # centred differences on the periodic anomaly + the background gradient's exact slope
+    p_anom = p - p.mean(axis=(0, 2), keepdims=True)
+    dpdy = (np.roll(p_anom, -1, axis=1) - np.roll(p_anom, 1, axis=1)) / (2 * dy)
+    dpdx = (np.roll(p_anom, -1, axis=2) - np.roll(p_anom, 1, axis=2)) / (2 * dy)
+    rho_f = RHO_AIR * CFG.coriolis
+    u_g, v_g = -dpdy / rho_f, dpdx / rho_f
+    u = fields.u10.values - fields.u10.values.mean(axis=(0, 2), keepdims=True)
+    v = fields.v10.values
+    for wind, geo in ((u, u_g), (v, v_g)):
+        corr = np.corrcoef(wind.ravel(), geo.ravel())[0, 1]
+        ratio = np.std(wind) / np.std(geo)
+        assert corr > 0.9 and ratio == pytest.approx(CFG.surface_wind_ratio, rel=0.25)
+    slope = np.polyfit(fields.latitude, p.mean(axis=(0, 2)), 1)[0]  # Pa per degree
+    expected = -rho_f * CFG.mean_westerly / CFG.surface_wind_ratio * dy / CFG.resolution
+    assert slope == pytest.approx(expected, rel=0.3)
+
+
+def test_temperature_falls_northward_at_the_configured_rate(fields):
+    zonal = fields.t2m.values.mean(axis=(0, 2))
+    slope = np.polyfit(fields.latitude, zonal, 1)[0]
+    assert slope == pytest.approx(-CFG.t_gradient, rel=0.35)
+
+
+def test_same_seed_same_fields_other_seed_other_fields(fields):
+    again = generate_fields(8, CFG, make_generator(0), trajectories=2)
+    other = generate_fields(8, CFG, make_generator(1), trajectories=2)
+    assert np.array_equal(again.t2m.values, fields.t2m.values)
+    assert not np.allclose(other.t2m.values, fields.t2m.values)
+
+
+def test_block_mean_averages_and_refuses_other_sizes():
+    x = torch.arange(16.0).reshape(4, 4)
+    assert torch.equal(block_mean(x, 2), torch.tensor([[2.5, 4.5], [10.5, 12.5]]))
+    with pytest.raises(UserError, match="not a multiple"):
+        block_mean(torch.zeros(6, 6), 4)
