@@ -22,8 +22,8 @@ from polydiff.diffusion.operators import (
 )
 
 __all__ = [
-    "MaskedFFT2", "SenseOperator", "center_crop", "channels_to_complex", "complex_to_channels",
-    "crop_kspace", "estimate_sensitivities", "fft2c", "ifft2c", "rss", "zero_filled",
+    "MaskedFFT2", "Operator", "SenseOperator", "center_crop", "channels_to_complex",
+    "complex_to_channels", "crop_kspace", "estimate_sensitivities", "fft2c", "ifft2c", "rss", "zero_filled",
 ]
 
 
@@ -66,12 +66,14 @@ class SenseOperator(Operator):
 
     ``maps`` (C, H, W) complex sensitivities, ``mask`` (W,) columns or (H, W); y is complex
     (B, C, H, W). With one coil of ones it is ``MaskedFFT2``. A·Aᴴ is not a multiple of the
-    identity, so ``project`` solves (A·Aᴴ) z = r by conjugate gradients.
+    identity, so ``project`` solves (A·Aᴴ + μI) z = r by conjugate gradients.
     """
 
-    def __init__(self, maps: Tensor, mask: Tensor, sigma: float = 1.0, cg_iters: int = 20):
+    def __init__(self, maps: Tensor, mask: Tensor, sigma: float = 1.0, cg_iters: int = 20,
+                 damping: float = 1e-3):
         self.maps, self.mask, self.sigma, self.cg_iters = maps, mask.bool(), float(sigma), cg_iters
         self.gain = float(maps.abs().square().mean())  # mean diagonal of A·Aᴴ
+        self.damping = damping  # μ relative to the gain: (A·Aᴴ + μ·gain·I) stays invertible
 
     def _mask(self, like: Tensor) -> Tensor:
         m = self.mask.to(like.device)
@@ -86,11 +88,14 @@ class SenseOperator(Operator):
         return complex_to_channels((self.maps.to(y.device).conj() * img).sum(1))
 
     def pinv(self, y: Tensor) -> Tensor:
-        """Aᴴ(A·Aᴴ)⁻¹y by conjugate gradients on the measurement space, per batch item."""
+        """Aᴴ(A·Aᴴ + μI)⁻¹y by conjugate gradients on the measured entries, per batch item
+        (damped least squares: estimated maps make A·Aᴴ singular)."""
+        mu = self.damping * self.gain
+        y = y * self._mask(y)
         z, r = torch.zeros_like(y), y.clone()
         p, rr = r.clone(), inner(r, r)
         for _ in range(self.cg_iters):
-            ap = self.forward(self.adjoint(p))
+            ap = self.forward(self.adjoint(p)) + mu * p
             alpha = rr / inner(p, ap).clamp_min(1e-30)
             z = z + alpha.view(-1, 1, 1, 1) * p
             r = r - alpha.view(-1, 1, 1, 1) * ap

@@ -127,3 +127,16 @@ def real_slices(size: int) -> dict[str, np.ndarray]:
     except Exception:  # noqa: BLE001 - nibabel or its test data not installed
         pass
     return {k: resize(v / v.max(), (size, size), anti_aliasing=True) for k, v in found.items()}
+
+
+def coil_maps(coils: int, size: int, width: float = 0.6) -> np.ndarray:
+    """Smooth synthetic receive sensitivities (coils, size, size) complex64: Gaussian bumps
+    centred on a circle around the field of view, each with its own linear phase."""
+    y, x = np.meshgrid(_axis(size) / size, _axis(size) / size, indexing="ij")
+    maps = []
+    for c in range(coils):
+        ang = 2 * np.pi * c / coils
+        cx, cy = 0.5 * np.cos(ang), 0.5 * np.sin(ang)
+        mag = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * width**2))
+        maps.append(mag * np.exp(1j * (ang + np.pi * (x * np.sin(ang) - y * np.cos(ang)))))
+    return np.stack(maps).astype(np.complex64)

@@ -44,6 +44,8 @@ def register(subparsers, name: str, help_text: str) -> None:
     q = sub.add_parser("phantoms", help="random ellipse phantoms as a fastMRI-layout HDF5 file")
     q.add_argument("--n", type=int, default=16, help="number of slices (default: 16)")
     q.add_argument("--size", type=int, default=128, help="image size in pixels (default: 128)")
+    q.add_argument("--coils", type=int, default=1,
+                   help="1: single-coil; more: multi-coil with synthetic sensitivities")
     q.add_argument("-o", "--output", type=Path, required=True, help="output .h5")
     add_common_args(q, model=False)
     q.set_defaults(func=cmd_phantoms)
@@ -57,15 +59,21 @@ def register(subparsers, name: str, help_text: str) -> None:
 
 def cmd_phantoms(args: argparse.Namespace) -> int:
     from polydiff.medical.fastmri_io import KspaceVolume, write_kspace
-    from polydiff.medical.kspace import ifft2c
-    from polydiff.medical.phantoms import phantom_volume
+    from polydiff.medical.kspace import fft2c, ifft2c, rss
+    from polydiff.medical.phantoms import coil_maps, phantom_volume
 
-    if args.n < 1 or args.size < 8:
-        raise UserError("--n must be at least 1 and --size at least 8")
-    kspace = phantom_volume(args.n, args.size, args.seed)
-    truth = ifft2c(torch.from_numpy(kspace)).abs().numpy().astype(np.float32)
-    write_kspace(args.output, KspaceVolume(kspace, truth, {"seed": args.seed}))
-    print(f"wrote {args.n} phantom slices of {args.size}x{args.size} to {args.output}")
+    if args.n < 1 or args.size < 8 or args.coils < 1:
+        raise UserError("--n and --coils must be at least 1 and --size at least 8")
+    kspace = torch.from_numpy(phantom_volume(args.n, args.size, args.seed))
+    if args.coils == 1:
+        truth, key = ifft2c(kspace).abs(), "reconstruction_esc"
+    else:  # coil k-space of the sensitivity-weighted images; truth = RSS
+        images = torch.from_numpy(coil_maps(args.coils, args.size))[None] * ifft2c(kspace)[:, None]
+        kspace, truth, key = fft2c(images), rss(images, 1), "reconstruction_rss"
+    write_kspace(args.output, KspaceVolume(kspace.numpy(), truth.numpy().astype(np.float32),
+                                           {"seed": args.seed}), recon_key=key)
+    print(f"wrote {args.n} phantom slices of {args.size}x{args.size} "
+          f"({args.coils} coil{'s' if args.coils > 1 else ''}) to {args.output}")
     return 0
 
 
@@ -114,7 +122,7 @@ def demo(out_dir: Path, *, device: torch.device, seed: int) -> str:
                ["size"])
     out_dir.mkdir(parents=True, exist_ok=True)
     truth = out_dir / "phantoms.h5"
-    cmd_phantoms(argparse.Namespace(n=2, size=size, seed=seed, output=truth))
+    cmd_phantoms(argparse.Namespace(n=2, size=size, seed=seed, coils=1, output=truth))
     cfg = ReconConfig(acceleration=4, policy="ads", particles=8, steps=25)
     reconstruct_file(truth, out_dir / "recon.h5", cfg, model=None, device=device, seed=seed)
     m = evaluate_files(truth, out_dir / "recon.h5", include_zero_filled=True)

@@ -9,6 +9,7 @@ acquisition hook and hard data consistency, (4) magnitudes back in the input's u
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -28,9 +29,13 @@ from polydiff.diffusion import (
 )
 from polydiff.medical.kspace import (
     MaskedFFT2,
+    Operator,
+    SenseOperator,
     channels_to_complex,
     crop_kspace,
+    estimate_sensitivities,
     fft2c,
+    ifft2c,
 )
 from polydiff.medical.masks import budget, center_columns, fixed_mask
 from polydiff.runtime import UserError
@@ -103,41 +108,71 @@ class MriReconstructor:
 
     def reconstruct(self, kspace: Tensor, cfg: ReconConfig, generator: torch.Generator,
                     mask_seed: int = 0, progress: bool = False) -> SliceResult:
-        """Reconstruct one slice: ``kspace`` (size, size) complex on the model's grid."""
+        """Reconstruct one slice on the model's grid: ``kspace`` (size, size) single-coil or
+        (C, size, size) multi-coil (SENSE, maps estimated from the centre block)."""
         if cfg.policy not in POLICIES:
             raise UserError(f"unknown policy {cfg.policy!r} (use {', '.join(POLICIES)})")
         dev = self.device
-        # 1. scale into model units (the statistic uses the always-acquired centre column)
-        scale = float(reference_scale(kspace)) * self.factor
-        k = (kspace / scale).to(dev, torch.complex64)  # (H, W)
-        # 2. the starting mask
+        # 1. the starting mask
         b = budget(self.size, cfg.acceleration, cfg.center_fraction)
         start = (center_columns(b) if cfg.policy == "ads"
                  else fixed_mask(cfg.policy, b, mask_seed).order)
         mask = torch.zeros(self.size, dtype=torch.bool, device=dev)
         mask[torch.as_tensor(start, device=dev)] = True
-        y = torch.zeros(1, *k.shape, dtype=k.dtype, device=dev)
-        y[..., mask] = k[:, mask]
+        # 2. the measurement in model units
+        m = _measurement(kspace.to(dev, torch.complex64), mask, center_columns(b), self.factor)
         # 3. sample: DPS guidance, acquisition, hard data consistency at the end
-        op = MaskedFFT2(mask)
-        guide = MeasurementGuidance(op, y, cfg.guidance_weight, mode="dps")
+        guide = MeasurementGuidance(m.operator, m.y, cfg.guidance_weight, mode="dps")
         hooks = [guide]
         acq = None
         if cfg.policy == "ads":
-            acq = ActiveAcquisition(
-                guide, lambda x0: fft2c(channels_to_complex(x0)), lambda col: k[:, col],
-                acquisition_steps(cfg.steps, b.total - b.center, cfg.window), cfg.kernel,
-                cfg.sigma)
+            acq = ActiveAcquisition(guide, m.predict, m.scanner, acquisition_steps(
+                cfg.steps, b.total - b.center, cfg.window), cfg.kernel, cfg.sigma)
             hooks.append(acq)
-        hooks.append(DataConsistency(op, y))
+        hooks.append(DataConsistency(m.operator, m.y))
         if progress:
             hooks.append(ProgressBar("mri reconstruct"))
         out = sample(Denoiser(self.net), self.scheduler, (cfg.particles, 2, self.size,
                      self.size), steps=cfg.steps, generator=generator, hooks=hooks, device=dev)
         # 4. magnitudes in the input's units
-        mag = channels_to_complex(out.sample).abs() * scale  # (B, H, W)
+        mag = channels_to_complex(out.sample).abs() * m.scale  # (B, H, W)
         order = np.concatenate([np.asarray(start), np.asarray(acq.acquired if acq else [],
                                                                 dtype=np.int64)])
         return SliceResult(mag.mean(0).cpu().numpy().astype(np.float32),
                            mag.std(0).cpu().numpy().astype(np.float32),
                            mask.cpu().numpy().copy(), order.astype(np.int64))
+
+
+class Measurement(NamedTuple):
+    """What the sampler needs of one slice's acquisition, in model units."""
+
+    operator: Operator  # MaskedFFT2 or SenseOperator, holding the (W,) mask
+    y: Tensor  # (1, H, W) or (1, C, H, W), zero outside the acquired columns
+    predict: Callable[[Tensor], Tensor]  # x̂₀ (B, 2, H, W) -> full k-space (B, [C,] H, W)
+    scanner: Callable[[int], Tensor]  # column l -> its measured values, like y[..., l]
+    scale: float  # model units -> the input's units
+
+
+def _measurement(k: Tensor, mask: Tensor, centre: np.ndarray, factor: float) -> Measurement:
+    """Single-coil (H, W): masked FFT. Multi-coil (C, H, W): SENSE with maps from the centre
+    block. The scale is the centre-column statistic of the (coil-combined) centre block."""
+    centre = torch.as_tensor(centre, device=k.device)
+    if k.dim() == 2:
+        op, maps = MaskedFFT2(mask), None
+        scale = float(reference_scale(k)) * factor
+    else:
+        maps = estimate_sensitivities(k, centre)
+        low = torch.zeros_like(k)
+        low[..., centre] = k[..., centre]
+        combined = fft2c((maps.conj() * ifft2c(low)).sum(0))
+        scale = float(reference_scale(combined)) * factor
+        op = SenseOperator(maps, mask)
+
+    def predict(x0: Tensor) -> Tensor:
+        img = channels_to_complex(x0)
+        return fft2c(img if maps is None else maps[None] * img[:, None])
+
+    k = k / scale
+    y = torch.zeros(1, *k.shape, dtype=k.dtype, device=k.device)
+    y[..., mask] = k[..., mask]
+    return Measurement(op, y, predict, lambda col: k[..., col], scale)

@@ -22,13 +22,10 @@ def reconstruct_file(src: str | os.PathLike, dst: str | os.PathLike, cfg: ReconC
                      model: str | os.PathLike | None, device: torch.device, seed: int) -> str:
     """Reconstruct every slice of ``src`` into ``dst`` (HDF5) and ``dst`` with .png."""
     vol = read_kspace(src)
-    if vol.multicoil:
-        raise UserError(f"{src}: multi-coil k-space {vol.kspace.shape}; reconstruct reads "
-                        "single-coil files (slices, H, W)")
     recon = MriReconstructor(model, device)
     budget(recon.size, cfg.acceleration, cfg.center_fraction)  # fail before any work
     kspace, note = prepare_kspace(torch.from_numpy(vol.kspace), recon.size)
-    centre = kspace[..., :, recon.size // 2].abs().amax(-1)
+    centre = kspace[..., :, recon.size // 2].abs().flatten(1).amax(-1)
     if (centre == 0).any():
         raise UserError(f"{src}: slice {int(torch.nonzero(centre == 0)[0])} has an empty "
                         "k-space centre column")
@@ -39,8 +36,8 @@ def reconstruct_file(src: str | os.PathLike, dst: str | os.PathLike, cfg: ReconC
         "acceleration": float(cfg.acceleration), "policy": cfg.policy, "model": recon.folder,
         "seed": int(seed), "particles": cfg.particles, "steps": cfg.steps,
         "kernel": cfg.kernel, "guidance_weight": cfg.guidance_weight, "preprocessing": note,
-        "source": str(src)})
-    zf = zero_filled(kspace, torch.from_numpy(results[0].mask)).numpy()
+        "source": str(src), "coils": int(vol.kspace.shape[1]) if vol.multicoil else 1})
+    zf = _zero_filled(kspace, [torch.from_numpy(r.mask) for r in results], vol.multicoil)
     png = os.fspath(dst) + ".png" if not str(dst).endswith(".h5") else str(dst)[:-3] + ".png"
     save_figure(png, [[("zero-filled (1st mask)", zf[i], "image"),
                        (f"{cfg.policy} mean of {cfg.particles}", r.reconstruction, "image"),
@@ -81,6 +78,12 @@ def reference_images(src: str | os.PathLike, shape: tuple[int, ...]) -> tuple[np
     return img.numpy().astype(np.float32), f"kspace ({note})"
 
 
+def _zero_filled(kspace: torch.Tensor, masks, multicoil: bool) -> np.ndarray:
+    """Zero-filled magnitudes (S, H, W) of each slice with its (W,) mask (coils: RSS)."""
+    zf = [zero_filled(k, m) for k, m in zip(kspace, masks)]
+    return torch.stack([rss(z, 0) if multicoil else z for z in zf]).numpy()
+
+
 def _bad(src):
     if not os.path.isfile(src):
         raise UserError(f"HDF5 file not found: {src}")
@@ -98,6 +101,6 @@ def evaluate_files(truth: str | os.PathLike, pred: str | os.PathLike,
             mask = torch.from_numpy(f["mask"][()])
         vol = read_kspace(truth)
         k, _ = prepare_kspace(torch.from_numpy(vol.kspace), images.shape[-1])
-        zf = torch.stack([zero_filled(ks, m) for ks, m in zip(k, mask)]).numpy()
+        zf = _zero_filled(k, mask, vol.multicoil)
         out.update({f"{key}_zero_filled": v for key, v in evaluate_volume(gt, zf).items()})
     return out
