@@ -17,6 +17,7 @@ from polydiff.apps.pde.model import PDEModel, superres_for
 from polydiff.apps.pde.pipeline import simulate_fields
 from polydiff.apps.pde.simulate import level_grid
 from polydiff.physics.pde_data import Trajectories
+from polydiff.physics.pde_metrics import evaluate_predictions
 from polydiff.runtime import UserError, make_generator
 
 
@@ -67,3 +68,11 @@ def predict(model: PDEModel, data: Trajectories, *, steps: int | None = None, se
                                  generator=generator, progress=True)
         preds.append(from_model_grid(fields)[0].cpu().numpy())
     return Prediction(np.concatenate(preds), data.u.numpy(), data.t.numpy(), data.x.numpy())
+
+
+def score(p: Prediction) -> dict:
+    """MSE, PDEBench nRMSE, time until decorrelation (and their curves) over t_1..t_nt."""
+    pred, truth = torch.from_numpy(p.pred[:, 1:]), torch.from_numpy(p.truth[:, 1:])
+    return {"n": int(p.pred.shape[0]), "nt": int(p.pred.shape[1] - 1),
+            "nx": int(p.pred.shape[2]), "times": p.t[1:].tolist(),
+            **evaluate_predictions(pred, truth, p.t[1:])}

@@ -7,6 +7,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
 from polydiff.apps.pde.model import default_folder, load_model
@@ -107,3 +108,31 @@ def test_control_reduces_the_terminal_misfit(problem, tmp_path: Path) -> None:
     assert rc == 0
     with xr.open_dataset(out, engine="h5netcdf") as ds:
         assert ds["objective"].dims == ("member",) and "u_solver" in ds
+
+
+def test_evaluate_writes_metrics_and_refuses_other_grids(tmp_path: Path) -> None:
+    import json
+
+    from polydiff.physics.pde_data import Trajectories, write_trajectories
+
+    grid = BurgersGrid(nx=31, nt=33, t_final=8.0)
+    p = sample_burgers_problem(2, grid, make_generator(1))
+    f = p.forcing.on_grid(grid.t(), grid.x())
+    u = solve_burgers(p.u0, grid, forcing=f)
+    data = tmp_path / "test.h5"
+    write_trajectories(Trajectories(u, grid.x(), grid.t(), forcing=f, equation="burgers",
+                                    params={"Nu": 0.01}), data)
+    out = tmp_path / "m.json"
+    assert main(["pde", "evaluate", "--data", str(data), "--steps", "3", "--device", "cpu",
+                 "-o", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["n"] == 2 and metrics["nt"] == 32 and len(metrics["nrmse_per_time"]) == 32
+    assert metrics["mse"] > 0 and 0 <= metrics["time_until_decorrelation"] <= 8.0
+    other = tmp_path / "other.h5"  # 40 time levels: not the model's grid
+    g2 = BurgersGrid(nx=31, nt=40, t_final=8.0)
+    write_trajectories(Trajectories(torch.zeros(1, 40, 31), g2.x(), g2.t(),
+                                    equation="burgers", params={"Nu": 0.01}), other)
+    bad = tmp_path / "bad.json"
+    assert main(["pde", "evaluate", "--data", str(other), "--device", "cpu",
+                 "-o", str(bad)]) != 0
+    assert not bad.exists()
