@@ -1,0 +1,59 @@
+"""PNG pictures of atmos fields (matplotlib, Agg backend): one row per variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from polydiff.runtime import atomic_output
+
+
+def plot_maps(path: str | Path, columns: dict[str, dict[str, np.ndarray]],
+              extent: tuple[float, float, float, float], *, title: str = "") -> Path:
+    """Maps ``columns[name][variable]`` (2-D arrays) in a grid: variables down, columns across.
+
+    Columns sharing a variable share its colour range, except those named ``*std*`` or
+    ``*spread*``, which get their own.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(columns)
+    variables = list(next(iter(columns.values())))
+    fig, axes = plt.subplots(len(variables), len(names), squeeze=False,
+                             figsize=(2.6 * len(names) + 0.5, 2.2 * len(variables)))
+    for r, var in enumerate(variables):
+        shared = [columns[n][var] for n in names if not _own_scale(n)]
+        lo = min(float(np.min(a)) for a in shared) if shared else None
+        hi = max(float(np.max(a)) for a in shared) if shared else None
+        for c, name in enumerate(names):
+            ax = axes[r, c]
+            own = _own_scale(name)
+            im = ax.imshow(columns[name][var], origin="lower", extent=extent,
+                           cmap="magma" if own else "RdBu_r",
+                           vmin=None if own else lo, vmax=None if own else hi)
+            fig.colorbar(im, ax=ax, shrink=0.8)
+            ax.set_title(f"{name}: {var}", fontsize=8)
+            ax.tick_params(labelsize=6)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+def _own_scale(name: str) -> bool:
+    return "std" in name or "spread" in name
+
+
+def extent_of(lat: np.ndarray, lon: np.ndarray) -> tuple[float, float, float, float]:
+    """imshow extent (west, east, south, north) of cell-centre coordinates."""
+    dlat = (lat[-1] - lat[0]) / max(len(lat) - 1, 1) / 2
+    dlon = (lon[-1] - lon[0]) / max(len(lon) - 1, 1) / 2
+    return (float(lon[0] - dlon), float(lon[-1] + dlon), float(lat[0] - dlat),
+            float(lat[-1] + dlat))

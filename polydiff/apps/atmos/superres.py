@@ -1,0 +1,244 @@
+"""Zero-shot super-resolution: the score prior guided by coarse fields and point observations.
+
+For each time step, ``members`` particles run the reverse diffusion together; the backbone's
+``MeasurementGuidance`` pulls each one towards the likelihood of a ``Stack`` of measurement
+operators in normalised space:
+
+* coarse-graining ``AvgPool(K)``: y = (coarse − AvgPool(mean)) / std, noise ``coarse_sigma``
+  (a fraction of each variable's climatological std);
+* point observations: bilinear weights, each row whitened by its own σ (so noise std 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from polydiff.apps.atmos.normalise import Normaliser
+from polydiff.diffusion import (
+    AvgPool,
+    Denoiser,
+    MeasurementGuidance,
+    Operator,
+    SparseLinear,
+    load_checkpoint,
+    sample,
+    switch_scheduler,
+)
+from polydiff.physics.era5 import VARIABLES, time_batches
+from polydiff.physics.observations import observation_matrix
+from polydiff.runtime import UserError
+from polydiff.weights import bundled_path
+
+
+@dataclass
+class SuperresOptions:
+    """Sampling settings of ``polydiff atmos superres``."""
+
+    factor: int | None = 4  # coarse-graining factor K (None: observations only)
+    members: int = 8  # ensemble members per time step
+    steps: int = 50  # reverse diffusion steps
+    guidance: float = 1.0  # weight of the likelihood score
+    coarse_sigma: float = 0.02  # coarse-field noise std, as a fraction of each variable's std
+    scheduler: str = "ddim"
+    batch: int = 4  # time steps read from disk at a time
+
+
+class AtmosModel(NamedTuple):
+    """A loaded atmos checkpoint."""
+
+    net: torch.nn.Module
+    scheduler: object
+    normaliser: Normaliser
+
+
+def load_model(folder: str | Path | None, device: torch.device) -> AtmosModel:
+    """The checkpoint ``folder`` (default: the bundled one) with its normaliser."""
+    folder = Path(folder) if folder is not None else bundled_path("atmos")
+    if not folder.is_dir():
+        raise UserError(f"no atmos checkpoint at {folder}: train one with `polydiff atmos "
+                        "train --config configs/atmos/tiny_cpu.yaml` or pass --model DIR")
+    ckpt = load_checkpoint(folder, device=device)
+    if "atmos" not in ckpt.config:
+        raise UserError(f"{folder} is not an atmos checkpoint (no 'atmos' block in its config)")
+    return AtmosModel(ckpt.net, ckpt.scheduler,
+                      Normaliser.from_dict(ckpt.config["atmos"]["normaliser"]))
+
+
+def regular_step(coord: np.ndarray, name: str) -> float:
+    """The spacing of a regular ascending coordinate, or a UserError."""
+    if len(coord) < 2:
+        raise UserError(f"{name} needs at least 2 points")
+    d = np.diff(coord)
+    if not np.allclose(d, d[0], rtol=1e-4) or d[0] <= 0:
+        raise UserError(f"{name} is not a regular grid")
+    return float(d[0])
+
+
+def refine(coord: np.ndarray, factor: int, name: str) -> np.ndarray:
+    """Fine cell centres of a regular coarse coordinate (coarse cells split in ``factor``)."""
+    step = regular_step(coord, name)
+    offsets = (np.arange(factor) + 0.5) / factor - 0.5
+    return (coord[:, None] + step * offsets[None, :]).ravel()
+
+
+def check_factor(model: AtmosModel, factor: int) -> None:
+    """The model's grid must split into factor × factor blocks."""
+    _, h, w = model.normaliser.shape
+    if factor < 1 or h % factor or w % factor:
+        raise UserError(f"the model's grid {h}x{w} is not a multiple of the factor {factor}")
+
+
+def coarse_operator(model: AtmosModel, coarse: np.ndarray, factor: int, sigma: float
+                    ) -> tuple[Operator, torch.Tensor]:
+    """AvgPool(K) and its normalised data for a physical coarse field (C, h, w)."""
+    norm = model.normaliser
+    op = AvgPool(factor, sigma=sigma)
+    mean_c = op.forward(torch.as_tensor(norm.mean)[None]).to(torch.float64)[0]
+    y = (torch.as_tensor(coarse, dtype=torch.float64) - mean_c) / torch.as_tensor(norm.std)[
+        :, None, None]
+    return op, y[None].float()
+
+
+def point_operator(model: AtmosModel, obs: pd.DataFrame, lat: np.ndarray, lon: np.ndarray
+                   ) -> tuple[Operator, torch.Tensor]:
+    """Whitened bilinear observation operator (noise std 1) and its data (1, M)."""
+    norm = model.normaliser
+    weights = observation_matrix(obs, norm.variables, lat, lon).to(torch.float64)
+    channel = torch.as_tensor([norm.index(v) for v in obs["variable"]])
+    std = torch.as_tensor(norm.std)[channel]
+    mean_at = torch.sparse.mm(weights, torch.as_tensor(norm.mean).reshape(-1, 1))[:, 0]
+    sigma = torch.tensor(obs["sigma"].to_numpy(), dtype=torch.float64) / std
+    y = (torch.tensor(obs["value"].to_numpy(), dtype=torch.float64) - mean_at) / std / sigma
+    idx, val = weights.indices(), weights.values()
+    whitened = torch.sparse_coo_tensor(idx, val / sigma[idx[0]], weights.shape)
+    return SparseLinear(whitened.float(), norm.shape, sigma=1.0), y[None].float()
+
+
+def posterior_members(model: AtmosModel, operators: list[Operator], ys: list[torch.Tensor],
+                      opts: SuperresOptions, generator: torch.Generator,
+                      device: torch.device, progress: bool = False) -> torch.Tensor:
+    """``opts.members`` posterior samples (M, C, H, W) in physical units, float64."""
+    from polydiff.diffusion import Stack
+
+    scheduler = switch_scheduler(model.scheduler, opts.scheduler)
+    c, h, w = model.normaliser.shape
+    hooks = []
+    if operators:
+        stack = Stack(operators)
+        y = [v.to(device).expand(opts.members, *v.shape[1:]) for v in ys]
+        hooks.append(MeasurementGuidance(stack, y, weight=opts.guidance))
+    x = sample(Denoiser(model.net), scheduler, (opts.members, c, h, w), steps=opts.steps,
+               generator=generator, hooks=hooks, device=device, progress=progress).sample
+    return model.normaliser.decode(x.detach().cpu().to(torch.float64))
+
+
+def _observations_at(obs: pd.DataFrame | None, time) -> pd.DataFrame | None:
+    if obs is None:
+        return None
+    rows = obs[obs["time"] == pd.Timestamp(time)]
+    return rows if len(rows) else None
+
+
+def check_observation_times(obs: pd.DataFrame, times: np.ndarray) -> None:
+    """Every observation time must be one of the output's times."""
+    known = set(pd.to_datetime(times))
+    stray = sorted(set(obs["time"]) - known)
+    if stray:
+        raise UserError(f"observation time {stray[0]} is not among the fields' times "
+                        f"({pd.Timestamp(min(known))} .. {pd.Timestamp(max(known))})")
+
+
+def superres(model: AtmosModel, opts: SuperresOptions, *, coarse: xr.Dataset | None,
+             obs: pd.DataFrame | None, grid: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+             generator: torch.Generator, device: torch.device,
+             progress: bool = True) -> xr.Dataset:
+    """The fine ensemble dataset for a coarse dataset and/or observations.
+
+    Args:
+        coarse: normalised coarse dataset (time, latitude, longitude) holding the model's
+            variables; or None (observations only, then ``grid`` is required).
+        obs: validated observations, or None.
+        grid: (times, fine latitudes, fine longitudes) when ``coarse`` is None.
+    Returns:
+        dataset with ``<var>`` (member, time, latitude, longitude), ``<var>_mean`` and
+        ``<var>_std`` (time, latitude, longitude), in physical units with CF attributes.
+    """
+    norm = model.normaliser
+    variables = list(norm.variables)
+    # 1. the fine grid and the time steps
+    if coarse is not None:
+        check_factor(model, opts.factor)
+        missing = [v for v in variables if v not in coarse.data_vars]
+        if missing:
+            raise UserError(f"the coarse file lacks the model's variable(s) {', '.join(missing)}")
+        lat = refine(coarse["latitude"].values, opts.factor, "latitude")
+        lon = refine(coarse["longitude"].values, opts.factor, "longitude")
+        times = coarse["time"].values
+        batches = time_batches(coarse[variables], opts.batch)
+    else:
+        if obs is None or grid is None:
+            raise UserError("give a coarse file, or observations with a --grid template")
+        times, lat, lon = grid
+        batches = None
+    if (len(lat), len(lon)) != norm.shape[1:]:
+        raise UserError(f"the fine grid is {len(lat)}x{len(lon)} but the model's grid is "
+                        f"{norm.shape[1]}x{norm.shape[2]}")
+    if obs is not None:
+        check_observation_times(obs, times)
+    # 2. sample each time step
+    out = []
+    steps = iter(batches) if batches is not None else None
+    batch = None
+    for k, time in enumerate(times):
+        if steps is not None and (batch is None or k % opts.batch == 0):
+            batch = next(steps)
+        operators, ys = [], []
+        if batch is not None:
+            field = np.stack([batch[v].values[k % opts.batch] for v in variables])
+            op, y = coarse_operator(model, field, opts.factor, opts.coarse_sigma)
+            operators.append(op)
+            ys.append(y)
+        rows = _observations_at(obs, time)
+        if rows is not None:
+            op, y = point_operator(model, rows, lat, lon)
+            operators.append(op)
+            ys.append(y)
+        out.append(posterior_members(model, operators, ys, opts, generator, device,
+                                     progress=progress))
+    # 3. assemble
+    members = torch.stack(out, dim=1).numpy()  # (M, T, C, H, W)
+    return ensemble_dataset(members, variables, times, lat, lon)
+
+
+def ensemble_dataset(members: np.ndarray, variables: list[str], times, lat, lon) -> xr.Dataset:
+    """CF dataset from members (M, T, C, H, W): each variable, its mean and its spread."""
+    data = {}
+    for c, name in enumerate(variables):
+        var = VARIABLES[name]
+        attrs = {"standard_name": var.standard_name, "units": var.units}
+        x = members[:, :, c]
+        data[name] = (("member", "time", "latitude", "longitude"), x.astype(np.float32),
+                      {**attrs, "long_name": f"{var.long_name} (ensemble member)"})
+        data[f"{name}_mean"] = (("time", "latitude", "longitude"),
+                                x.mean(0).astype(np.float32),
+                                {**attrs, "long_name": f"{var.long_name} (ensemble mean)",
+                                 "cell_methods": "member: mean"})
+        data[f"{name}_std"] = (("time", "latitude", "longitude"),
+                               x.std(0, ddof=1 if len(x) > 1 else 0).astype(np.float32),
+                               {"units": var.units,
+                                "long_name": f"{var.long_name} (ensemble standard deviation)",
+                                "cell_methods": "member: standard_deviation"})
+    ds = xr.Dataset(data, coords={"member": np.arange(members.shape[0]), "time": times,
+                                  "latitude": lat, "longitude": lon})
+    ds["latitude"].attrs = {"standard_name": "latitude", "units": "degrees_north"}
+    ds["longitude"].attrs = {"standard_name": "longitude", "units": "degrees_east"}
+    ds["member"].attrs = {"long_name": "ensemble member"}
+    ds.attrs["title"] = "polydiff atmos super-resolution ensemble"
+    return ds
