@@ -9,8 +9,9 @@ Two tasks, one network class:
 
 The network is a diffusers ``ModelMixin``/``ConfigMixin``, so ``save_pretrained`` writes
 safetensors and ``from_pretrained`` reads them back; the normalisation scales and the task
-are part of its config. Non-periodic axes (time, Dirichlet space) are zero-padded by
-``padding`` points before the Fourier layers and cropped after, as in the FNO paper.
+are part of its config. Non-periodic axes (time, Dirichlet space) are zero-padded by a
+fraction ``padding`` of their length before the Fourier layers and cropped after, as in the
+FNO paper.
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ class FNO(ModelMixin, ConfigMixin):
         width: channels of the Fourier layers.
         modes: retained Fourier modes per axis; its length (1 or 2) is the grid's dimension.
         n_layers: Fourier layers.
-        padding: at least this many zero points appended to every axis (for non-periodic
-            problems), more to make the padded size a multiple of 8 (fast FFTs).
+        padding: zeros appended to every axis, as a fraction of its length (for non-periodic
+            problems); a fraction, so that the same model serves finer grids (zero-shot).
         task: ``step`` or ``trajectory`` (read by :func:`predict`).
         u_scale, f_scale: the state and forcing are divided by these before the network.
         out_scale: the network's output is multiplied by this (the RMS of the one-step change
@@ -83,7 +84,7 @@ class FNO(ModelMixin, ConfigMixin):
 
     @register_to_config
     def __init__(self, in_channels: int = 3, out_channels: int = 1, width: int = 32,
-                 modes: tuple[int, ...] = (12,), n_layers: int = 4, padding: int = 4,
+                 modes: tuple[int, ...] = (12,), n_layers: int = 4, padding: float = 0.25,
                  task: str = "step", u_scale: float = 1.0, f_scale: float = 1.0,
                  out_scale: float = 1.0):
         super().__init__()
@@ -102,7 +103,7 @@ class FNO(ModelMixin, ConfigMixin):
         grids = [torch.linspace(0, 1, n, dtype=x.dtype, device=x.device) for n in size]
         coords = torch.stack(torch.meshgrid(*grids, indexing="ij"))
         x = torch.cat([x, coords.expand(x.shape[0], *coords.shape)], 1)
-        pad = [-(-(n + self.config.padding) // 8) * 8 - n for n in size]  # FFT-friendly sizes
+        pad = [round(self.config.padding * n) for n in size]
         h = F.pad(self.lift(x), [p for n in reversed(pad) for p in (0, n)])
         for k, (spectral, pointwise) in enumerate(zip(self.spectral, self.pointwise)):
             h = spectral(h) + pointwise(h)
@@ -133,7 +134,7 @@ class FNOTrainConfig:
     width: int = 32
     modes: tuple[int, ...] = (12,)
     n_layers: int = 4
-    padding: int = 4
+    padding: float = 0.25
     steps: int = 1000
     batch_size: int = 32
     lr: float = 2e-3
