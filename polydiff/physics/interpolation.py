@@ -1,7 +1,7 @@
 """Classical baselines for atmospheric super-resolution.
 
-* :func:`bicubic_upsample`: bicubic interpolation of a coarse field (torch's bicubic kernel,
-  cell centres aligned, periodic or edge-replicated borders).
+* :func:`bicubic_upsample`: bicubic (cubic-spline) interpolation of a coarse field, cell
+  centres aligned, periodic or mirrored borders.
 * :class:`StationaryGaussian` and :func:`optimal_interpolation`: Gaussian-process regression /
   optimal interpolation with the field's own covariance, a multivariate stationary (circulant)
   covariance estimated from sample fields by their cross-spectra. The posterior mean is the OI
@@ -12,22 +12,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
-import torch.nn.functional as F
+from scipy import ndimage
 from torch import Tensor
 
 from polydiff.diffusion import Operator
 
 
-def bicubic_upsample(coarse: Tensor, factor: int, *, periodic: bool = True) -> Tensor:
-    """(..., h, w) → (..., h·factor, w·factor); coarse values sit at fine block centres."""
-    lead, (h, w) = coarse.shape[:-2], coarse.shape[-2:]
-    pad = 2
-    x = F.pad(coarse.reshape(-1, 1, h, w), (pad,) * 4,
-              mode="circular" if periodic else "replicate")
-    up = F.interpolate(x, scale_factor=factor, mode="bicubic", align_corners=False)
-    crop = pad * factor
-    return up[..., crop:-crop, crop:-crop].reshape(*lead, h * factor, w * factor)
+def bicubic_upsample(coarse: np.ndarray, factor: int, *, periodic: bool = True) -> np.ndarray:
+    """(..., h, w) → (..., h·factor, w·factor) by cubic-spline interpolation (scipy.ndimage).
+
+    Coarse values sit at the centres of the fine blocks (``grid_mode``); borders wrap
+    (``periodic``) or mirror.
+    """
+    zoom = (1,) * (coarse.ndim - 2) + (factor, factor)
+    return ndimage.zoom(np.asarray(coarse, dtype=np.float64), zoom, order=3, grid_mode=True,
+                        mode="grid-wrap" if periodic else "mirror")
 
 
 class StationaryGaussian:

@@ -70,7 +70,7 @@ def write_observations(df: pd.DataFrame, path: str | Path) -> Path:
     out = df[COLUMNS].copy()
     out["time"] = pd.to_datetime(out["time"]).dt.strftime("%Y-%m-%dT%H:%M:%S")
     with atomic_output(path) as tmp:
-        out.to_csv(tmp, index=False, float_format="%.6g")
+        out.to_csv(tmp, index=False, float_format="%.9g")
     return Path(path)
 
 
