@@ -35,6 +35,7 @@ from polydiff.diffusion.sampling import (
     ProgressBar,
     SampleOutput,
     SamplerHook,
+    StepCallback,
     StepState,
     sample,
 )
@@ -44,8 +45,9 @@ from polydiff.diffusion.training import TrainConfig, TrainResult, denoising_loss
 __all__ = [
     "AvgPool", "Checkpoint", "DataConsistency", "Denoiser", "MaskedFFT2", "MeasurementGuidance",
     "Operator", "PointMask", "ProgressBar", "ReplaceKnown", "SampleOutput", "SamplerHook",
-    "SparseLinear", "Stack", "StepState", "TrainConfig", "TrainResult", "build_network",
-    "classifier_free", "convert", "count_parameters", "denoising_loss", "fft2c", "from_x0",
-    "ifft2c", "load_checkpoint", "load_config", "load_network", "load_scheduler", "make_scheduler",
-    "read_config", "sample", "save_checkpoint", "switch_scheduler", "to_x0", "train",
+    "SparseLinear", "Stack", "StepCallback", "StepState", "TrainConfig", "TrainResult",
+    "build_network", "classifier_free", "convert", "count_parameters", "denoising_loss", "fft2c",
+    "from_x0", "ifft2c", "load_checkpoint", "load_config", "load_network", "load_scheduler",
+    "make_scheduler", "read_config", "sample", "save_checkpoint", "switch_scheduler", "to_x0",
+    "train",
 ]

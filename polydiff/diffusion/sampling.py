@@ -93,6 +93,17 @@ class ProgressBar(SamplerHook):
         return x
 
 
+class StepCallback(SamplerHook):
+    """Call ``fn(state, x_prev)`` after every step (logging, live plots, early inspection)."""
+
+    def __init__(self, fn: Callable[[StepState, Tensor], None]) -> None:
+        self.fn = fn
+
+    def after_step(self, state: StepState, x_prev: Tensor) -> Tensor:
+        self.fn(state, x_prev)
+        return x_prev
+
+
 _STEP_ARGS: dict[type, frozenset] = {}
 
 

@@ -37,6 +37,28 @@ def test_unet3d_and_sizes():
     assert count_parameters(big) > 50 * count_parameters(small)
 
 
+def test_unet1d_and_cross_attention_unet(tmp_path):
+    net1 = build_network({"type": "unet1d", "sample_size": 64, "in_channels": 2,
+                          "out_channels": 2, "block_out_channels": [32, 32, 64],
+                          "extra_in_channels": 64})
+    assert Denoiser(net1)(torch.randn(2, 2, 64), torch.tensor(5)).shape == (2, 2, 64)
+    net2 = build_network({"type": "unet2d_condition", "sample_size": 16, "in_channels": 4,
+                          "out_channels": 4, "block_out_channels": [16, 32],
+                          "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+                          "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
+                          "cross_attention_dim": 24, "norm_num_groups": 8,
+                          "layers_per_block": 1, "attention_head_dim": 4}).eval()
+    x = torch.randn(2, 4, 16, 16)
+    text_a, text_b = torch.randn(2, 5, 24), torch.randn(2, 5, 24)
+    out_a = Denoiser(net2, encoder_hidden_states=text_a)(x, torch.tensor(5))
+    out_b = Denoiser(net2, encoder_hidden_states=text_b)(x, torch.tensor(5))
+    assert out_a.shape == x.shape and not torch.allclose(out_a, out_b)
+    save_checkpoint(tmp_path, net2, make_scheduler("ddim"), {})
+    again = load_checkpoint(tmp_path).net
+    torch.testing.assert_close(Denoiser(again, encoder_hidden_states=text_a)(x, torch.tensor(5)),
+                               out_a)
+
+
 def test_pickle_in_checkpoint_is_refused(tmp_path):
     net = build_network({"type": "mlp", "dim": 2})
     save_checkpoint(tmp_path, net, make_scheduler("ddpm"), {})

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from polydiff.diffusion import ReplaceKnown, SamplerHook, make_scheduler, sample
+from polydiff.diffusion import ReplaceKnown, SamplerHook, StepCallback, make_scheduler, sample
 from polydiff.diffusion.mixture import GaussianMixture, sliced_wasserstein
 
 MIXTURE = GaussianMixture(
@@ -115,3 +115,14 @@ def test_replace_known_noised_holds_values_and_moves_towards_conditional():
                  hooks=[hook]).sample
     assert torch.all(out[:, 0] == C)
     assert 0.35 < out[:, 1].mean() < RHO * C  # between the prior mean 0 and the truth 0.8
+
+
+def test_step_callback_sees_every_step_and_x0_converges():
+    sched = make_scheduler("ddim")
+    seen = []
+    sample(MIXTURE.model(sched), sched, (64, 2), steps=8,
+           generator=torch.Generator().manual_seed(0),
+           hooks=[StepCallback(lambda state, x: seen.append((state.index, state.x0.clone())))])
+    assert [i for i, _ in seen] == list(range(8))
+    change = [(b - a).abs().mean().item() for (_, a), (_, b) in zip(seen[:-1], seen[1:])]
+    assert change[-1] < change[0]
