@@ -88,10 +88,11 @@ def _options(args: argparse.Namespace, tasks: tuple[str, ...]):
         raise UserError(f"--steps must lie in [1, 1000], got {args.steps}")
     if not 1 <= args.ensemble <= 64:
         raise UserError(f"--ensemble must lie in [1, 64], got {args.ensemble}")
-    if not 1 <= args.refine_steps <= args.steps:
+    if args.mode == "refine" and not 1 <= args.refine_steps <= args.steps:
         raise UserError(f"--refine-steps must lie in [1, --steps], got {args.refine_steps}")
     n = 1 if args.mode == "one-step" else args.ensemble
-    return EstimateOptions(tasks, args.mode, args.steps, n, args.refine_steps, progress=True)
+    return EstimateOptions(tasks, args.mode, args.steps, n, min(args.refine_steps, args.steps),
+                           progress=True)
 
 
 def _tasks(text: str) -> tuple[str, ...]:

@@ -39,8 +39,8 @@ def _tiny_marigold(folder, kind: str) -> None:
     (folder / "tok").mkdir(parents=True)
     (folder / "tok" / "vocab.json").write_text(json.dumps(vocab))
     (folder / "tok" / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = CLIPTokenizer(str(folder / "tok" / "vocab.json"), str(folder / "tok" / "merges.txt"),
-                              model_max_length=8)
+    tok = folder / "tok"
+    tokenizer = CLIPTokenizer(str(tok / "vocab.json"), str(tok / "merges.txt"), model_max_length=8)
     sched = DDIMScheduler(prediction_type="v_prediction", timestep_spacing="trailing")
     cls = MarigoldDepthPipeline if kind == "depth" else MarigoldNormalsPipeline
     pipe = cls(unet=unet, vae=vae, scheduler=sched, text_encoder=text, tokenizer=tokenizer,

@@ -1,0 +1,136 @@
+"""mono benchmark: one-step vs ensemble vs refine on held-out procedural rooms.
+
+Reports, per mode, depth (AbsRel, delta1 after least-squares scale and shift), normals
+(mean/median angle, % < 11.25 deg), intrinsics (e_f, e_b) and images per second with the
+bundled checkpoint on CPU (1 thread); the estimated intrinsics against a fixed 60-degree
+field-of-view guess; and the network's normals against normals differentiated from its
+(aligned) depth with the estimated intrinsics. Writes benchmarks/results/mono_depth.json
+and .png (image, depth, normals and error maps of one scene).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from benchmarks.common import figure_path, write_json  # noqa: E402
+from polydiff.apps.mono.estimate import load_pipeline  # noqa: E402
+from polydiff.apps.mono.evaluation import Sample  # noqa: E402
+from polydiff.apps.mono.pipeline import EstimateOptions, fixed_fov_intrinsics  # noqa: E402
+from polydiff.geometry.metrics import (  # noqa: E402
+    align_depth,
+    depth_metrics,
+    intrinsics_metrics,
+    normal_metrics,
+)
+from polydiff.geometry.normals import normals_from_depth  # noqa: E402
+from polydiff.geometry.scenes import SceneConfig, render_scene  # noqa: E402
+
+TEST_SEED = 20261125  # the training pool is drawn from seed 0 at 64x64: these are unseen
+
+
+def test_set(n: int, width: int = 128, height: int = 96) -> list[Sample]:
+    rng = np.random.default_rng(TEST_SEED)
+    cfg = SceneConfig(height=height, width=width)
+    out = []
+    for i in range(n):
+        s = render_scene(rng, cfg)
+        out.append(Sample(f"{i:04d}", s.image.numpy(), s.depth.double().numpy(),
+                          s.normals.numpy(), s.intrinsics, s.camera_height))
+    return out
+
+
+def run_mode(pipeline, samples: list[Sample], options: EstimateOptions) -> tuple[dict, list]:
+    rows, preds, seconds = [], [], 0.0
+    for s in samples:
+        gen = torch.Generator().manual_seed(0)
+        start = time.perf_counter()
+        p = pipeline(s.image, options, gen)
+        seconds += time.perf_counter() - start
+        preds.append(p)
+        intr = p.intrinsics or fixed_fov_intrinsics(s.intrinsics.width, s.intrinsics.height)
+        row = {**depth_metrics(p.depth, s.depth)._asdict(),
+               **{f"normal_{k}": v for k, v in normal_metrics(p.normals, s.normals)
+                  ._asdict().items()},
+               **intrinsics_metrics(intr, s.intrinsics)._asdict()}
+        # normals differentiated from the predicted depth, aligned to the truth in scale
+        # and shift, unprojected with the estimated intrinsics
+        aligned = align_depth(p.depth.astype(np.float64), s.depth, np.ones_like(s.depth, bool))
+        n_d = normals_from_depth(torch.from_numpy(np.clip(aligned, 1e-3, None)),
+                                 intr.matrix()).numpy()
+        row.update({f"normal_from_depth_{k}": v
+                    for k, v in normal_metrics(n_d, s.normals)._asdict().items()})
+        rows.append(row)
+    summary = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    summary["images_per_second"] = len(samples) / seconds
+    return summary, preds
+
+
+def main(quick: bool = False) -> dict:
+    torch.set_num_threads(1)
+    samples = test_set(4 if quick else 24)
+    pipeline = load_pipeline(None, torch.device("cpu"))
+    modes = {
+        "one-step": EstimateOptions(mode="one-step", ensemble=1),
+        "refine": EstimateOptions(mode="refine", steps=10, refine_steps=3, ensemble=1),
+        "ensemble": EstimateOptions(mode="ensemble", steps=4 if quick else 10,
+                                    ensemble=3 if quick else 5),
+    }
+    results, first = {}, {}
+    for name, opts in modes.items():
+        results[name], preds = run_mode(pipeline, samples, opts)
+        results[name].update(steps=opts.steps if name != "one-step" else 1,
+                             members=opts.ensemble)
+        first[name] = preds[0]
+    guess = [intrinsics_metrics(fixed_fov_intrinsics(s.intrinsics.width, s.intrinsics.height),
+                                s.intrinsics) for s in samples]
+    results["fixed_fov_60_guess"] = {"e_f": float(np.mean([g.e_f for g in guess])),
+                                     "e_b": float(np.mean([g.e_b for g in guess]))}
+    results["speedup_one_step_vs_ensemble"] = (results["one-step"]["images_per_second"]
+                                               / results["ensemble"]["images_per_second"])
+    results["setup"] = {"n_images": len(samples), "size": "128x96", "device": "cpu, 1 thread",
+                        "model": "bundled polydiff/weights/mono", "quick": quick}
+    write_json("mono_depth", results)
+    _figure(samples[0], first, figure_path("mono_depth"))
+    return results
+
+
+def _figure(s: Sample, preds: dict, path: Path) -> None:
+    cols = ["input / truth"] + list(preds)
+    fig, ax = plt.subplots(4, len(cols), figsize=(3.2 * len(cols), 9.5))
+    ax[0, 0].imshow(s.image)
+    ax[1, 0].imshow(s.depth, cmap="Spectral")
+    ax[2, 0].imshow(np.clip((s.normals * [1, -1, -1] + 1) / 2, 0, 1))
+    ax[3, 0].axis("off")
+    for j, name in enumerate(preds, start=1):
+        p = preds[name]
+        aligned = align_depth(p.depth.astype(np.float64), s.depth, np.ones_like(s.depth, bool))
+        ax[0, j].imshow(np.abs(aligned - s.depth) / s.depth, cmap="magma", vmin=0, vmax=0.3)
+        ax[0, j].set_title(f"{name}: |depth err| / depth")
+        ax[1, j].imshow(aligned, cmap="Spectral")
+        ax[1, j].set_title("depth (aligned)")
+        ax[2, j].imshow(np.clip((p.normals * [1, -1, -1] + 1) / 2, 0, 1))
+        ax[2, j].set_title("normals")
+        cos = np.clip((p.normals * s.normals).sum(-1), -1, 1)
+        ax[3, j].imshow(np.degrees(np.arccos(cos)), cmap="magma", vmin=0, vmax=45)
+        ax[3, j].set_title("normal error (0-45 deg)")
+    for a in ax.flat:
+        a.set_xticks([])
+        a.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(json.dumps(main(quick="--quick" in sys.argv), indent=2))
