@@ -37,6 +37,7 @@ from polydiff.diffusion.sampling import (
     SamplerHook,
     StepCallback,
     StepState,
+    noise_to_step,
     sample,
 )
 from polydiff.diffusion.schedulers import make_scheduler, switch_scheduler
@@ -48,6 +49,6 @@ __all__ = [
     "SparseLinear", "Stack", "StepCallback", "StepState", "TrainConfig", "TrainResult",
     "build_network", "classifier_free", "convert", "count_parameters", "denoising_loss", "fft2c",
     "from_x0", "ifft2c", "load_checkpoint", "load_config", "load_network", "load_scheduler",
-    "make_scheduler", "read_config", "sample", "save_checkpoint", "switch_scheduler", "to_x0",
-    "train",
+    "make_scheduler", "noise_to_step", "read_config", "sample", "save_checkpoint",
+    "switch_scheduler", "to_x0", "train",
 ]

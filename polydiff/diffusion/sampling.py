@@ -122,6 +122,15 @@ def noise_to_level(scheduler, x0: Tensor, noise: Tensor, alpha_bar: Tensor) -> T
     return alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise
 
 
+def noise_to_step(scheduler, x0: Tensor, steps: int, start: int,
+                  generator: torch.Generator | None = None) -> Tensor:
+    """x₀ noised to the level of step ``start`` of a ``steps``-step schedule (for ``sample``)."""
+    scheduler.set_timesteps(steps, device=x0.device)
+    t = scheduler.timesteps[start]
+    noise = randn_tensor(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    return noise_to_level(scheduler, x0, noise, alpha_bar_at(scheduler, t, start).to(x0.device))
+
+
 def sample(
     model: ModelFn,
     scheduler,
@@ -136,6 +145,7 @@ def sample(
     progress: bool = False,
     keep_x0: bool = False,
     step_kwargs: dict | None = None,
+    start: int = 0,
 ) -> SampleOutput:
     """Run the reverse process of ``scheduler`` for ``steps`` steps from noise.
 
@@ -149,6 +159,8 @@ def sample(
         hooks: SamplerHook instances, applied in order.
         x_T: start from this noise instead of drawing it (already scaled by the caller).
         step_kwargs: extra keyword arguments for ``scheduler.step`` (e.g. ``{"eta": 1.0}``).
+        start: begin at step ``start`` of the ``steps``-step schedule (SDEdit, refinement);
+            ``x_T`` must then be the sample noised to that step (``noise_to_step``).
     Returns:
         SampleOutput(sample (B, ...), x0_history: list of x̂₀ per step if ``keep_x0``).
     """
@@ -156,6 +168,11 @@ def sample(
         x_T.device if x_T is not None else torch.device("cpu"))
     hooks = list(hooks) + ([ProgressBar()] if progress else [])
     scheduler.set_timesteps(steps, device=device)
+    if start:
+        if x_T is None or not 0 <= start < len(scheduler.timesteps):
+            raise ValueError("start > 0 needs x_T noised to that step, and start < steps")
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(start)
     if x_T is None:
         x_T = randn_tensor(tuple(shape), generator=generator, device=device, dtype=dtype)
         x_T = x_T * scheduler.init_noise_sigma
@@ -169,6 +186,8 @@ def sample(
     history: list[Tensor] = []
     timesteps = scheduler.timesteps
     for i, t in enumerate(timesteps):
+        if i < start:
+            continue
         state = StepState(i, len(timesteps), t, alpha_bar_at(scheduler, t, i).to(device),
                           scheduler, generator)
         for hook in hooks:
