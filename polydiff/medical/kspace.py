@@ -23,7 +23,8 @@ from polydiff.diffusion.operators import (
 
 __all__ = [
     "MaskedFFT2", "Operator", "SenseOperator", "center_crop", "channels_to_complex",
-    "complex_to_channels", "crop_kspace", "estimate_sensitivities", "fft2c", "ifft2c", "rss", "zero_filled",
+    "complex_to_channels", "crop_kspace", "estimate_sensitivities", "fft2c", "ifft2c", "rss",
+    "zero_filled",
 ]
 
 
