@@ -1,0 +1,139 @@
+"""The atmos commands end to end on a 16x16 grid with a briefly trained tiny prior."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+
+from polydiff.apps.atmos.config import AtmosConfig, DataConfig
+from polydiff.apps.atmos.superres import SuperresOptions, load_model, superres
+from polydiff.apps.atmos.train import run_training
+from polydiff.cli import main
+from polydiff.diffusion import TrainConfig
+from polydiff.physics.atmos_fields import FieldConfig, block_mean
+from polydiff.physics.era5 import open_era5
+from polydiff.runtime import make_generator
+
+FIELDS = FieldConfig(size=16, resolution=2.0, sim_factor=1, spinup_steps=200, sample_every=20)
+NETWORK = {"type": "unet2d", "periodic": True, "sample_size": 16, "in_channels": 4,
+           "out_channels": 4, "block_out_channels": [8, 16], "layers_per_block": 1,
+           "down_block_types": ["DownBlock2D"] * 2, "up_block_types": ["UpBlock2D"] * 2,
+           "norm_num_groups": 4}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("model")
+    cfg = AtmosConfig(fields=FIELDS, data=DataConfig(trajectories=2, snapshots=8),
+                      network=NETWORK, train=TrainConfig(steps=40, batch_size=8, lr=2e-3,
+                                                         ema_decay=0.0, out_dir=str(out),
+                                                         device="cpu", resume=False))
+    run_training(cfg, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("data")
+    truth = folder / "truth.nc"
+    rc = main(["atmos", "generate", "--n", "2", "--size", "16", "--resolution", "2",
+               "--spinup", "100", "--coarsen", "4", "--obs", "6", "-o", str(truth)])
+    assert rc == 0
+    return {"truth": truth, "coarse": folder / "truth_coarse.nc", "obs": folder / "truth_obs.csv"}
+
+
+def _superres(data, model_dir, out, *extra) -> int:
+    return main(["atmos", "superres", str(data["coarse"]), "--obs", str(data["obs"]),
+                 "--factor", "4", "--members", "2", "--steps", "4", "--model", str(model_dir),
+                 "--device", "cpu", "-o", str(out), *extra])
+
+
+def test_generate_writes_truth_its_block_means_and_observations(data):
+    truth, coarse = xr.open_dataset(data["truth"]), xr.open_dataset(data["coarse"])
+    assert dict(coarse.sizes) == {"time": 2, "latitude": 4, "longitude": 4}
+    expected = block_mean(torch.as_tensor(truth.msl.values, dtype=torch.float64), 4).numpy()
+    np.testing.assert_allclose(coarse.msl.values, expected, rtol=1e-6)
+    obs = pd.read_csv(data["obs"])
+    assert len(obs) == 6 * 4 * 2 and set(obs.variable) == {"t2m", "u10", "v10", "msl"}
+    assert data["truth"].with_suffix(".png").is_file()
+
+
+def test_superres_writes_a_cf_ensemble_and_evaluate_scores_it(data, model_dir, tmp_path, capsys):
+    out = tmp_path / "fine.nc"
+    assert _superres(data, model_dir, out) == 0
+    ds = xr.open_dataset(out)
+    assert ds["t2m"].dims == ("member", "time", "latitude", "longitude")
+    assert ds["t2m"].shape == (2, 2, 16, 16)
+    assert ds["u10_mean"].dims == ("time", "latitude", "longitude")
+    assert ds["u10"].attrs["standard_name"] == "eastward_wind"
+    assert ds["msl_std"].attrs["units"] == "Pa"
+    assert "polydiff atmos superres" in ds.attrs["history"]
+    np.testing.assert_allclose(ds.latitude.values, xr.open_dataset(data["truth"]).latitude.values)
+    np.testing.assert_allclose(ds["t2m_mean"].values, ds["t2m"].values.mean(0), rtol=1e-6)
+    assert out.with_suffix(".png").is_file()
+    metrics = tmp_path / "metrics.json"
+    assert main(["atmos", "evaluate", "--truth", str(data["truth"]), "--pred", str(out),
+                 "--json", str(metrics)]) == 0
+    assert "RMSE" in capsys.readouterr().out and metrics.is_file()
+
+
+def test_same_seed_same_file_other_seed_other_file(data, model_dir, tmp_path):
+    paths = [tmp_path / f"{name}.nc" for name in ("a", "b", "c")]
+    for path, seed in zip(paths, ("3", "3", "4")):
+        assert _superres(data, model_dir, path, "--seed", seed) == 0
+    a, b, c = (xr.open_dataset(p)["t2m"].values for p in paths)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_observations_alone_on_a_template_grid(data, model_dir, tmp_path):
+    out = tmp_path / "obs_only.nc"
+    rc = main(["atmos", "superres", "--obs", str(data["obs"]), "--grid", str(data["truth"]),
+               "--members", "2", "--steps", "3", "--model", str(model_dir), "-o", str(out)])
+    assert rc == 0 and xr.open_dataset(out)["v10"].shape == (2, 2, 16, 16)
+
+
+def _bad_inputs(data, tmp_path) -> dict[str, list[str]]:
+    unknown = tmp_path / "unknown.csv"
+    obs = pd.read_csv(data["obs"])
+    obs.assign(variable="q").to_csv(unknown, index=False)
+    outside = tmp_path / "outside.csv"
+    obs.assign(latitude=80.0).to_csv(outside, index=False)
+    nan = tmp_path / "nan.nc"
+    coarse = xr.open_dataset(data["coarse"]).load()
+    coarse["t2m"][0, 1, 1] = np.nan
+    coarse.to_netcdf(nan)
+    return {"unknown variable": ["--obs", str(unknown)], "factor": ["--factor", "3"],
+            "outside": ["--obs", str(outside)], "nan": [str(nan)]}
+
+
+@pytest.mark.parametrize("case", ["unknown variable", "factor", "outside", "nan"])
+def test_bad_input_fails_without_an_output_file(data, model_dir, tmp_path, case, capsys):
+    args = _bad_inputs(data, tmp_path)[case]
+    coarse = args[0] if case == "nan" else str(data["coarse"])
+    obs = args[1] if args[0] == "--obs" else str(data["obs"])
+    factor = args[1] if case == "factor" else "4"
+    out = tmp_path / "never.nc"
+    rc = main(["atmos", "superres", coarse, "--obs", obs, "--factor", factor, "--members", "2",
+               "--steps", "2", "--model", str(model_dir), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert rc != 0 and not out.exists() and not out.with_suffix(".png").exists()
+    assert err.count("\n") == 1 and "error:" in err
+
+
+def test_coarse_guidance_makes_the_output_match_the_input(data, model_dir):
+    model = load_model(model_dir, torch.device("cpu"))
+    coarse = open_era5(data["coarse"]).isel(time=[0])
+    errors = {}
+    for weight in (0.0, 1.0):
+        opts = SuperresOptions(factor=4, members=2, steps=10, guidance=weight)
+        ds = superres(model, opts, coarse=coarse, obs=None, grid=None,
+                      generator=make_generator(0), device=torch.device("cpu"), progress=False)
+        err = []
+        for v, std in zip(model.normaliser.variables, model.normaliser.std):
+            pooled = block_mean(torch.as_tensor(ds[v].values, dtype=torch.float64), 4).numpy()
+            err.append(np.sqrt(np.mean((pooled - coarse[v].values[None]) ** 2)) / std)
+        errors[weight] = float(np.mean(err))
+    assert errors[1.0] < 0.25 * errors[0.0], errors
