@@ -4,7 +4,8 @@ Stages of :func:`simulate_fields`:
 
 1. subsample the conditions (u0, forcing) to the base grid;
 2. sample the base model, the known channels (u0; the forcing when given) replaced at every
-   step by the backbone's ``ReplaceKnown`` hook;
+   step by the backbone's ``ReplaceKnown`` hook with their clean values (the model was
+   trained seeing them clean, ``denoising_loss(..., known_clean=True)``: exact conditioning);
 3. for each finer level: sample the super-resolution model conditioned on the previous
    level's coefficients repeated 2x, the known channels of that level replaced again.
 """
@@ -48,7 +49,8 @@ def sample_level(model: PDEModel, known: Fields, *, forcing_known: bool, steps: 
     layout = model.config.layout
     values = layout.encode(known).to(model.device)  # (B, C, h, w); only known groups are read
     mask = known_mask(layout, values.shape, forcing_known=forcing_known)
-    hooks = [ReplaceKnown(mask, values), *hooks] + ([ProgressBar(desc)] if progress else [])
+    hooks = [ReplaceKnown(mask, values, noised=False), *hooks]
+    hooks += [ProgressBar(desc)] if progress else []
     step_kwargs = {}
     if "eta" in inspect.signature(model.scheduler.step).parameters:
         step_kwargs["eta"] = model.config.sampling.eta

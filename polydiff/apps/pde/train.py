@@ -54,17 +54,28 @@ def _crops(x: Tensor, cond: Tensor, size: tuple[int, int], count: int,
     return torch.stack(xs), torch.stack(cs)
 
 
+def with_condition_modes(dataset: dict, layout: Layout) -> dict:
+    """Every item twice: once with the forcing given (a clean condition) and once with the
+    forcing to be generated; the initial state is always given. Adds ``known`` (N, C, 1, 1)."""
+    n = len(dataset["x"])
+    known = torch.zeros(2 * n, layout.channels, 1, 1, dtype=torch.bool)
+    known[:, layout.group("u0")] = True
+    known[:n, layout.group("f")] = True
+    return {**{k: torch.cat([v, v]) for k, v in dataset.items()}, "known": known}
+
+
 def build_dataset(config: PDEConfig, fields: Fields, generator: torch.Generator) -> dict:
     """Training tensors from fields on the finest level (``config.data.finer``).
 
     Fits ``config.layout.scale`` in place. WDNO: {"x": (N, C, h, w)} at the base level.
     Superres: {"x", "cond"} over ``config.sr_levels``, finer levels cut to the base size.
+    Both with ``known`` from :func:`with_condition_modes`.
     """
     finer = config.data.finer
     if config.kind == "wdno":
         base = coarsen(fields, finer)
         config.layout.fit_scale(base)
-        return {"x": config.layout.encode(base)}
+        return with_condition_modes({"x": config.layout.encode(base)}, config.layout)
     levels = sorted(config.sr_levels)
     if not levels or levels[0] < 0 or levels[-1] > finer:
         raise ValueError(f"sr_levels {levels} must lie in [0, data.finer = {finer}]")
@@ -78,7 +89,7 @@ def build_dataset(config: PDEConfig, fields: Fields, generator: torch.Generator)
             x, cond = _crops(x, cond, size, config.crops, generator)
         xs.append(x)
         conds.append(cond)
-    return {"x": torch.cat(xs), "cond": torch.cat(conds)}
+    return with_condition_modes({"x": torch.cat(xs), "cond": torch.cat(conds)}, config.layout)
 
 
 def config_record(config: PDEConfig) -> dict:
@@ -98,12 +109,13 @@ def run_training(config: PDEConfig, *, data_file: Path | None = None,
     dataset = build_dataset(config, fields, torch.Generator().manual_seed(config.data.seed + 1))
     net = build_network(config.network_block())
     scheduler = make_scheduler_for(config)
-    known = torch.zeros(1, config.layout.channels, 1, 1, dtype=torch.bool)
-    known[:, config.layout.group("u0")] = True  # the initial state is always a condition
 
     def loss_fn(model, batch, noise, timesteps):
+        # conditions enter clean and leave the loss: exact conditioning (ReplaceKnown
+        # with noised=False at sampling time)
         denoiser = Denoiser(model, batch.get("cond"))
-        return denoising_loss(denoiser, scheduler, batch["x"], noise, timesteps, known=known)
+        return denoising_loss(denoiser, scheduler, batch["x"], noise, timesteps,
+                              known=batch["known"], known_clean=True)
 
     if progress:
         print(f"pde train: {config.kind} ({config.layout.domain}) with "
