@@ -54,81 +54,107 @@ def _tune_bart(size: int, acc: int, n: int) -> float:
     return max(score, key=score.get)
 
 
-def _timed(fn):
+def _timed(fn) -> tuple[list[np.ndarray], float]:
+    """fn() and the seconds it took."""
     t0 = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - t0
 
 
+class Runs:
+    """Reconstructions (per method, per slice), seconds per slice, and ADS extras."""
+
+    def __init__(self) -> None:
+        self.recs: dict[str, list[np.ndarray]] = {}
+        self.secs: dict[str, float] = {}
+        self.masks: dict[str, list[torch.Tensor]] = {}
+        self.order: list[np.ndarray] = []
+        self.std: list[np.ndarray] = []
+
+    def add(self, name: str, fn, n: int) -> None:
+        self.recs[name], t = _timed(fn)
+        self.secs[name] = t / n
+
+
+def _diffusion_policies(runs: Runs, model: MriReconstructor, kspace: torch.Tensor, acc: int,
+                        particles: int, steps: int, weight: float) -> None:
+    """ADS, random+DPS and equispaced+DPS through the same sampling loop."""
+    for policy in ("ads", "random", "equispaced"):
+        cfg = ReconConfig(acceleration=acc, policy=policy, particles=particles, steps=steps,
+                          guidance_weight=weight)
+        gen = make_generator(0)
+        outs, t = _timed(lambda cfg=cfg, gen=gen: [
+            model.reconstruct(k, cfg, gen, mask_seed=1000 + i) for i, k in enumerate(kspace)])
+        name = "ADS" if policy == "ads" else f"{policy}+DPS"
+        runs.recs[name], runs.secs[name] = [o.reconstruction for o in outs], t / len(kspace)
+        runs.masks[name] = [torch.from_numpy(o.mask) for o in outs]
+        if policy == "ads":
+            runs.order, runs.std = [o.order for o in outs], [o.std for o in outs]
+
+
+def _classical(runs: Runs, kspace: torch.Tensor, lam: float | None) -> None:
+    """Zero-filled, ℓ1-wavelet CS and BART pics, on the random masks and on ADS's masks."""
+    n = len(kspace)
+    for tag, masks in (("", runs.masks["random+DPS"]), (" (ADS mask)", runs.masks["ADS"])):
+        runs.add(f"zero-filled{tag}", lambda masks=masks: [
+            zero_filled(k, m).numpy() for k, m in zip(kspace, masks)], n)
+        runs.add(f"l1-wavelet CS{tag}", lambda masks=masks: [
+            fista_l1_wavelet(k, m, CSConfig()).abs().numpy() for k, m in zip(kspace, masks)], n)
+        if lam is not None:
+            runs.add(f"BART pics{tag}", lambda masks=masks: [
+                bart_mod.pics(k.numpy(), m.numpy(), lam) for k, m in zip(kspace, masks)], n)
+
+
+def _table(runs: Runs, truth: np.ndarray, names: list[str]) -> dict:
+    """fastMRI metrics of every method over the whole set, SSIM per slice, seconds."""
+    table = {}
+    for name, rec in runs.recs.items():
+        per_slice = [evaluate_volume(truth[i:i + 1], rec[i][None])["SSIM"]
+                     for i in range(len(names))]
+        table[name] = {**evaluate_volume(truth, np.stack(rec)),
+                       "SSIM_per_slice": dict(zip(names, per_slice)),
+                       "seconds_per_slice": runs.secs[name]}
+    return table
+
+
+def _figure_row(runs: Runs, truth: np.ndarray, i: int, size: int) -> list:
+    row = [("truth", truth[i], "image")]
+    row += [(f"{name}\nSSIM {ssim(truth[i:i + 1], runs.recs[name][i][None]):.3f}",
+             runs.recs[name][i], "image")
+            for name in ("ADS", "random+DPS", "equispaced+DPS", "zero-filled", "l1-wavelet CS",
+                         "BART pics") if name in runs.recs]
+    return row + [("ADS particle std", runs.std[i], "std"),
+                  ("ADS order", order_image(runs.order[i], size), "order")]
+
+
 def main(quick: bool = False) -> dict:
     """Run the comparison; returns (and writes) the results dict."""
     torch.set_num_threads(1)
-    device = torch.device("cpu")
-    model = MriReconstructor(None, device)
+    model = MriReconstructor(None, torch.device("cpu"))
     size = model.size
-    n_phantoms, particles, steps = (2, 8, 25) if quick else (6, 16, 50)
+    n_phantoms, particles, steps = (2, 8, 20) if quick else (4, 16, 30)
+    weight = ReconConfig.guidance_weight
     kspace, names = _test_set(n_phantoms, size)
     truth = ifft2c(kspace).abs().numpy()
     have_bart = bart_mod.bart_available()
-    results: dict = {"size": size, "slices": names, "particles": particles, "steps": steps,
-                     "model": model.folder, "real_slices_found": [s for s in names
-                                                                  if s not in ("shepp_logan",)
-                                                                  and not s.startswith("phantom")],
-                     "bart": "available" if have_bart else "not on PATH (skipped)",
-                     "accelerations": {}}
+    results: dict = {
+        "size": size, "slices": names, "particles": particles, "steps": steps,
+        "guidance_weight": weight, "model": model.folder,
+        "real_slices_found": [s for s in names if s != "shepp_logan"
+                              and not s.startswith("phantom")],
+        "bart": "available" if have_bart else "not on PATH (skipped)", "accelerations": {}}
     figure = []
     for acc in (4, 8):
+        runs = Runs()
+        _diffusion_policies(runs, model, kspace, acc, particles, steps, weight)
+        lam = _tune_bart(size, acc, 2 if quick else 4) if have_bart else None
+        _classical(runs, kspace, lam)
         b = budget(size, acc)
-        recs: dict[str, list[np.ndarray]] = {}
-        secs: dict[str, float] = {}
-        masks: dict[str, list[np.ndarray]] = {}
-        extras = {}
-        for policy in ("ads", "random", "equispaced"):
-            cfg = ReconConfig(acceleration=acc, policy=policy, particles=particles, steps=steps)
-            gen = make_generator(0)
-            outs, t = _timed(lambda cfg=cfg, gen=gen: [
-                model.reconstruct(k, cfg, gen, mask_seed=1000 + i) for i, k in enumerate(kspace)])
-            name = "ADS" if policy == "ads" else f"{policy}+DPS"
-            recs[name] = [o.reconstruction for o in outs]
-            masks[name] = [o.mask for o in outs]
-            secs[name] = t / len(kspace)
-            if policy == "ads":
-                extras = {"order": [o.order for o in outs], "std": [o.std for o in outs]}
-        rand = [torch.from_numpy(m) for m in masks["random+DPS"]]
-        ads = [torch.from_numpy(m) for m in masks["ADS"]]
-        for name, mlist in (("zero-filled", rand), ("zero-filled (ADS mask)", ads)):
-            recs[name], t = _timed(lambda mlist=mlist: [
-                zero_filled(k, m).numpy() for k, m in zip(kspace, mlist)])
-            secs[name] = t / len(kspace)
-        for name, mlist in (("l1-wavelet CS", rand), ("l1-wavelet CS (ADS mask)", ads)):
-            recs[name], t = _timed(lambda mlist=mlist: [
-                fista_l1_wavelet(k, m, CSConfig()).abs().numpy() for k, m in zip(kspace, mlist)])
-            secs[name] = t / len(kspace)
-        lam = None
-        if have_bart:
-            lam = _tune_bart(size, acc, 2 if quick else 4)
-            for name, mlist in (("BART pics", rand), ("BART pics (ADS mask)", ads)):
-                recs[name], t = _timed(lambda mlist=mlist, lam=lam: [
-                    bart_mod.pics(k.numpy(), m.numpy(), lam) for k, m in zip(kspace, mlist)])
-                secs[name] = t / len(kspace)
-        table = {}
-        for name, rec in recs.items():
-            metrics = evaluate_volume(truth, np.stack(rec))
-            per_slice = [evaluate_volume(truth[i:i + 1], rec[i][None])["SSIM"]
-                         for i in range(len(names))]
-            table[name] = {**metrics, "SSIM_per_slice": dict(zip(names, per_slice)),
-                           "seconds_per_slice": secs[name]}
         results["accelerations"][f"{acc}x"] = {
-            "lines": b.total, "centre_lines": b.center, "bart_lambda": lam, "methods": table,
-            "ads_acquisition_order": {n: o.tolist() for n, o in zip(names, extras["order"])}}
-        i = 0  # the first held-out phantom in the picture
-        row = [("truth", truth[i], "image")]
-        row += [(f"{name}\nSSIM {ssim(truth[i:i+1], recs[name][i][None]):.3f}", recs[name][i],
-                 "image") for name in ("ADS", "random+DPS", "equispaced+DPS", "zero-filled",
-                                       "l1-wavelet CS", "BART pics") if name in recs]
-        row += [("ADS particle std", extras["std"][i], "std"),
-                 ("ADS order", order_image(extras["order"][i], size), "order")]
-        figure.append(row)
+            "lines": b.total, "centre_lines": b.center, "bart_lambda": lam,
+            "methods": _table(runs, truth, names),
+            "ads_acquisition_order": {n: o.tolist() for n, o in zip(names, runs.order)}}
+        figure.append(_figure_row(runs, truth, 0, size))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "mri_ads.json").write_text(json.dumps(results, indent=2, default=float))
     save_figure(RESULTS / "mri_ads.png", figure, title=f"mri ADS benchmark ({size}x{size}, "

@@ -52,7 +52,7 @@ class ReconConfig:
     policy: str = "ads"
     particles: int = 16
     steps: int = 50
-    guidance_weight: float = 1.0  # ω of the DPS step on ‖y − A x̂₀‖
+    guidance_weight: float = 4.0  # ω of the DPS step on ‖y − A x̂₀‖ (tuned on validation phantoms)
     kernel: str = "ads"  # ads | gmm | variance
     sigma: float = 0.1  # measurement noise std in model units (ADS kernel)
     window: tuple[float, float] = (0.0, 0.6)  # part of the reverse process that acquires

@@ -39,7 +39,7 @@ def reconstruct_file(src: str | os.PathLike, dst: str | os.PathLike, cfg: ReconC
         "source": str(src), "coils": int(vol.kspace.shape[1]) if vol.multicoil else 1})
     zf = _zero_filled(kspace, [torch.from_numpy(r.mask) for r in results], vol.multicoil)
     png = os.fspath(dst) + ".png" if not str(dst).endswith(".h5") else str(dst)[:-3] + ".png"
-    save_figure(png, [[("zero-filled (1st mask)", zf[i], "image"),
+    save_figure(png, [[("zero-filled (same mask)", zf[i], "image"),
                        (f"{cfg.policy} mean of {cfg.particles}", r.reconstruction, "image"),
                        ("particle std", r.std, "std"),
                        ("acquisition order", order_image(r.order, len(r.mask)), "order")]
