@@ -106,6 +106,12 @@ class Gaussians:
         space = self.space(x)
         return torch.bmm(self.weights(t).to(space.dtype)[:, None], space)[:, 0]
 
+    def to(self, device: torch.device | str) -> Gaussians:
+        """The same functions with their parameters on ``device``."""
+        return Gaussians(*(None if v is None else v.to(device)
+                           for v in (self.amp, self.x_center, self.x_width, self.t_center,
+                                     self.t_width)))
+
     def on_grid(self, t: Tensor, x: Tensor) -> Tensor:
         """Values on a (nt,) x (nx,) grid: (N, nt, nx)."""
         return torch.stack([self(float(tk), x) for tk in t], dim=1)
@@ -121,6 +127,10 @@ class BurgersProblem:
     def u0(self, x: Tensor) -> Tensor:
         """Initial state at positions x (nx,): (N, nx)."""
         return self.initial(None, x)
+
+    def to(self, device: torch.device | str) -> BurgersProblem:
+        """The same problems with their parameters on ``device``."""
+        return BurgersProblem(self.initial.to(device), self.forcing.to(device))
 
 
 def _uniform(g: torch.Generator, shape: tuple[int, ...], lo: float, hi: float) -> Tensor:
@@ -192,6 +202,7 @@ def solve_burgers(
     refine: int | None = None,
     cfl: float = 0.9,
     progress: bool = False,
+    device: torch.device | str | None = None,
 ) -> Tensor:
     """Solve Burgers on ``grid`` and return u at the saved times and points: (N, nt, nx) float64.
 
@@ -207,18 +218,23 @@ def solve_burgers(
             On the WDNO grid (120 x 81, forced) refine 1 / 2 differ from refine 4 by a relative
             RMS of 2.6e-3 / 5e-4.
         cfl: safety factor on the advective and diffusive step limits (<= 1).
+        device: where to compute (default: u0's device, or the CPU when u0 is a function,
+            which must then accept positions on ``device``). The result stays there.
     """
     refine = refine or (1 if grid.periodic else 2)
     index = grid.saved_index(refine)
-    x = grid.x(refine)
+    if device is None:
+        device = u0.device if isinstance(u0, Tensor) else torch.device("cpu")
+    x = grid.x(refine).to(device)
     if callable(u0):
         u = u0(x).to(torch.float64)
     else:
         if u0.ndim != 2 or u0.shape[-1] != grid.nx:
             raise ValueError(f"u0 must have shape (N, {grid.nx}), got {tuple(u0.shape)}")
-        u = _prolong(u0.to(torch.float64), grid, refine)
+        u = _prolong(u0.to(device, torch.float64), grid, refine)
     force = _forcing_function(forcing, grid, refine, x)
     if isinstance(forcing, Gaussians):  # the spatial factors do not change: evaluate them once
+        forcing = forcing.to(device)
         space = forcing.space(x)
 
         def force(t: float, _x: Tensor) -> Tensor:
@@ -246,7 +262,7 @@ def _forcing_function(forcing: Forcing | Tensor | None, grid: BurgersGrid, refin
     if forcing.ndim != 3 or forcing.shape[1:] != (grid.nt, grid.nx):
         raise ValueError(f"forcing must have shape (N, {grid.nt}, {grid.nx}), "
                          f"got {tuple(forcing.shape)}")
-    fine = _prolong(forcing.to(torch.float64), grid, refine)  # (N, nt, n)
+    fine = _prolong(forcing.to(x.device, torch.float64), grid, refine)  # (N, nt, n)
     step = grid.t_final / (grid.nt - 1)
 
     def at(t: float, _x: Tensor) -> Tensor:

@@ -25,7 +25,7 @@ import torch
 
 from polydiff.physics import advection, burgers, navier_stokes
 from polydiff.physics.pde_data import Trajectories, write_trajectories
-from polydiff.runtime import UserError, make_generator
+from polydiff.runtime import UserError, add_common_args, make_generator, pick_device
 
 
 @dataclass(frozen=True)
@@ -79,43 +79,49 @@ class GenerateRequest:
         return req
 
 
-def generate(req: GenerateRequest, *, progress: bool = False) -> Trajectories:
-    """Draw ``req.n`` seeded problems of ``req.equation`` and solve them."""
+def generate(req: GenerateRequest, *, device: torch.device | str = "cpu",
+             progress: bool = False) -> Trajectories:
+    """Draw ``req.n`` seeded problems of ``req.equation`` and solve them on ``device``.
+
+    The problems are drawn on the CPU, so a seed gives the same problems on every device.
+    """
     req = req.resolved()
     g = make_generator(req.seed)
     if req.equation == "ns2d":
-        return _generate_ns2d(req, g, progress)
+        return _generate_ns2d(req, g, device, progress)
     periodic = req.equation != "burgers"
     grid = burgers.BurgersGrid(nx=req.nx, nt=req.nt, t_final=req.t_final, periodic=periodic)
     x, t = grid.x(), grid.t()
     if req.equation == "advection":
-        u0 = advection.random_sine_waves(req.n, x, g)
-        u = advection.solve_advection(u0, t, beta=req.param, progress=progress)
+        u0 = advection.random_sine_waves(req.n, x, g).to(device)
+        u = advection.solve_advection(u0, t, beta=req.param, progress=progress).cpu()
         return Trajectories(u, x, t, equation="advection", params={"beta": req.param})
     if req.equation == "burgers-periodic":
-        u0 = burgers.sample_periodic_initial(req.n, grid, g)
-        u = burgers.solve_burgers(u0, grid, nu=req.param, progress=progress)
+        u0 = burgers.sample_periodic_initial(req.n, grid, g).to(device)
+        u = burgers.solve_burgers(u0, grid, nu=req.param, progress=progress).cpu()
         return Trajectories(u, x, t, equation="burgers-periodic", params={"Nu": req.param})
     problem = burgers.sample_burgers_problem(req.n, grid, g)
-    u = burgers.solve_burgers(problem.u0, grid, nu=req.param, forcing=problem.forcing,
-                              progress=progress)
+    on_device = problem.to(device)
+    u = burgers.solve_burgers(on_device.u0, grid, nu=req.param, forcing=on_device.forcing,
+                              progress=progress, device=device).cpu()
     return Trajectories(u, x, t, forcing=problem.forcing.on_grid(t, x), equation="burgers",
                         params={"Nu": req.param})
 
 
-def _generate_ns2d(req: GenerateRequest, g: torch.Generator, progress: bool) -> Trajectories:
+def _generate_ns2d(req: GenerateRequest, g: torch.Generator, device: torch.device | str,
+                   progress: bool) -> Trajectories:
     """Kolmogorov-forced 2-D Navier-Stokes (vorticity); u (N, nt, nx, ny)."""
-    w0 = navier_stokes.random_vorticity(req.n, req.nx, g, dtype=torch.float64)
-    force = navier_stokes.kolmogorov_forcing(req.nx, dtype=torch.float64)
+    w0 = navier_stokes.random_vorticity(req.n, req.nx, g, dtype=torch.float64).to(device)
+    force = navier_stokes.kolmogorov_forcing(req.nx, dtype=torch.float64).to(device)
     interval = req.t_final / (req.nt - 1)
     # the flow speeds up under forcing: leave a factor 4 on the initial CFL step
     substeps = max(1, math.ceil(interval / (0.25 * navier_stokes.stable_dt(w0))))
     w = navier_stokes.solve_ns2d(w0, nu=req.param, dt=interval / substeps,
                                  n_steps=substeps * (req.nt - 1), save_every=substeps,
-                                 forcing=force, drag=0.1, progress=progress)
+                                 forcing=force, drag=0.1, progress=progress).cpu()
     coord = torch.arange(req.nx, dtype=torch.float64) * (navier_stokes.TWO_PI / req.nx)
     u = w.transpose(-1, -2)  # solver rows are y: (N, nt, ny, nx) -> (N, nt, nx, ny)
-    forcing = force.T.expand_as(u)
+    forcing = force.cpu().T.expand_as(u)
     return Trajectories(u, coord, torch.linspace(0, req.t_final, req.nt), coord, forcing,
                         "ns2d", {"nu": req.param, "drag": 0.1, "forcing_wavenumber": 4.0})
 
@@ -133,7 +139,7 @@ def add_generate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--nu", type=float, default=None, help="viscosity (burgers*, ns2d)")
     p.add_argument("--beta", type=float, default=None, help="advection speed (advection)")
     p.add_argument("-o", "--output", type=Path, required=True, help="data.h5 or data.nc")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    add_common_args(p, model=False)
     p.set_defaults(func=run_generate)
     return p
 
@@ -146,7 +152,7 @@ def run_generate(args: argparse.Namespace) -> int:
     req = GenerateRequest(args.equation, args.n, args.nx, args.nt, args.t_final, param,
                           args.seed)
     try:
-        traj = generate(req, progress=True)
+        traj = generate(req, device=pick_device(args.device), progress=True)
     except FloatingPointError as err:
         raise UserError(f"{err}: try a larger --nu or a smaller --t-final") from err
     write_trajectories(traj, args.output)

@@ -78,3 +78,16 @@ def test_bad_input_fails_without_a_file(tmp_path, capsys, args):
     assert "error:" in capsys.readouterr().err
     rc, out = run(tmp_path, "bad.csv", "--equation", "burgers")
     assert rc != 0 and not out.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_gpu_fails_without_a_file(tmp_path):
+    rc, out = run(tmp_path, "gpu.h5", "--equation", "advection", "--device", "cuda")
+    assert rc != 0 and not out.exists()
+
+
+def test_device_argument_gives_the_same_data(tmp_path):
+    args = ["--equation", "burgers", "--n", "2", "--nx", "16", "--nt", "3", "--t-final", "0.2"]
+    _, a = run(tmp_path, "a.h5", *args)
+    _, b = run(tmp_path, "b.h5", *args, "--device", "cpu")
+    assert a.read_bytes() == b.read_bytes()
