@@ -15,7 +15,8 @@ discrete kinetic energy can only decay through viscosity: no blow-up), central s
 differences for nu u_xx, and SSP-RK3 in time with dt = cfl * min(dx / max|u|, dx^2 / (2 nu))
 re-evaluated every step. Second order in dx. The solver integrates on an internal grid
 ``refine`` times finer than the saved one (it contains the saved nodes) and samples the
-saved nodes at the saved times.
+saved nodes at the saved times; by default fine enough to keep the cell Peclet number
+max|u0| dx / nu at or below 2, where the central scheme is free of grid-scale wiggles.
 
 Random problems (``sample_burgers_problem``) follow the reference distribution: u0 is a
 Gaussian of amplitude U(0, 2), centre U(0.2, 0.4), width U(0.05, 0.15) plus one of
@@ -28,6 +29,7 @@ smooth in time, which keeps the solver's convergence order.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -175,6 +177,15 @@ def burgers_rhs(u: Tensor, nu: float, dx: float, periodic: bool) -> Tensor:
         ghost[..., 2:] - 2.0 * u + ghost[..., :-2])
 
 
+def default_refine(grid: BurgersGrid, nu: float, u_max: float) -> int:
+    """The internal refinement used unless one is given: 2 (Dirichlet) or 1 (periodic), or
+    more where the cell Peclet number u_max dx / nu would exceed 2 (the central scheme
+    oscillates beyond that); odd on periodic grids."""
+    need = math.ceil(u_max * grid.dx / (2.0 * max(nu, 1e-12)))
+    refine = max(need, 1 if grid.periodic else 2)
+    return refine + 1 if grid.periodic and refine % 2 == 0 else refine
+
+
 def _prolong(u: Tensor, grid: BurgersGrid, refine: int) -> Tensor:
     """Saved-grid values (..., nx) -> refined grid, by linear interpolation (u = 0 at the ends)."""
     if refine == 1:
@@ -213,24 +224,28 @@ def solve_burgers(
         nu: viscosity (length^2 per time unit).
         forcing: None, a function (t, x (n,)) -> (N, n), or values on the saved grid
             (N, nt, nx), interpolated linearly in time and space.
-        refine: internal grid spacing = saved spacing / refine (default 2, or 1 on a periodic
-            grid, where it must be odd so that the internal cell centres contain the saved ones).
-            On the WDNO grid (120 x 81, forced) refine 1 / 2 differ from refine 4 by a relative
-            RMS of 2.6e-3 / 5e-4.
+        refine: internal grid spacing = saved spacing / refine (default:
+            :func:`default_refine`). On a periodic grid it must be odd, so that the internal
+            cell centres contain the saved ones. On the WDNO grid (120 x 81, forced) refine
+            1 / 2 differ from refine 4 by a relative RMS of 2.6e-3 / 5e-4.
         cfl: safety factor on the advective and diffusive step limits (<= 1).
         device: where to compute (default: u0's device, or the CPU when u0 is a function,
             which must then accept positions on ``device``). The result stays there.
     """
-    refine = refine or (1 if grid.periodic else 2)
-    index = grid.saved_index(refine)
     if device is None:
         device = u0.device if isinstance(u0, Tensor) else torch.device("cpu")
+    if callable(u0):
+        u_max = float(u0(grid.x().to(device)).abs().max())
+    else:
+        if u0.ndim != 2 or u0.shape[-1] != grid.nx:
+            raise ValueError(f"u0 must have shape (N, {grid.nx}), got {tuple(u0.shape)}")
+        u_max = float(u0.abs().max())
+    refine = refine or default_refine(grid, nu, u_max)
+    index = grid.saved_index(refine)
     x = grid.x(refine).to(device)
     if callable(u0):
         u = u0(x).to(torch.float64)
     else:
-        if u0.ndim != 2 or u0.shape[-1] != grid.nx:
-            raise ValueError(f"u0 must have shape (N, {grid.nx}), got {tuple(u0.shape)}")
         u = _prolong(u0.to(device, torch.float64), grid, refine)
     force = _forcing_function(forcing, grid, refine, x)
     if isinstance(forcing, Gaussians):  # the spatial factors do not change: evaluate them once

@@ -7,6 +7,7 @@ import torch
 
 from polydiff.physics.burgers import (
     BurgersGrid,
+    default_refine,
     sample_burgers_problem,
     sample_periodic_initial,
     solve_burgers,
@@ -104,3 +105,33 @@ def test_bad_shapes_raise():
         solve_burgers(torch.zeros(1, 20), grid, forcing=torch.zeros(1, 2, 20))
     with pytest.raises(ValueError):
         solve_burgers(torch.zeros(1, 20), BurgersGrid(nx=20, nt=3, periodic=True), refine=2)
+
+
+def test_forced_wdno_self_convergence():
+    # second order: e(r) ~ C (dx/r)^2, so (u_1 - u_4) / (u_2 - u_4) = (1 - 1/16) / (1/4 - 1/16) = 5
+    grid = BurgersGrid(nx=47, nt=5, t_final=1.0)
+    problem = sample_burgers_problem(3, grid, torch.Generator().manual_seed(2))
+    u = {r: solve_burgers(problem.u0, grid, forcing=problem.forcing, refine=r) for r in (1, 2, 4)}
+    ratio = (u[1] - u[4])[:, 1:].norm() / (u[2] - u[4])[:, 1:].norm()
+    assert 4.0 < ratio < 6.0
+
+
+def test_unforced_energy_never_grows():
+    # the skew-symmetric flux conserves sum u^2 in the advective part: only viscosity removes it
+    grid = BurgersGrid(nx=63, nt=21, t_final=2.0)
+    problem = sample_burgers_problem(4, grid, torch.Generator().manual_seed(5))
+    u = solve_burgers(problem.u0, grid, nu=1e-4, refine=1)
+    energy = (u**2).sum(-1)
+    assert (energy[:, 1:] <= energy[:, :-1] * (1 + 1e-12)).all()
+    assert torch.isfinite(u).all()
+
+
+def test_default_refinement_keeps_the_maximum_principle():
+    # unforced viscous Burgers: max |u| never grows; nu = 1e-3 needs refine 8 on dx = 1/64
+    grid = BurgersGrid(nx=63, nt=11, t_final=2.0)
+    problem = sample_burgers_problem(2, grid, torch.Generator().manual_seed(5))
+    u_max = float(problem.u0(grid.x()).abs().max())
+    assert default_refine(grid, 1e-3, u_max) >= 8
+    u = solve_burgers(problem.u0, grid, nu=1e-3)
+    peak = u.abs().amax(-1)  # (N, nt)
+    assert (peak <= peak[:, :1] * 1.01).all()
