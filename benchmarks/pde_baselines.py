@@ -3,7 +3,8 @@
 Setting: WDNO's forced Burgers (nu = 0.01, T = 8, zero Dirichlet) on the pde app's base grid
 (31 interior points x 33 times including t = 0, ``BurgersData().grid(0)``), and 2x finer
 (63 x 65) for zero-shot super-resolution. The test set is drawn with seed 1234 (training
-sets use seed 0), all trajectories forced, solved by ``physics.burgers`` (refine 2).
+sets use seed 0), all trajectories forced, solved by ``physics.burgers`` with the pde app's
+data refinement (``BurgersData().refine``).
 
 Rows: FNO autoregressive one-step (1-D), FNO whole-trajectory (2-D over (t, x)), the latter
 also zero-shot on the 2x grid (an FNO's grid coordinates are in [0, 1], its modes are
@@ -64,7 +65,7 @@ class Sets:
 def _solve(data: BurgersData, level: int, n: int, seed: int) -> tuple[Trajectories, float]:
     grid = data.grid(level)
     req = GenerateRequest("burgers", n, nx=grid.nx, nt=grid.nt, t_final=grid.t_final,
-                          param=data.nu, seed=seed)
+                          param=data.nu, seed=seed, refine=data.refine)
     start = time.perf_counter()
     traj = generate(req)
     return traj, time.perf_counter() - start

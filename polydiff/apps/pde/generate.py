@@ -57,6 +57,7 @@ class GenerateRequest:
     t_final: float | None = None
     param: float | None = None
     seed: int = 0
+    refine: int | None = None  # Burgers' internal refinement (default: ``default_refine``)
 
     def resolved(self) -> GenerateRequest:
         """The request with defaults filled in, after checking every value (UserError)."""
@@ -67,13 +68,17 @@ class GenerateRequest:
         req = GenerateRequest(
             self.equation, self.n, self.nx or d.nx, self.nt or d.nt,
             d.t_final if self.t_final is None else self.t_final,
-            d.param if self.param is None else self.param, self.seed)
+            d.param if self.param is None else self.param, self.seed, self.refine)
         if req.n < 1 or req.nx < 4 or req.nt < 2:
             raise UserError(f"need --n >= 1, --nx >= 4 and --nt >= 2 (got {req.n}, {req.nx}, "
                             f"{req.nt})")
         for name, value in (("--t-final", req.t_final), ("the equation parameter", req.param)):
             if not math.isfinite(value) or value < 0 or (name == "--t-final" and value == 0):
                 raise UserError(f"{name} must be a finite positive number, got {value}")
+        if req.refine is not None and (req.refine < 1 or (req.equation == "burgers-periodic"
+                                                           and req.refine % 2 == 0)):
+            raise UserError(f"--refine must be >= 1 (and odd for burgers-periodic), "
+                            f"got {req.refine}")
         if req.equation == "ns2d" and req.nx % 2:
             raise UserError(f"ns2d needs an even --nx, got {req.nx}")
         return req
@@ -98,12 +103,13 @@ def generate(req: GenerateRequest, *, device: torch.device | str = "cpu",
         return Trajectories(u, x, t, equation="advection", params={"beta": req.param})
     if req.equation == "burgers-periodic":
         u0 = burgers.sample_periodic_initial(req.n, grid, g).to(device)
-        u = burgers.solve_burgers(u0, grid, nu=req.param, progress=progress).cpu()
+        u = burgers.solve_burgers(u0, grid, nu=req.param, refine=req.refine,
+                                  progress=progress).cpu()
         return Trajectories(u, x, t, equation="burgers-periodic", params={"Nu": req.param})
     problem = burgers.sample_burgers_problem(req.n, grid, g)
     on_device = problem.to(device)
     u = burgers.solve_burgers(on_device.u0, grid, nu=req.param, forcing=on_device.forcing,
-                              progress=progress, device=device).cpu()
+                              refine=req.refine, progress=progress, device=device).cpu()
     return Trajectories(u, x, t, forcing=problem.forcing.on_grid(t, x), equation="burgers",
                         params={"Nu": req.param})
 
@@ -138,6 +144,8 @@ def add_generate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--t-final", type=float, default=None, help="final time (default: per eq.)")
     p.add_argument("--nu", type=float, default=None, help="viscosity (burgers*, ns2d)")
     p.add_argument("--beta", type=float, default=None, help="advection speed (advection)")
+    p.add_argument("--refine", type=int, default=None,
+                   help="burgers*: internal grid refinement (default: from the Peclet number)")
     p.add_argument("-o", "--output", type=Path, required=True, help="data.h5 or data.nc")
     add_common_args(p, model=False)
     p.set_defaults(func=run_generate)
@@ -150,7 +158,7 @@ def run_generate(args: argparse.Namespace) -> int:
         raise UserError(f"the output must end in .h5, .hdf5 or .nc, got {args.output}")
     param = args.beta if args.equation == "advection" else args.nu
     req = GenerateRequest(args.equation, args.n, args.nx, args.nt, args.t_final, param,
-                          args.seed)
+                          args.seed, args.refine)
     try:
         traj = generate(req, device=pick_device(args.device), progress=True)
     except FloatingPointError as err:

@@ -73,6 +73,7 @@ def test_same_seed_same_file(tmp_path, suffix):
     ["--equation", "advection", "--beta", "inf"],
     ["--equation", "burgers", "--n", "0"],
     ["--equation", "ns2d", "--nx", "15"],
+    ["--equation", "burgers-periodic", "--refine", "2"],
 ])
 def test_bad_input_fails_without_a_file(tmp_path, capsys, args):
     rc, out = run(tmp_path, "bad.h5", *args, "--nt", "3", "--t-final", "0.1")
