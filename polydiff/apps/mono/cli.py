@@ -65,7 +65,8 @@ def register(subparsers, name: str, help_text: str) -> None:
     t = sub.add_parser("train", help="train the mono network on procedural scenes")
     t.add_argument("--config", type=Path, required=True, help="YAML config (configs/mono/)")
     t.add_argument("-o", "--out", type=Path, default=None,
-                   help="checkpoint folder (default: out_dir of the config)")
+                   help="checkpoint folder (default: train.out_dir of the config); training "
+                        "resumes from its train_state/ if present")
     t.add_argument("--device", default="auto", help="auto|cpu|cuda (default: auto)")
     t.set_defaults(func=run_train)
 
@@ -186,11 +187,16 @@ def run_scenes(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from polydiff.apps.mono.training import load_train_config, train
+    from polydiff.apps.mono.training import load_train_config, train_mono
 
     cfg = load_train_config(args.config)
-    out = train(cfg, pick_device(args.device), args.out)
-    print(f"checkpoint written to {out}")
+    pick_device(args.device)  # refuse cuda without a GPU before rendering anything
+    cfg.train.device = args.device
+    if args.out is not None:
+        cfg.train.out_dir = str(args.out)
+    result = train_mono(cfg)
+    print(f"checkpoint written to {cfg.train.out_dir} after {result.step} steps "
+          f"(final loss {result.losses[-1]:.4f})")
     return 0
 
 

@@ -9,7 +9,7 @@ plus ``polydiff.json`` holding the app's own settings.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -18,8 +18,7 @@ from diffusers import DDIMScheduler, UNet2DModel
 from torch import Tensor
 
 from polydiff.apps.mono.targets import TASKS
-from polydiff.diffusion.checkpoint import load_network, load_scheduler, read_config, save_checkpoint
-from polydiff.diffusion.networks import finish_network
+from polydiff.diffusion.checkpoint import load_network, load_scheduler, read_config
 from polydiff.diffusion.schedulers import make_scheduler
 from polydiff.runtime import UserError
 
@@ -69,13 +68,6 @@ def denoiser(unet: UNet2DModel, image: Tensor, task: Tensor):
         return unet(torch.cat([x_t, image], 1), t, class_labels=task).sample
 
     return model
-
-
-def save_model(folder: Path, unet: UNet2DModel, scheduler: DDIMScheduler, cfg: NetConfig,
-               extra: dict | None = None) -> None:
-    """Write ``unet/``, ``scheduler/`` (safetensors, diffusers layout) and polydiff.json."""
-    meta = {"app": "mono", "tasks": list(TASKS), "net": asdict(cfg), **(extra or {})}
-    save_checkpoint(folder, finish_network(unet, {"type": "unet2d"}), scheduler, meta)
 
 
 def load_model(folder: Path, device: torch.device) -> MonoModel:

@@ -135,3 +135,20 @@ def test_bad_evaluate_and_calibrate_inputs(tmp_path):
     assert main(["mono", "calibrate", str(tmp_path / "nothing.png")]) == 2
     assert main(["mono", "scenes", "--n", "1", "--size", "abc", "-o", str(tmp_path / "s")]) == 2
     assert not (tmp_path / "s").exists()
+
+
+def test_train_writes_a_loadable_checkpoint(tmp_path, data):
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text("net: {resolution: 16, block_out_channels: [8, 16], attention_levels: "
+                   "[false, true], norm_num_groups: 4, attention_head_dim: 8}\n"
+                   "data: {scenes: 2}\ntrain: {steps: 2, batch_size: 2, log_every: 1}\n")
+    out = tmp_path / "ckpt"
+    assert main(["mono", "train", "--config", str(cfg), "-o", str(out), "--device", "cpu"]) == 0
+    assert (out / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    est = tmp_path / "est"
+    assert _estimate(data / "0000" / "image.png", "-o", est, "--model", out) == 0
+    assert np.load(est / "depth.npy").shape == (40, 56)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {stepz: 2}\n")
+    assert main(["mono", "train", "--config", str(bad), "-o", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()

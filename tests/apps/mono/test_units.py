@@ -8,7 +8,7 @@ from polydiff.apps.mono.metric import metric_depth_from_floor
 from polydiff.apps.mono.model import NetConfig, build_scheduler
 from polydiff.apps.mono.pipeline import ensemble_depth, ensemble_normals
 from polydiff.apps.mono.targets import decode_depth, encode_camera, encode_depth
-from polydiff.apps.mono.training import Pool, mono_loss
+from polydiff.apps.mono.training import DataConfig, mirror, mono_loss, render_dataset
 from polydiff.diffusion.predictions import v_from_x0
 from polydiff.geometry.cameras import Intrinsics
 from polydiff.geometry.metrics import depth_metrics
@@ -33,11 +33,10 @@ def test_flip_augmentation_matches_rendering_the_mirrored_camera():
     s = _scene(1)
     K = s.intrinsics.matrix(torch.float32)
     img = s.image.permute(2, 0, 1)[None]
-    targets = torch.stack([encode_depth(s.depth[None]), s.normals.permute(2, 0, 1)[None],
-                           encode_camera(K[None], img)], 1)
-    pool = Pool(img * 2 - 1, targets)
-    idx, flip = torch.zeros(3, dtype=torch.long), torch.ones(3, dtype=torch.bool)
-    image, x0 = pool.batch(idx, torch.arange(3), flip)
+    targets = torch.cat([encode_depth(s.depth[None]), s.normals.permute(2, 0, 1)[None],
+                         encode_camera(K[None], img)])
+    flip = torch.ones(3, dtype=torch.bool)
+    image, x0 = mirror((img * 2 - 1).expand(3, -1, -1, -1), targets, torch.arange(3), flip)
     mirrored = Intrinsics(s.intrinsics.fx, s.intrinsics.fy, s.intrinsics.width - s.intrinsics.cx,
                           s.intrinsics.cy, s.intrinsics.width, s.intrinsics.height)
     cam = encode_camera(mirrored.matrix(torch.float32)[None], img.flip(-1))[0]
@@ -68,11 +67,18 @@ def test_loss_vanishes_for_the_exact_model():
     def oracle(x_t, t):  # knows x0: exact v for noisy inputs, and x0 back at x_t = 0
         return v_from_x0(x0, x_t, sched.alphas_cumprod[t].float()[:, None, None, None])
 
-    loss = mono_loss(oracle, sched, x0, one_step, torch.Generator().manual_seed(0))
-    assert float(loss) < 1e-8
-    wrong = mono_loss(lambda x, t: torch.zeros_like(x), sched, x0, one_step,
-                      torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)
+    noise, t = torch.randn(x0.shape, generator=gen), torch.randint(0, 1000, (6,), generator=gen)
+    assert float(mono_loss(oracle, sched, x0, noise, t, one_step)) < 1e-8
+    wrong = mono_loss(lambda x, t: torch.zeros_like(x), sched, x0, noise, t, one_step)
     assert float(wrong) > 0.1
+
+
+def test_dataset_pairs_every_scene_with_every_task():
+    data = render_dataset(DataConfig(scenes=2), 16)
+    assert data["x"].shape == (6, 3, 16, 16) and data["task"].tolist() == [0, 1, 2] * 2
+    torch.testing.assert_close(data["image"][0], data["image"][2])
+    torch.testing.assert_close(data["x"][1].norm(dim=0), torch.ones(16, 16))  # unit normals
 
 
 def test_metric_depth_from_floor_is_exact_on_true_geometry():
