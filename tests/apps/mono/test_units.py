@@ -103,3 +103,14 @@ def test_default_net_fits_the_checkpoint_budget():
     n = sum(p.numel() for p in build_unet(NetConfig(block_out_channels=[16, 32, 48, 48]))
             .parameters())
     assert n * 4 < 3e6
+
+
+def test_shipped_configs_load():
+    from pathlib import Path
+
+    from polydiff.apps.mono.training import load_train_config
+
+    root = Path(__file__).resolve().parents[3] / "configs" / "mono"
+    for name in ("tiny.yaml", "paper.yaml"):
+        cfg = load_train_config(root / name)
+        assert cfg.train.batch_size > 0 and cfg.net.resolution % 8 == 0
