@@ -102,31 +102,31 @@ def shepp_logan(size: int) -> np.ndarray:
 
 
 def real_slices(size: int) -> dict[str, np.ndarray]:
-    """Small real brain slices that installed packages ship, resized: name -> (size, size).
+    """Small real brain slices that installed wheels ship, as magnitudes (size, size) in [0, 1].
 
-    scikit-image's ``data.brain()`` is fetched at run time (not shipped) and is used only when
-    it is already cached; nibabel's test data holds a real EPI brain volume. Empty when neither
-    is on this machine.
+    nibabel's wheel ships a real EPI brain volume (``example4d.nii.gz``, 128x96x24); its middle
+    slice is zero-padded to a square and resized. scikit-image's ``data.brain()`` is not in its
+    wheel (it is downloaded at run time), so it is not used. Empty without nibabel.
     """
     from skimage.transform import resize
 
     found: dict[str, np.ndarray] = {}
     try:
-        from skimage import data
-
-        brain = data.brain()  # (10, 256, 256) uint16, only if cached locally
-        found["skimage_brain"] = brain[brain.shape[0] // 2].astype(np.float64)
-    except Exception:  # noqa: BLE001 - absent offline: pooch missing or not downloaded
-        pass
-    try:
         import nibabel
         from nibabel.testing import data_path
+    except ImportError:
+        return found
+    vol = np.asarray(nibabel.load(f"{data_path}/example4d.nii.gz").dataobj)[..., 0]
+    found["nibabel_example4d"] = np.rot90(vol[:, :, vol.shape[2] // 2]).astype(np.float64)
+    return {k: resize(_pad_square(v / v.max()), (size, size), anti_aliasing=True)
+            for k, v in found.items()}
 
-        vol = np.asarray(nibabel.load(f"{data_path}/example4d.nii.gz").dataobj)[..., 0]
-        found["nibabel_example4d"] = np.rot90(vol[:, :, vol.shape[2] // 2]).astype(np.float64)
-    except Exception:  # noqa: BLE001 - nibabel or its test data not installed
-        pass
-    return {k: resize(v / v.max(), (size, size), anti_aliasing=True) for k, v in found.items()}
+
+def _pad_square(img: np.ndarray) -> np.ndarray:
+    """Zero-pad the shorter axis of a 2-D image (centred), keeping its aspect ratio."""
+    n = max(img.shape)
+    pads = [((n - s) // 2, n - s - (n - s) // 2) for s in img.shape]
+    return np.pad(img, pads)
 
 
 def coil_maps(coils: int, size: int, width: float = 0.6) -> np.ndarray:

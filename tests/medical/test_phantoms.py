@@ -1,6 +1,7 @@
 """Analytic phantom k-space against the FFT of the finely sampled phantom."""
 
 import numpy as np
+import pytest
 
 from polydiff.medical.phantoms import (
     Ellipse,
@@ -9,6 +10,7 @@ from polydiff.medical.phantoms import (
     phantom_kspace,
     phantom_volume,
     random_phantom,
+    real_slices,
 )
 
 
@@ -43,3 +45,12 @@ def test_volume_is_seeded():
     a, b = phantom_volume(2, 16, 3), phantom_volume(2, 16, 3)
     assert a.dtype == np.complex64 and a.shape == (2, 16, 16)
     assert np.array_equal(a, b) and not np.array_equal(a, phantom_volume(2, 16, 4))
+
+
+def test_real_brain_slice_from_nibabel_wheel():
+    pytest.importorskip("nibabel")
+    slices = real_slices(32)
+    img = slices["nibabel_example4d"]
+    assert img.shape == (32, 32) and 0.3 < img.max() <= 1.0
+    assert img[0].max() < 0.05 * img.max()  # zero-padded to a square: empty top row
+    assert (img > 0.1).mean() > 0.2  # a head, not an empty frame
