@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -195,8 +196,9 @@ def run_train(args: argparse.Namespace) -> int:
     if args.out is not None:
         cfg.train.out_dir = str(args.out)
     result = train_mono(cfg)
-    print(f"checkpoint written to {cfg.train.out_dir} after {result.step} steps "
-          f"(final loss {result.losses[-1]:.4f})")
+    if os.environ.get("RANK", "0") == "0":  # one line under torchrun, not one per process
+        print(f"checkpoint written to {cfg.train.out_dir} after {result.step} steps "
+              f"(final loss {result.losses[-1]:.4f})")
     return 0
 
 
