@@ -1,0 +1,11 @@
+"""Geometry shared by the mesh and mono apps (OpenCV camera convention: x right, y down,
+z forward; z-depth; pixel centres at (u + 0.5, v + 0.5)).
+
+cameras       intrinsics JSON, batched pinhole cameras with look-at extrinsics, rays,
+              projection and unprojection
+normals       normals from depth by finite differences
+camera_image  DM-Calib's Camera Image and intrinsics from it by RANSAC
+scenes        procedural ray-cast rooms with exact depth, normals and K
+pointcloud    coloured point clouds from depth, PLY via trimesh
+metrics       depth / normal / intrinsics metrics of monocular geometry
+"""
