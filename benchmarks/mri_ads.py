@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from polydiff.apps.mri.pipeline import MriReconstructor, ReconConfig
+from polydiff.apps.mri.config import ReconConfig
+from polydiff.apps.mri.pipeline import MriReconstructor
 from polydiff.apps.mri.plots import order_image, save_figure
 from polydiff.medical import bart as bart_mod
 from polydiff.medical.cs import CSConfig, fista_l1_wavelet

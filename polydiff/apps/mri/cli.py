@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from polydiff.apps.mri.ads import KERNELS
-from polydiff.apps.mri.pipeline import POLICIES, ReconConfig
+from polydiff.apps.mri.config import KERNEL_NAMES, POLICIES, ReconConfig
 from polydiff.runtime import UserError, add_common_args, pick_device
 
 
@@ -24,7 +23,7 @@ def register(subparsers, name: str, help_text: str) -> None:
     q.add_argument("--center-fraction", type=float, default=None,
                    help="fully sampled centre fraction (default: fastMRI's 0.08 / 0.04)")
     q.add_argument("--policy", choices=POLICIES, default="ads", help="default: ads")
-    q.add_argument("--kernel", choices=sorted(KERNELS), default="ads",
+    q.add_argument("--kernel", choices=KERNEL_NAMES, default="ads",
                    help="ADS acquisition score (default: ads)")
     q.add_argument("--particles", type=int, default=16, help="B (default: 16)")
     q.add_argument("--steps", type=int, default=50, help="reverse steps (default: 50)")

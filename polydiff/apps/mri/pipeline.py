@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -18,6 +17,7 @@ import torch
 from torch import Tensor
 
 from polydiff.apps.mri.ads import ActiveAcquisition, acquisition_steps
+from polydiff.apps.mri.config import POLICIES, ReconConfig
 from polydiff.apps.mri.data import reference_scale
 from polydiff.diffusion import (
     DataConsistency,
@@ -40,23 +40,6 @@ from polydiff.medical.kspace import (
 from polydiff.medical.masks import budget, center_columns, fixed_mask
 from polydiff.runtime import UserError
 from polydiff.weights import bundled_path
-
-POLICIES = ("ads", "random", "equispaced")
-
-
-@dataclass
-class ReconConfig:
-    """Sampling settings (defaults follow ADS: 16 particles, DDIM, DPS weight ω)."""
-
-    acceleration: float = 4
-    policy: str = "ads"
-    particles: int = 16
-    steps: int = 50
-    guidance_weight: float = 4.0  # ω of the DPS step on ‖y − A x̂₀‖ (tuned on validation phantoms)
-    kernel: str = "ads"  # ads | gmm | variance
-    sigma: float = 0.1  # measurement noise std in model units (ADS kernel)
-    window: tuple[float, float] = (0.0, 0.6)  # part of the reverse process that acquires
-    center_fraction: float | None = None  # fastMRI default for 4x / 8x when None
 
 
 class SliceResult(NamedTuple):

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from polydiff.apps.mri.pipeline import MriReconstructor, ReconConfig, SliceResult, prepare_kspace
+from polydiff.apps.mri.config import ReconConfig
+from polydiff.apps.mri.pipeline import MriReconstructor, SliceResult, prepare_kspace
 from polydiff.apps.mri.plots import order_image, save_figure
 from polydiff.medical.fastmri_io import RECON_KEYS, read_images, read_kspace
 from polydiff.medical.kspace import ifft2c, rss, zero_filled

@@ -13,6 +13,7 @@ from polydiff.apps.mri.ads import (
     gmm_score,
     variance_score,
 )
+from polydiff.apps.mri.config import KERNEL_NAMES
 from polydiff.diffusion import DataConsistency, MeasurementGuidance, make_scheduler, sample
 from polydiff.medical.kspace import MaskedFFT2, channels_to_complex, fft2c
 from polydiff.medical.masks import budget, center_columns
@@ -85,3 +86,7 @@ def test_acquiring_twice_is_refused():
     _, acq, *_ = _run("variance", steps=4)
     with pytest.raises(RuntimeError, match="already acquired"):
         acq.acquire(acq.acquired[0])
+
+
+def test_kernel_names_match_the_table():
+    assert KERNEL_NAMES == tuple(KERNELS)

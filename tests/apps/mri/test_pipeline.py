@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from polydiff.apps.mri.pipeline import MriReconstructor, ReconConfig
+from polydiff.apps.mri.config import ReconConfig
+from polydiff.apps.mri.pipeline import MriReconstructor
 from polydiff.medical.kspace import ifft2c, zero_filled
 from polydiff.medical.masks import budget
 from polydiff.medical.metrics import psnr, ssim
