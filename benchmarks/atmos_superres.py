@@ -167,7 +167,7 @@ def _plot(path: Path, truth, truth_ds, pictures, results, variables) -> None:
         for c, (name, field) in enumerate(panels.items()):
             spread = name.endswith("spread")
             im = axes[r, c].imshow(field[r], origin="lower", extent=ext,
-                                   cmap="magma" if spread else "RdBu_r",
+                                   cmap="magma" if spread else "viridis",
                                    vmin=None if spread else lo, vmax=None if spread else hi)
             fig.colorbar(im, ax=axes[r, c], shrink=0.7)
             axes[r, c].set_title(f"{name}: {var}", fontsize=7)

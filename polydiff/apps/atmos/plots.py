@@ -33,7 +33,7 @@ def plot_maps(path: str | Path, columns: dict[str, dict[str, np.ndarray]],
             ax = axes[r, c]
             own = _own_scale(name)
             im = ax.imshow(columns[name][var], origin="lower", extent=extent,
-                           cmap="magma" if own else "RdBu_r",
+                           cmap="magma" if own else "viridis",
                            vmin=None if own else lo, vmax=None if own else hi)
             fig.colorbar(im, ax=ax, shrink=0.8)
             ax.set_title(f"{name}: {var}", fontsize=8)

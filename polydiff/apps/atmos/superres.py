@@ -1,8 +1,8 @@
 """Zero-shot super-resolution: the score prior guided by coarse fields and point observations.
 
 For each time step, ``members`` particles run the reverse diffusion together; the backbone's
-``MeasurementGuidance`` pulls each one towards the likelihood of a ``Stack`` of measurement
-operators in normalised space:
+``MeasurementGuidance`` (DPS by default: x_{t−1} −= ζ ∇_{x_t}‖y − A x̂₀‖_σ, per particle)
+pulls each one towards the data of a ``Stack`` of measurement operators in normalised space:
 
 * coarse-graining ``AvgPool(K)``: y = (coarse − AvgPool(mean)) / std, noise ``coarse_sigma``
   (a fraction of each variable's climatological std);
@@ -44,7 +44,8 @@ class SuperresOptions:
     factor: int | None = 4  # coarse-graining factor K (None: observations only)
     members: int = 8  # ensemble members per time step
     steps: int = 50  # reverse diffusion steps
-    guidance: float = 1.0  # weight of the likelihood score
+    guidance: float = 0.3  # guidance weight (DPS step size ζ, or the likelihood score's weight)
+    mode: str = "dps"  # MeasurementGuidance mode: "dps" or "score"
     coarse_sigma: float = 0.02  # coarse-field noise std, as a fraction of each variable's std
     scheduler: str = "ddim"
     batch: int = 4  # time steps read from disk at a time
@@ -133,7 +134,7 @@ def posterior_members(model: AtmosModel, operators: list[Operator], ys: list[tor
     if operators:
         stack = Stack(operators)
         y = [v.to(device).expand(opts.members, *v.shape[1:]) for v in ys]
-        hooks.append(MeasurementGuidance(stack, y, weight=opts.guidance))
+        hooks.append(MeasurementGuidance(stack, y, weight=opts.guidance, mode=opts.mode))
     x = sample(Denoiser(model.net), scheduler, (opts.members, c, h, w), steps=opts.steps,
                generator=generator, hooks=hooks, device=device, progress=progress).sample
     return model.normaliser.decode(x.detach().cpu().to(torch.float64))

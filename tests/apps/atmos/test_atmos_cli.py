@@ -127,7 +127,7 @@ def test_coarse_guidance_makes_the_output_match_the_input(data, model_dir):
     model = load_model(model_dir, torch.device("cpu"))
     coarse = open_era5(data["coarse"]).isel(time=[0])
     errors = {}
-    for weight in (0.0, 1.0):
+    for weight in (0.0, 0.3):
         opts = SuperresOptions(factor=4, members=2, steps=10, guidance=weight)
         ds = superres(model, opts, coarse=coarse, obs=None, grid=None,
                       generator=make_generator(0), device=torch.device("cpu"), progress=False)
@@ -136,4 +136,4 @@ def test_coarse_guidance_makes_the_output_match_the_input(data, model_dir):
             pooled = block_mean(torch.as_tensor(ds[v].values, dtype=torch.float64), 4).numpy()
             err.append(np.sqrt(np.mean((pooled - coarse[v].values[None]) ** 2)) / std)
         errors[weight] = float(np.mean(err))
-    assert errors[1.0] < 0.25 * errors[0.0], errors
+    assert errors[0.3] < 0.25 * errors[0.0], errors
