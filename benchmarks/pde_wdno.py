@@ -61,7 +61,7 @@ class Budget:
     steps: int
 
 
-QUICK = Budget(n_test=32, ablation_steps=1000, control_problems=4, control_members=4, steps=50)
+QUICK = Budget(n_test=32, ablation_steps=500, control_problems=4, control_members=4, steps=50)
 FULL = Budget(n_test=128, ablation_steps=4000, control_problems=16, control_members=8, steps=50)
 
 

@@ -136,3 +136,13 @@ def test_evaluate_writes_metrics_and_refuses_other_grids(tmp_path: Path) -> None
     assert main(["pde", "evaluate", "--data", str(other), "--device", "cpu",
                  "-o", str(bad)]) != 0
     assert not bad.exists()
+
+
+@pytest.mark.slow
+def test_demo_writes_its_files(tmp_path: Path) -> None:
+    from polydiff.apps.pde.cli import demo
+
+    text = demo(tmp_path / "pde", device=torch.device("cpu"), seed=0)
+    assert "nRMSE" in text
+    assert (tmp_path / "pde" / "burgers.nc").is_file()
+    assert (tmp_path / "pde" / "burgers.png").is_file()
