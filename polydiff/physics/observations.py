@@ -140,7 +140,7 @@ def observation_matrix(df: pd.DataFrame, variables: tuple[str, ...], grid_lat: n
     rows = np.repeat(np.arange(len(df)), 4)
     return torch.sparse_coo_tensor(
         torch.as_tensor(np.stack([rows, cols.ravel()])), torch.as_tensor(b.weight.ravel()),
-        (len(df), len(variables) * h * w)).coalesce()
+        (len(df), len(variables) * h * w), check_invariants=True).coalesce()
 
 
 def simulate_observations(truth: xr.Dataset, n_stations: int, generator: np.random.Generator,

@@ -66,9 +66,9 @@ def test_temperature_falls_northward_at_the_configured_rate(fields):
 
 def test_same_seed_same_fields_other_seed_other_fields(fields):
     again = generate_fields(8, CFG, make_generator(0), trajectories=2)
-    other = generate_fields(8, CFG, make_generator(1), trajectories=2)
+    other = generate_fields(1, CFG, make_generator(1))
     assert np.array_equal(again.t2m.values, fields.t2m.values)
-    assert not np.allclose(other.t2m.values, fields.t2m.values)
+    assert not np.allclose(other.t2m.values[0], fields.t2m.values[0])
 
 
 def test_block_mean_averages_and_refuses_other_sizes():
