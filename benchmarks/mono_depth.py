@@ -4,7 +4,8 @@ Reports, per mode, depth (AbsRel, delta1 after least-squares scale and shift), n
 (mean/median angle, % < 11.25 deg), intrinsics (e_f, e_b) and images per second with the
 bundled checkpoint on CPU (1 thread); the estimated intrinsics against a fixed 60-degree
 field-of-view guess; and the network's normals against normals differentiated from its
-(aligned) depth with the estimated intrinsics. Writes benchmarks/results/mono_depth.json
+(aligned) depth with the estimated intrinsics; metric depth (AbsRel without any alignment)
+from the floor seen in the predicted normals and the true camera height. Writes benchmarks/results/mono_depth.json
 and .png (image, depth, normals and error maps of one scene).
 """
 
@@ -23,6 +24,7 @@ import torch  # noqa: E402
 
 from benchmarks.common import figure_path, write_json  # noqa: E402
 from polydiff.apps.mono.estimate import load_pipeline  # noqa: E402
+from polydiff.apps.mono.metric import metric_depth_from_floor  # noqa: E402
 from polydiff.apps.mono.evaluation import Sample  # noqa: E402
 from polydiff.apps.mono.pipeline import EstimateOptions, fixed_fov_intrinsics  # noqa: E402
 from polydiff.geometry.metrics import (  # noqa: E402
@@ -68,8 +70,14 @@ def run_mode(pipeline, samples: list[Sample], options: EstimateOptions) -> tuple
                                  intr.matrix()).numpy()
         row.update({f"normal_from_depth_{k}": v
                     for k, v in normal_metrics(n_d, s.normals)._asdict().items()})
+        # metric depth: floor plane from the predicted normals + the true camera height
+        fit = metric_depth_from_floor(p.depth, p.normals, intr, s.camera_height,
+                                      np.random.default_rng(0))
+        row["metric_found"] = float(fit is not None)
+        row["metric_abs_rel"] = (depth_metrics(fit.depth, s.depth, align=False).abs_rel
+                                 if fit is not None else np.nan)
         rows.append(row)
-    summary = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    summary = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
     summary["images_per_second"] = len(samples) / seconds
     return summary, preds
 
