@@ -5,8 +5,9 @@ Reports, per mode, depth (AbsRel, delta1 after least-squares scale and shift), n
 bundled checkpoint on CPU (1 thread); the estimated intrinsics against a fixed 60-degree
 field-of-view guess; and the network's normals against normals differentiated from its
 (aligned) depth with the estimated intrinsics; metric depth (AbsRel without any alignment)
-from the floor seen in the predicted normals and the true camera height. Writes benchmarks/results/mono_depth.json
-and .png (image, depth, normals and error maps of one scene).
+from the floor seen in the predicted normals and the true camera height. Writes
+benchmarks/results/mono_depth.json and .png (image, depth, normals and error maps of one
+scene).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import torch  # noqa: E402
 
 from benchmarks.common import figure_path, write_json  # noqa: E402
 from polydiff.apps.mono.estimate import load_pipeline  # noqa: E402
-from polydiff.apps.mono.metric import metric_depth_from_floor  # noqa: E402
 from polydiff.apps.mono.evaluation import Sample  # noqa: E402
+from polydiff.apps.mono.metric import metric_depth_from_floor  # noqa: E402
 from polydiff.apps.mono.pipeline import EstimateOptions, fixed_fov_intrinsics  # noqa: E402
 from polydiff.geometry.metrics import (  # noqa: E402
     align_depth,
@@ -36,7 +37,7 @@ from polydiff.geometry.metrics import (  # noqa: E402
 from polydiff.geometry.normals import normals_from_depth  # noqa: E402
 from polydiff.geometry.scenes import SceneConfig, render_scene  # noqa: E402
 
-TEST_SEED = 20261125  # the training pool is drawn from seed 0 at 64x64: these are unseen
+TEST_SEED = 20261125  # training scenes come from seed 0 at 48x48: these are unseen
 
 
 def test_set(n: int, width: int = 128, height: int = 96) -> list[Sample]:
