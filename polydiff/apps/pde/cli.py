@@ -37,8 +37,8 @@ def register(subparsers, name: str, help_text: str) -> None:
                    help="target final state (nx,) as .npy/.nc/.h5")
     c.add_argument("--members", type=int, default=4, help="candidate forcings (default: 4)")
     c.add_argument("--alpha", type=float, default=0.01, help="energy weight in J (default 0.01)")
-    c.add_argument("--sigma", type=float, default=0.02,
-                   help="guidance likelihood std; smaller pulls harder (default 0.02)")
+    c.add_argument("--sigma", type=float, default=0.1,
+                   help="guidance likelihood std; smaller pulls harder (default 0.1)")
     c.add_argument("-o", "--output", type=Path, required=True, help="output NetCDF (.nc)")
     c.set_defaults(func=run_control)
 

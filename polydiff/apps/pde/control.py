@@ -83,11 +83,14 @@ def objective(u: np.ndarray, f: np.ndarray, target: np.ndarray, dt: float, dx: f
 @dataclass
 class ControlSettings:
     """``alpha``: energy weight in J; ``sigma``: likelihood std (smaller: stronger pull);
-    ``weight``: guidance step weight; ``guided``: False samples the forcing unguided."""
+    ``weight``: guidance step weight; ``mode``/``variance_inflation``: as in the backbone's
+    ``MeasurementGuidance``; ``guided``: False samples the forcing unguided."""
 
     alpha: float = 0.01
-    sigma: float = 0.02
+    sigma: float = 0.1
     weight: float = 1.0
+    mode: str = "score"
+    variance_inflation: bool = False
     guided: bool = True
 
 
@@ -117,11 +120,14 @@ def control(model: PDEModel, u0: np.ndarray, target: np.ndarray, *, members: int
         shape = layout.sample_shape(nt, grid.nx + 1)
         op = control_operator(layout, shape, dt, dx, settings.alpha, settings.sigma)
         y = control_measurement(target_t, nt, dx)
-        hooks.append(MeasurementGuidance(op, y, weight=settings.weight))
+        hooks.append(MeasurementGuidance(op, y, weight=settings.weight, mode=settings.mode,
+                                         variance_inflation=settings.variance_inflation))
     x = sample_level(model, conditions(u0_t, None, nt), forcing_known=False,
                      steps=steps or model.config.sampling.steps,
                      generator=make_generator(seed, model.device), hooks=hooks,
                      progress=progress, desc="control")
+    if not torch.isfinite(x).all():
+        raise UserError("the guided sampling diverged (non-finite values); use a larger --sigma")
     u, f = (v.detach().cpu() for v in from_model_grid(layout.decode(x)))
     solved = solve_burgers(torch.as_tensor(u0, dtype=torch.float64)[None].expand(members, -1),
                            grid, nu=model.config.data.nu, forcing=f.double()).float().numpy()
