@@ -26,6 +26,7 @@ from polydiff.diffusion import distributed
 from polydiff.diffusion.checkpoint import save_checkpoint
 from polydiff.diffusion.networks import Denoiser
 from polydiff.diffusion.predictions import training_target
+from polydiff.runtime import atomic_directory
 
 Batch = dict[str, Tensor]
 LossFn = Callable[[nn.Module, Batch, Tensor, Tensor], Tensor]
@@ -40,6 +41,7 @@ class TrainConfig:
     lr: float = 2e-4
     weight_decay: float = 0.0
     warmup_steps: int = 0
+    lr_schedule: str = "constant"    # "constant" or "cosine" (decay to 0 after warm-up)
     ema_decay: float = 0.999
     grad_clip: float = 1.0
     seed: int = 0
@@ -47,6 +49,7 @@ class TrainConfig:
     checkpoint_every: int = 0        # 0: only at the end
     log_every: int = 50
     out_dir: str = "runs/model"
+    state_dir: str | None = None     # resumable state; default <out_dir>/train_state
     device: str = "auto"
     resume: bool = True
 
@@ -121,7 +124,19 @@ def _as_dataset(data: Tensor | Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 
 def _lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
-    return lambda s: min(1.0, (s + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+    """Linear warm-up over ``warmup_steps``, then constant or cosine decay to 0."""
+    if cfg.lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"unknown lr_schedule {cfg.lr_schedule!r} (constant or cosine)")
+
+    def factor(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        if cfg.lr_schedule == "constant":
+            return 1.0
+        done = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
+
+    return factor
 
 
 def _save_state(path: Path, net: nn.Module, opt, ema: EMAModel | None, step: int,
@@ -177,7 +192,8 @@ def train(net: nn.Module, scheduler, dataset: Tensor | Mapping[str, Tensor], cfg
             "known", "weight"), all of length N, kept in memory.
         loss_fn: (net, batch, noise, timesteps) -> scalar; ``default_loss`` if None.
         config: the app's config written into ``polydiff.json`` of the exported folder.
-    Writes ``out_dir/train_state`` (resumable) and the exported checkpoint ``out_dir``.
+    Writes the resumable state (``state_dir``, default ``out_dir/train_state``) and the
+    exported checkpoint folder ``out_dir``.
     """
     group = distributed.setup(cfg.device)
     if cfg.batch_size % group.world_size:
@@ -189,7 +205,7 @@ def train(net: nn.Module, scheduler, dataset: Tensor | Mapping[str, Tensor], cfg
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema = EMAModel(net.parameters(), decay=cfg.ema_decay) if cfg.ema_decay > 0 else None
     out_dir = Path(cfg.out_dir)
-    state_dir = out_dir / "train_state"
+    state_dir = Path(cfg.state_dir) if cfg.state_dir else out_dir / "train_state"
     start, losses = 0, []
     if cfg.resume and (state_dir / "state.json").is_file():
         start, losses = _load_state(state_dir, net, opt, ema)
@@ -234,8 +250,9 @@ def train(net: nn.Module, scheduler, dataset: Tensor | Mapping[str, Tensor], cfg
             _save_state(state_dir, net, opt, ema, step + 1, losses)
     if ema is not None:
         ema.copy_to(net.parameters())
-    if group.is_main:
-        save_checkpoint(out_dir, net, scheduler, {"train": _plain(cfg), **(config or {})})
+    if group.is_main:  # the exported folder appears whole or not at all
+        with atomic_directory(out_dir) as tmp:
+            save_checkpoint(tmp, net, scheduler, {"train": _plain(cfg), **(config or {})})
     distributed.barrier(group)
     distributed.teardown(group)
     return TrainResult(net.eval(), losses, cfg.steps)

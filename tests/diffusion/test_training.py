@@ -107,3 +107,19 @@ def test_two_process_torchrun_equals_one_process_with_doubled_batch(tmp_path):
     for key in one:
         torch.testing.assert_close(one[key], two[key], rtol=1e-5, atol=1e-6)
     assert not torch.equal(one["head.weight"], _net().head.weight.detach())
+
+
+def test_cosine_schedule_and_separate_state_dir(tmp_path):
+    from polydiff.diffusion.training import _lr_lambda
+
+    cfg = TrainConfig(steps=110, warmup_steps=10, lr_schedule="cosine")
+    f = _lr_lambda(cfg)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(10) == pytest.approx(1.0) and f(60) == pytest.approx(0.5) and f(110) < 1e-6
+    state = tmp_path / "state"
+    train(_net(), make_scheduler("ddpm"), _data(),
+          TrainConfig(steps=2, batch_size=8, out_dir=str(tmp_path / "model"),
+                      state_dir=str(state), lr_schedule="cosine"), progress=False)
+    assert (state / "state.json").is_file()
+    assert not (tmp_path / "model" / "train_state").exists()
+    assert (tmp_path / "model" / "polydiff.json").is_file()
