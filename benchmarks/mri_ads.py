@@ -118,14 +118,16 @@ def _table(runs: Runs, truth: np.ndarray, names: list[str]) -> dict:
     return table
 
 
-def _figure_row(runs: Runs, truth: np.ndarray, i: int, size: int) -> list:
-    row = [("truth", truth[i], "image")]
+def _figure_row(runs: Runs, truth: np.ndarray, i: int, size: int, acc: int) -> list:
+    row = [(f"truth ({acc}x)", truth[i], "image")]
     row += [(f"{name}\nSSIM {ssim(truth[i:i + 1], runs.recs[name][i][None]):.3f}",
              runs.recs[name][i], "image")
             for name in ("ADS", "random+DPS", "equispaced+DPS", "zero-filled", "l1-wavelet CS",
                          "BART pics") if name in runs.recs]
+    random_order = np.flatnonzero(runs.masks["random+DPS"][i].numpy())
     return row + [("ADS particle std", runs.std[i], "std"),
-                  ("ADS order", order_image(runs.order[i], size), "order")]
+                  ("ADS acquisition order", order_image(runs.order[i], size), "order"),
+                  ("random mask", order_image(random_order, size), "order")]
 
 
 def main(quick: bool = False) -> dict:
@@ -155,11 +157,12 @@ def main(quick: bool = False) -> dict:
             "lines": b.total, "centre_lines": b.center, "bart_lambda": lam,
             "methods": _table(runs, truth, names),
             "ads_acquisition_order": {n: o.tolist() for n, o in zip(names, runs.order)}}
-        figure.append(_figure_row(runs, truth, 0, size))
+        figure += [_figure_row(runs, truth, i, size, acc) for i in sorted({0, len(names) - 1})]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "mri_ads.json").write_text(json.dumps(results, indent=2, default=float))
     save_figure(RESULTS / "mri_ads.png", figure, title=f"mri ADS benchmark ({size}x{size}, "
-                f"{particles} particles, {steps} steps; rows 4x, 8x)")
+                f"{particles} particles, {steps} steps; rows: 4x then 8x, a phantom and "
+                f"{names[-1]})")
     return results
 
 

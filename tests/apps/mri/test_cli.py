@@ -144,3 +144,13 @@ def test_multicoil_sense_reconstruction(tiny_model, tmp_path):
     with h5py.File(out) as f:
         assert f["reconstruction"].shape == (1, 16, 16) and f.attrs["coils"] == 4
     assert main(["mri", "evaluate", "--truth", str(src), "--pred", str(out)]) == 0
+
+
+@pytest.mark.slow
+def test_demo_writes_its_files(tmp_path):
+    from polydiff.apps.mri.cli import demo
+
+    summary = demo(tmp_path / "mri", device=torch.device("cpu"), seed=0)
+    assert "SSIM" in summary and "zero-filled" in summary
+    for name in ("phantoms.h5", "recon.h5", "recon.png"):
+        assert (tmp_path / "mri" / name).is_file()
