@@ -137,3 +137,28 @@ def test_coarse_guidance_makes_the_output_match_the_input(data, model_dir):
             err.append(np.sqrt(np.mean((pooled - coarse[v].values[None]) ** 2)) / std)
         errors[weight] = float(np.mean(err))
     assert errors[0.3] < 0.25 * errors[0.0], errors
+
+
+def test_evaluate_gives_zero_error_for_an_ensemble_of_the_truth(data, tmp_path):
+    from polydiff.apps.atmos.pipeline import evaluate_files
+    from polydiff.apps.atmos.superres import ensemble_dataset
+
+    truth = xr.open_dataset(data["truth"])
+    variables = ["t2m", "msl"]
+    fields = np.stack([truth[v].values for v in variables], axis=1)  # (T, C, H, W)
+    pred = ensemble_dataset(np.stack([fields] * 3), variables, truth.time.values,
+                            truth.latitude.values, truth.longitude.values)
+    path = tmp_path / "perfect.nc"
+    pred.to_netcdf(path)
+    report = evaluate_files(data["truth"], path)
+    for v in variables:
+        m = report["variables"][v]
+        assert m["rmse"] == pytest.approx(0, abs=1e-3) and m["crps"] == pytest.approx(0, abs=1e-3)
+        np.testing.assert_allclose(m["spectrum"]["mean"], m["spectrum"]["truth"], rtol=1e-5)
+
+
+def test_train_refuses_unknown_config_keys(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("variables: [t2m]\ntrain: {stepz: 3}\n")
+    assert main(["atmos", "train", "--config", str(config)]) == 2
+    assert "stepz" in capsys.readouterr().err
