@@ -27,6 +27,7 @@ from polydiff.diffusion import (
     MeasurementGuidance,
     Operator,
     SparseLinear,
+    Stack,
     load_checkpoint,
     sample,
     switch_scheduler,
@@ -128,8 +129,6 @@ def posterior_members(model: AtmosModel, operators: list[Operator], ys: list[tor
                       opts: SuperresOptions, generator: torch.Generator,
                       device: torch.device, progress: bool = False) -> torch.Tensor:
     """``opts.members`` posterior samples (M, C, H, W) in physical units, float64."""
-    from polydiff.diffusion import Stack
-
     scheduler = switch_scheduler(model.scheduler, opts.scheduler)
     c, h, w = model.normaliser.shape
     hooks = []
@@ -192,12 +191,15 @@ def superres(model: AtmosModel, opts: SuperresOptions, *, coarse: xr.Dataset | N
         if obs is None or grid is None:
             raise UserError("give a coarse file, or observations with a --grid template")
         times, lat, lon = grid
+        regular_step(lat, "latitude")
+        regular_step(lon, "longitude")
         batches = None
     if (len(lat), len(lon)) != norm.shape[1:]:
         raise UserError(f"the fine grid is {len(lat)}x{len(lon)} but the model's grid is "
                         f"{norm.shape[1]}x{norm.shape[2]}")
-    if obs is not None:
+    if obs is not None:  # every station and variable checked before any sampling
         check_observation_times(obs, times)
+        observation_matrix(obs, norm.variables, lat, lon)
     # 2. sample each time step
     out = []
     steps = iter(batches) if batches is not None else None
