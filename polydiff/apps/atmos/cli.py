@@ -122,8 +122,8 @@ def register(subparsers, name: str, help_text: str) -> None:
     s.add_argument("--factor", type=int, default=None, help="coarse-graining factor K")
     s.add_argument("--members", type=int, default=8, help="ensemble members (default 8)")
     s.add_argument("--steps", type=int, default=50, help="reverse steps (default 50)")
-    s.add_argument("--guidance", type=float, default=None,
-                   help="DPS step size zeta (default 0.3 with a coarse file, 1.0 with --obs only)")
+    s.add_argument("--guidance", type=float, default=0.3,
+                   help="DPS step size zeta (default 0.3)")
     s.add_argument("--coarse-sigma", type=float, default=0.02,
                    help="coarse noise std as a fraction of each variable's std (default 0.02)")
     s.add_argument("-o", "--out", type=Path, required=True, help="fine ensemble NetCDF")

@@ -45,9 +45,7 @@ class SuperresOptions:
     factor: int | None = 4  # coarse-graining factor K (None: observations only)
     members: int = 8  # ensemble members per time step
     steps: int = 50  # reverse diffusion steps
-    # guidance weight (DPS step size ζ, or the likelihood score's weight); None: 0.3 with a
-    # coarse field, 1.0 with stations only (tuned on held-out synthetic fields)
-    guidance: float | None = None
+    guidance: float = 0.3  # guidance weight (DPS step size ζ, or the likelihood score's weight)
     mode: str = "dps"  # MeasurementGuidance mode: "dps" or "score"
     coarse_sigma: float = 0.02  # coarse-field noise std, as a fraction of each variable's std
     scheduler: str = "ddim"
@@ -135,10 +133,7 @@ def posterior_members(model: AtmosModel, operators: list[Operator], ys: list[tor
     if operators:
         stack = Stack(operators)
         y = [v.to(device).expand(opts.members, *v.shape[1:]) for v in ys]
-        weight = opts.guidance
-        if weight is None:
-            weight = 0.3 if any(isinstance(op, AvgPool) for op in operators) else 1.0
-        hooks.append(MeasurementGuidance(stack, y, weight=weight, mode=opts.mode))
+        hooks.append(MeasurementGuidance(stack, y, weight=opts.guidance, mode=opts.mode))
     x = sample(Denoiser(model.net), scheduler, (opts.members, c, h, w), steps=opts.steps,
                generator=generator, hooks=hooks, device=device, progress=progress).sample
     return model.normaliser.decode(x.detach().cpu().to(torch.float64))
