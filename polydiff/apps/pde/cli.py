@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import torch
@@ -90,7 +91,10 @@ def run_train(args: argparse.Namespace) -> int:
         config.train.out_dir = str(args.out)
     if args.steps is not None:
         config.train.steps = args.steps
-    result = run_training(config, data_file=args.data_cache)
+    main_process = os.environ.get("RANK", "0") == "0"  # torchrun: one report, one bar
+    result = run_training(config, data_file=args.data_cache, progress=main_process)
+    if not main_process:
+        return 0
     tail = result.losses[-100:]
     print(f"trained {result.step} steps, final loss {sum(tail) / max(len(tail), 1):.4g}; "
           f"checkpoint in {config.train.out_dir}")
