@@ -107,7 +107,9 @@ def run_training(config: PDEConfig, *, data_file: Path | None = None,
     """
     fields = load_or_solve(config, data_file, progress)
     dataset = build_dataset(config, fields, torch.Generator().manual_seed(config.data.seed + 1))
-    net = build_network(config.network_block())
+    with torch.random.fork_rng(devices=[]):  # a seeded initialisation, global state restored
+        torch.manual_seed(config.train.seed)
+        net = build_network(config.network_block())
     scheduler = make_scheduler_for(config)
 
     def loss_fn(model, batch, noise, timesteps):
