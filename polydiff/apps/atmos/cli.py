@@ -88,14 +88,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     report = evaluate_files(args.truth, args.pred)
     for var, m in report["variables"].items():
+        spec = m["spectrum"]
+        high = slice(len(spec["wavenumber"]) * 3 // 4, None)  # the smallest scales
+        power = sum(spec["members"][high]) / max(sum(spec["truth"][high]), 1e-30)
         print(f"{var:>4}: RMSE {m['rmse']:.4g}  CRPS {m['crps']:.4g}  "
-              f"spread/skill {m['spread_skill']:.3f}  ({m['units']})")
-    if args.json is not None:
-        with atomic_output(args.json) as tmp:
-            tmp.write_text(json.dumps(report, indent=2))
-        print(f"wrote {args.json}")
-    else:
-        print(json.dumps(report))
+              f"spread/skill {m['spread_skill']:.3f}  small-scale power {power:.2f} x truth  "
+              f"({m['units']})")
+    out = args.json if args.json is not None else Path(args.pred).with_suffix(".metrics.json")
+    with atomic_output(out) as tmp:
+        tmp.write_text(json.dumps(report, indent=2))
+    print(f"wrote {out}")
     return 0
 
 
@@ -139,7 +141,8 @@ def register(subparsers, name: str, help_text: str) -> None:
     e = sub.add_parser("evaluate", help="lat-weighted RMSE, CRPS, spread/skill, spectra")
     e.add_argument("--truth", type=Path, required=True, help="fine truth NetCDF")
     e.add_argument("--pred", type=Path, required=True, help="superres output NetCDF")
-    e.add_argument("--json", type=Path, default=None, help="write the metrics here")
+    e.add_argument("--json", type=Path, default=None,
+                   help="metrics JSON (default: <pred>.metrics.json)")
     e.set_defaults(func=cmd_evaluate)
 
 
