@@ -162,3 +162,23 @@ def test_train_refuses_unknown_config_keys(tmp_path, capsys):
     config.write_text("variables: [t2m]\ntrain: {stepz: 3}\n")
     assert main(["atmos", "train", "--config", str(config)]) == 2
     assert "stepz" in capsys.readouterr().err
+
+
+def test_an_era5_layout_of_the_coarse_file_gives_the_same_ensemble(data, model_dir, tmp_path):
+    coarse = xr.open_dataset(data["coarse"]).load()
+    era5 = coarse.isel(latitude=slice(None, None, -1))
+    era5 = era5.assign_coords(longitude=era5.longitude % 360).sortby("longitude")
+    era5["msl"] = era5["msl"] / 100.0
+    era5["msl"].attrs.update(units="hPa", standard_name="air_pressure_at_mean_sea_level")
+    era5 = era5.rename({"time": "valid_time", "t2m": "2m_temperature"})
+    era5_path = tmp_path / "era5_coarse.nc"
+    era5.to_netcdf(era5_path)
+    outs = []
+    for name, path in (("plain", data["coarse"]), ("era5", era5_path)):
+        out = tmp_path / f"{name}.nc"
+        assert main(["atmos", "superres", str(path), "--factor", "4", "--members", "2",
+                     "--steps", "3", "--model", str(model_dir), "-o", str(out)]) == 0
+        outs.append(xr.open_dataset(out))
+    for v in ("t2m", "msl"):
+        np.testing.assert_allclose(outs[1][v].values, outs[0][v].values, rtol=1e-4)
+    np.testing.assert_allclose(outs[1].longitude.values, outs[0].longitude.values)
