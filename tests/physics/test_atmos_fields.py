@@ -15,6 +15,15 @@ from polydiff.physics.atmos_fields import (
 )
 from polydiff.runtime import UserError, make_generator
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: on a small shared CPU, spinning OpenMP threads only slow this down."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 CFG = FieldConfig(size=16, resolution=2.0, sim_factor=1, spinup_steps=300, sample_every=30)
 
 

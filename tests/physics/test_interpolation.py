@@ -13,6 +13,15 @@ from polydiff.physics.interpolation import (
 from polydiff.runtime import make_generator
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: on a small shared CPU, spinning OpenMP threads only slow this down."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_bicubic_reproduces_constants_and_smooth_periodic_fields():
     np.testing.assert_allclose(bicubic_upsample(np.full((2, 4, 4), 3.0), 4), 3.0)
     errors = []

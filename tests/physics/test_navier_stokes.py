@@ -18,6 +18,15 @@ from polydiff.physics.navier_stokes import (
 from polydiff.runtime import UserError, make_generator
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: on a small shared CPU, spinning OpenMP threads only slow this down."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _grid(n: int, length: float = 2 * math.pi) -> tuple[torch.Tensor, torch.Tensor]:
     x = torch.arange(n, dtype=torch.float64) * (length / n)
     return torch.meshgrid(x, x, indexing="ij")  # (y, x)
