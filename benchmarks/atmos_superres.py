@@ -31,6 +31,7 @@ from polydiff.apps.atmos.superres import (
     point_operator,
     superres,
 )
+from polydiff.apps.atmos.train import fields_array
 from polydiff.physics.atmos_fields import FieldConfig, generate_fields
 from polydiff.physics.interpolation import (
     StationaryGaussian,
@@ -39,11 +40,6 @@ from polydiff.physics.interpolation import (
 )
 from polydiff.physics.observations import simulate_observations
 from polydiff.runtime import make_generator
-
-
-def _as_array(ds, variables) -> np.ndarray:
-    """(T, C, H, W) float64 array of a dataset's variables."""
-    return np.stack([ds[v].values for v in variables], axis=1).astype(np.float64)
 
 
 def _scores(members: np.ndarray, truth: np.ndarray, lat, variables, std) -> dict:
@@ -66,7 +62,7 @@ def _oi(model, prior, truth_ds, coarse, obs, factor, members, seed) -> np.ndarra
     for k, t in enumerate(truth_ds.time.values):
         ops, ys = [], []
         if coarse is not None:
-            field = _as_array(coarse.isel(time=[k]), norm.variables)[0]
+            field = fields_array(coarse.isel(time=[k]), norm.variables)[0]
             op, y = coarse_operator(model, field, factor, 0.02)
             ops.append(op)
             ys.append(y)
@@ -83,7 +79,7 @@ def _oi(model, prior, truth_ds, coarse, obs, factor, members, seed) -> np.ndarra
 def _bicubic(model, coarse, factor) -> np.ndarray:
     """Bicubic interpolation of the coarse anomalies, (1, T, C, H, W) physical."""
     norm = model.normaliser
-    c = _as_array(coarse, norm.variables)
+    c = fields_array(coarse, norm.variables)
     mean_c = norm.mean.reshape(len(norm.variables), c.shape[-2], factor, c.shape[-1],
                                factor).mean((2, 4))
     anomaly = bicubic_upsample(c - mean_c, factor)
@@ -101,9 +97,9 @@ def main(quick: bool = False) -> dict:
     cfg = FieldConfig()
     # 1. held-out truth (seed 1234; training used seed 0) and data for the OI covariance
     truth_ds = generate_fields(n_times, cfg, make_generator(1234), trajectories=n_times)
-    truth = _as_array(truth_ds, variables)
+    truth = fields_array(truth_ds, variables)
     cov_ds = generate_fields(n_cov, cfg, make_generator(77), trajectories=max(n_cov // 24, 1))
-    prior = StationaryGaussian.fit(norm.encode(torch.as_tensor(_as_array(cov_ds, variables))))
+    prior = StationaryGaussian.fit(norm.encode(torch.as_tensor(fields_array(cov_ds, variables))))
     obs = simulate_observations(truth_ds[variables], n_obs, np.random.default_rng(5))
     lat = truth_ds.latitude.values
     results: dict = {"quick": quick, "times": n_times, "members": members, "steps": steps,
