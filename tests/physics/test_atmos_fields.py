@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from atmos_testing import one_torch_thread  # noqa: F401 (autouse)
 
 from polydiff.physics.atmos_fields import (
     EARTH_RADIUS,
@@ -14,15 +15,6 @@ from polydiff.physics.atmos_fields import (
     generate_fields,
 )
 from polydiff.runtime import UserError, make_generator
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a small shared CPU, spinning OpenMP threads only slow this down."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 CFG = FieldConfig(size=16, resolution=2.0, sim_factor=1, spinup_steps=300, sample_every=30)
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from atmos_testing import one_torch_thread  # noqa: F401 (autouse)
 
 from polydiff.diffusion import AvgPool, PointMask
 from polydiff.physics.interpolation import (
@@ -11,15 +12,6 @@ from polydiff.physics.interpolation import (
     optimal_interpolation,
 )
 from polydiff.runtime import make_generator
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a small shared CPU, spinning OpenMP threads only slow this down."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_bicubic_reproduces_constants_and_smooth_periodic_fields():

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from atmos_testing import one_torch_thread  # noqa: F401 (autouse)
 
 from polydiff.physics.navier_stokes import (
     kolmogorov_forcing,
@@ -16,15 +17,6 @@ from polydiff.physics.navier_stokes import (
     velocity,
 )
 from polydiff.runtime import UserError, make_generator
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a small shared CPU, spinning OpenMP threads only slow this down."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _grid(n: int, length: float = 2 * math.pi) -> tuple[torch.Tensor, torch.Tensor]:

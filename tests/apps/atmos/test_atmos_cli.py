@@ -17,15 +17,6 @@ from polydiff.physics.atmos_fields import FieldConfig, block_mean
 from polydiff.physics.era5 import open_era5
 from polydiff.runtime import make_generator
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a small shared CPU, spinning OpenMP threads only slow this down."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 FIELDS = FieldConfig(size=16, resolution=2.0, sim_factor=1, spinup_steps=200, sample_every=20)
 NETWORK = {"type": "unet2d", "periodic": True, "sample_size": 16, "in_channels": 4,
            "out_channels": 4, "block_out_channels": [8, 16], "layers_per_block": 1,

@@ -7,15 +7,6 @@ import xarray as xr
 from polydiff.apps.atmos.cli import demo
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a small shared CPU, spinning OpenMP threads only slow this down."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.slow
 def test_demo_writes_an_ensemble_close_to_the_truth(tmp_path):
     summary = demo(tmp_path, device=torch.device("cpu"), seed=0)

@@ -1,0 +1,14 @@
+"""Shared fixture of the atmos physics tests (imported by them; pytest puts this folder on
+the import path)."""
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One torch thread: on a small shared CPU, spinning OpenMP threads only slow tests down."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
