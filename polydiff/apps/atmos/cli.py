@@ -16,6 +16,8 @@ from polydiff.runtime import UserError, add_common_args, atomic_output, pick_dev
 def _command(args: argparse.Namespace, argv_keys: list[str]) -> str:
     """A readable command line for the ``history`` attribute."""
     parts = ["polydiff", "atmos", args.atmos_command]
+    if getattr(args, "coarse", None) is not None:  # the one positional argument
+        parts.append(str(args.coarse))
     for key in argv_keys:
         value = getattr(args, key, None)
         if value is not None and value is not False:
@@ -60,7 +62,7 @@ def cmd_superres(args: argparse.Namespace) -> int:
     nc, png = run_superres(
         coarse=args.coarse, obs=args.obs, grid=args.grid, out=args.out, opts=opts,
         model=args.model, device=pick_device(args.device), seed=args.seed,
-        command=_command(args, ["coarse", "obs", "grid", "factor", "members", "steps",
+        command=_command(args, ["obs", "grid", "factor", "members", "steps", "guidance",
                                 "seed", "out"]))
     print(f"wrote {nc} and {png}")
     return 0
