@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from atmos_testing import one_torch_thread  # noqa: F401 (autouse)
 
 from polydiff.physics.atmos_fields import (
     EARTH_RADIUS,

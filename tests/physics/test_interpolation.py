@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-from atmos_testing import one_torch_thread  # noqa: F401 (autouse)
 
 from polydiff.diffusion import AvgPool, PointMask
 from polydiff.physics.interpolation import (

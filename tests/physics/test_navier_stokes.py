@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-from atmos_testing import one_torch_thread  # noqa: F401 (autouse)
 
 from polydiff.physics.navier_stokes import (
     kolmogorov_forcing,

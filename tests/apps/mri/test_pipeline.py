@@ -13,10 +13,7 @@ from polydiff.medical.phantoms import phantom_volume
 
 @pytest.fixture(scope="module")
 def model():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield MriReconstructor(None, torch.device("cpu"))
-    torch.set_num_threads(threads)
+    return MriReconstructor(None, torch.device("cpu"))
 
 
 @pytest.mark.parametrize("policy", ["ads", "random"])
