@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from polydiff.runtime import atomic_output
+from polydiff.plotting import pyplot, save_figure
 
 
 def plot_maps(path: str | Path, columns: dict[str, dict[str, np.ndarray]],
@@ -16,14 +16,9 @@ def plot_maps(path: str | Path, columns: dict[str, dict[str, np.ndarray]],
     Columns sharing a variable share its colour range, except those named ``*std*`` or
     ``*spread*``, which get their own.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     names = list(columns)
     variables = list(next(iter(columns.values())))
-    fig, axes = plt.subplots(len(variables), len(names), squeeze=False,
+    fig, axes = pyplot().subplots(len(variables), len(names), squeeze=False,
                              figsize=(2.6 * len(names) + 0.5, 2.2 * len(variables)))
     for r, var in enumerate(variables):
         shared = [columns[n][var] for n in names if not _own_scale(n)]
@@ -38,13 +33,7 @@ def plot_maps(path: str | Path, columns: dict[str, dict[str, np.ndarray]],
             fig.colorbar(im, ax=ax, shrink=0.8)
             ax.set_title(f"{name}: {var}", fontsize=8)
             ax.tick_params(labelsize=6)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, title=title, dpi=90, title_size=9)
 
 
 def _own_scale(name: str) -> bool:

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import os
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from polydiff.runtime import atomic_output  # noqa: E402
+from polydiff.plotting import pyplot
+from polydiff.plotting import save_figure as write_png
 
 
 def order_image(order: np.ndarray, width: int) -> np.ndarray:
@@ -25,7 +22,7 @@ def save_figure(path: str | os.PathLike, panels: list[list[tuple[str, np.ndarray
     """A grid of panels ``(label, array, kind)``, rows of the same length; ``kind`` is
     "image" (grey), "std" (magma) or "order" (a (W,) acquisition rank as a bar code)."""
     rows, cols = len(panels), max(len(r) for r in panels)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.3 * rows), squeeze=False)
+    fig, axes = pyplot().subplots(rows, cols, figsize=(2.2 * cols, 2.3 * rows), squeeze=False)
     for ax_row, row in zip(axes, panels):
         for ax, panel in zip(ax_row, row + [None] * (cols - len(row))):
             ax.axis("off")
@@ -38,9 +35,4 @@ def save_figure(path: str | os.PathLike, panels: list[list[tuple[str, np.ndarray
             else:
                 ax.imshow(arr, cmap="gray" if kind == "image" else "magma")
             ax.set_title(label, fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    write_png(fig, path, title=title, dpi=110, title_size=8)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from polydiff.plotting import pyplot, save_figure
 from polydiff.runtime import atomic_output
 
 
@@ -63,21 +64,11 @@ def write_netcdf(traj: TrajectorySet, path: Path) -> None:
 def plot_xt(path: Path, panels: dict[str, np.ndarray], t: np.ndarray, x: np.ndarray,
             title: str = "") -> None:
     """One x-t image per panel (each (nt, nx)), written as PNG whole or not at all."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False)
     extent = (float(x[0]), float(x[-1]), float(t[-1]), float(t[0]))
     for ax, (name, img) in zip(axes[0], panels.items()):
         lim = float(np.abs(img).max()) or 1.0
         im = ax.imshow(img, aspect="auto", extent=extent, cmap="RdBu_r", vmin=-lim, vmax=lim)
         ax.set(title=name, xlabel="x", ylabel="t")
         fig.colorbar(im, ax=ax, shrink=0.8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    save_figure(fig, path, title=title, dpi=100)

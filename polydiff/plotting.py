@@ -1,0 +1,30 @@
+"""Pictures for people: matplotlib on the Agg backend, PNGs written whole or not at all."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def pyplot():
+    """matplotlib.pyplot on the headless Agg backend (imported on first use)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | os.PathLike, *, title: str = "", dpi: int = 100,
+                title_size: float | None = None) -> Path:
+    """Title, lay out, write ``fig`` as PNG to ``path`` atomically, and close it."""
+    from polydiff.runtime import atomic_output
+
+    if title:
+        fig.suptitle(title, fontsize=title_size)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    pyplot().close(fig)
+    return Path(path)
