@@ -69,6 +69,11 @@ class MeasurementGuidance(SamplerHook):
     mode ``"dps"`` (Chung et al. 2023): x_{t−1} ← x_{t−1} − weight·∇_{x_t}‖y − A x̂₀‖ after
         the scheduler's step, per particle; ‖·‖ is σ-weighted for a Stack.
     ``weight`` is a constant or a function of the StepState (a schedule).
+    Score mode is exact for exact denoisers (tests/diffusion/test_guidance.py), but its
+    (1 − ᾱ)/√ᾱ factor amplifies a trained network's gradient errors at the noisiest steps,
+    and ``gain`` treats measured entries as independent (a pooled correlated field has more
+    variance than gain·r²); with small trained priors the DPS mode is often the robust choice
+    (the atmos app uses it).
     ``operator`` and ``y`` may be replaced between steps (active acquisition).
     """
 
