@@ -119,7 +119,8 @@ def point_operator(model: AtmosModel, obs: pd.DataFrame, lat: np.ndarray, lon: n
     sigma = torch.tensor(obs["sigma"].to_numpy(), dtype=torch.float64) / std
     y = (torch.tensor(obs["value"].to_numpy(), dtype=torch.float64) - mean_at) / std / sigma
     idx, val = weights.indices(), weights.values()
-    whitened = torch.sparse_coo_tensor(idx, val / sigma[idx[0]], weights.shape)
+    whitened = torch.sparse_coo_tensor(idx, val / sigma[idx[0]], weights.shape,
+                                       check_invariants=False)
     return SparseLinear(whitened.float(), norm.shape, sigma=1.0), y[None].float()
 
 
