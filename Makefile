@@ -11,9 +11,9 @@ $(BIN)/python:
 
 # The CPU build of torch lies on this disk; install it first so that the open
 # `torch>=2.4` range in pyproject.toml is already met and no CUDA build is pulled.
-$(STAMP): $(BIN)/python pyproject.toml
+$(STAMP): $(BIN)/python pyproject.toml Makefile
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,marigold]'
 	touch $(STAMP)
 
 demo: $(STAMP)
