@@ -103,6 +103,17 @@ def score(predictions: dict) -> dict:
     return rows
 
 
+def draw_time_curves(ax_nrmse, ax_corr, series: dict) -> None:
+    """nRMSE and Pearson correlation over time; ``series[name] = (t, metrics row)``."""
+    for name, (t, row) in series.items():
+        ax_nrmse.plot(t, row["nrmse_per_time"], label=name)
+        ax_corr.plot(t, row["correlation_per_time"], label=name)
+    ax_nrmse.set(xlabel="t", ylabel="nRMSE over x", yscale="log")
+    ax_nrmse.legend(fontsize=6)
+    ax_corr.axhline(0.8, color="k", lw=0.8, ls="--")
+    ax_corr.set(xlabel="t", ylabel="Pearson correlation")
+
+
 def plot(predictions: dict, rows: dict) -> None:
     """Truth vs prediction x-t images of test item 0, and nRMSE / correlation over time."""
     names = list(predictions)
@@ -119,14 +130,8 @@ def plot(predictions: dict, rows: dict) -> None:
         axes[0, k].imshow(pred[0], aspect="auto", cmap="RdBu_r", vmin=-vmax, vmax=vmax,
                           extent=ext)
         axes[0, k].set(title=f"{name}\nnRMSE {rows[name]['nrmse']:.3f}", xlabel="x")
-    for name in names:
-        t = predictions[name][0].t[1:]
-        axes[1, 0].plot(t, rows[name]["nrmse_per_time"], label=name)
-        axes[1, 1].plot(t, rows[name]["correlation_per_time"], label=name)
-    axes[1, 0].set(xlabel="t", ylabel="nRMSE over x", yscale="log")
-    axes[1, 1].axhline(0.8, color="k", lw=0.8, ls="--")
-    axes[1, 1].set(xlabel="t", ylabel="Pearson correlation")
-    axes[1, 0].legend(fontsize=7)
+    draw_time_curves(axes[1, 0], axes[1, 1],
+                     {name: (predictions[name][0].t[1:], rows[name]) for name in names})
     for ax in axes[1, 2:]:
         ax.axis("off")
     fig.tight_layout()

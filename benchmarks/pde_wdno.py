@@ -36,7 +36,13 @@ import torch  # noqa: E402
 from benchmarks.common import figure_path, write_json  # noqa: E402
 from benchmarks.pde_baselines import FULL as FNO_FULL  # noqa: E402
 from benchmarks.pde_baselines import QUICK as FNO_QUICK  # noqa: E402
-from benchmarks.pde_baselines import TEST_SEED, Sets, _solve, fno_predictions  # noqa: E402
+from benchmarks.pde_baselines import (  # noqa: E402
+    TEST_SEED,
+    Sets,
+    _solve,
+    draw_time_curves,
+    fno_predictions,
+)
 from polydiff.apps.pde.config import PDEConfig  # noqa: E402
 from polydiff.apps.pde.control import ControlSettings, control, objective  # noqa: E402
 from polydiff.apps.pde.dataset import BurgersData  # noqa: E402
@@ -117,13 +123,8 @@ def plot(preds: dict[str, Prediction], rows: dict, ctrl: dict) -> None:
         ax.imshow(preds[name].pred[0], aspect="auto", cmap="RdBu_r", vmin=-vmax, vmax=vmax,
                   extent=extent)
         ax.set(title=f"{name}\nnRMSE {rows[name]['nrmse']:.3f}", xlabel="x")
-    for name, p in preds.items():
-        axes[1, 0].plot(p.t[1:], rows[name]["nrmse_per_time"], label=name)
-        axes[1, 1].plot(p.t[1:], rows[name]["correlation_per_time"], label=name)
-    axes[1, 0].set(xlabel="t", ylabel="nRMSE over x", yscale="log")
-    axes[1, 0].legend(fontsize=6)
-    axes[1, 1].axhline(0.8, color="k", lw=0.8, ls="--")
-    axes[1, 1].set(xlabel="t", ylabel="Pearson correlation")
+    draw_time_curves(axes[1, 0], axes[1, 1],
+                     {name: (p.t[1:], rows[name]) for name, p in preds.items()})
     if len(axes[1]) > 2:
         names = list(ctrl)
         axes[1, 2].bar(names, [ctrl[k]["objective"] for k in names])
