@@ -42,5 +42,7 @@ def barrier(group: ProcessGroup) -> None:
 
 
 def teardown(group: ProcessGroup) -> None:
+    """Leave the process group (after a barrier, so no collective is still in flight)."""
     if group.world_size > 1 and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()

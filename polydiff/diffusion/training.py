@@ -8,6 +8,7 @@ same update, and a run resumed at step k continues exactly as if it had never st
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -253,6 +254,11 @@ def train(net: nn.Module, scheduler, dataset: Tensor | Mapping[str, Tensor], cfg
     if group.is_main:  # the exported folder appears whole or not at all
         with atomic_directory(out_dir) as tmp:
             save_checkpoint(tmp, net, scheduler, {"train": _plain(cfg), **(config or {})})
+    # Free DDP's reducer while the process group is still alive: were it the last owner of
+    # the gloo group, its destructor would join gloo's thread while holding the GIL that
+    # thread waits for (a deadlock seen at interpreter exit).
+    model = loss = batch = None
+    gc.collect()
     distributed.barrier(group)
     distributed.teardown(group)
     return TrainResult(net.eval(), losses, cfg.steps)

@@ -101,7 +101,7 @@ def test_two_process_torchrun_equals_one_process_with_doubled_batch(tmp_path):
                    timeout=300)
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                     "--nproc_per_node=2", str(script), str(tmp_path / "two")], check=True,
-                   env=env, timeout=300, capture_output=True)
+                   env=env, timeout=180, capture_output=True)
     one = load_file(tmp_path / "one" / "train_state" / "model.safetensors")
     two = load_file(tmp_path / "two" / "train_state" / "model.safetensors")
     for key in one:
