@@ -39,6 +39,7 @@ from polydiff.physics.interpolation import (
     optimal_interpolation,
 )
 from polydiff.physics.observations import simulate_observations
+from polydiff.plotting import save_figure
 from polydiff.runtime import make_generator
 
 
@@ -179,9 +180,7 @@ def _plot(path: Path, truth, truth_ds, pictures, results, variables) -> None:
         ax.tick_params(labelsize=5)
         if r == 0:
             ax.legend(fontsize=5)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 if __name__ == "__main__":

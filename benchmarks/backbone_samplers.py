@@ -13,6 +13,7 @@ from diffusers import UNet2DModel  # noqa: E402
 from benchmarks.common import figure_path, interleaved_times, write_json  # noqa: E402
 from polydiff.diffusion import Denoiser, make_scheduler, sample  # noqa: E402
 from polydiff.diffusion.mixture import GaussianMixture, sliced_wasserstein  # noqa: E402
+from polydiff.plotting import save_figure  # noqa: E402
 
 SCHEDULERS = {"DDIM": "ddim", "DPM-Solver++ (2M)": "dpmsolver++", "UniPC": "unipc",
               "Euler": "euler"}
@@ -79,9 +80,7 @@ def plot(result: dict, name: str) -> None:
     ax.set(xlabel="model evaluations", ylabel="sliced W2 to the mixture",
            title=f"exact GMM denoiser; loop overhead {ov['overhead_percent']:+.1f} %")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(figure_path(name), dpi=120)
-    plt.close(fig)
+    save_figure(fig, figure_path(name), dpi=120)
 
 
 def main(quick: bool = True) -> dict:

@@ -36,6 +36,7 @@ from polydiff.geometry.metrics import (  # noqa: E402
 )
 from polydiff.geometry.normals import normals_from_depth  # noqa: E402
 from polydiff.geometry.scenes import SceneConfig, render_scene  # noqa: E402
+from polydiff.plotting import save_figure  # noqa: E402
 
 TEST_SEED = 20261125  # training scenes come from seed 0 at 48x48: these are unseen
 
@@ -134,9 +135,7 @@ def _figure(s: Sample, preds: dict, path: Path) -> None:
     for a in ax.flat:
         a.set_xticks([])
         a.set_yticks([])
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from polydiff.apps.pde.fno import FNOTrainConfig, predict, train_fno  # noqa: E4
 from polydiff.apps.pde.generate import GenerateRequest, generate  # noqa: E402
 from polydiff.physics.pde_data import Trajectories  # noqa: E402
 from polydiff.physics.pde_metrics import evaluate_predictions  # noqa: E402
+from polydiff.plotting import save_figure  # noqa: E402
 
 NAME = "pde_baselines"
 TEST_SEED, TRAIN_SEED = 1234, 0
@@ -134,9 +135,7 @@ def plot(predictions: dict, rows: dict) -> None:
                      {name: (predictions[name][0].t[1:], rows[name]) for name in names})
     for ax in axes[1, 2:]:
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(figure_path(NAME), dpi=110)
-    plt.close(fig)
+    save_figure(fig, figure_path(NAME), dpi=110)
 
 
 def main(quick: bool = True) -> dict:

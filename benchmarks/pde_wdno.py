@@ -50,6 +50,7 @@ from polydiff.apps.pde.evaluate import Prediction, predict, score  # noqa: E402
 from polydiff.apps.pde.model import PDEModel, load_model  # noqa: E402
 from polydiff.apps.pde.train import run_training  # noqa: E402
 from polydiff.diffusion.config import load_config  # noqa: E402
+from polydiff.plotting import save_figure  # noqa: E402
 
 NAME = "pde_wdno"
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,9 +133,7 @@ def plot(preds: dict[str, Prediction], rows: dict, ctrl: dict) -> None:
         axes[1, 2].tick_params(axis="x", labelsize=7)
     for ax in axes[1, 3:]:
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(figure_path(NAME), dpi=110)
-    plt.close(fig)
+    save_figure(fig, figure_path(NAME), dpi=110)
 
 
 def main(quick: bool = True) -> dict:
