@@ -1,15 +1,21 @@
-"""The ``polydiff`` command: one sub-command per app, plus ``demo`` and ``info``."""
+"""The ``polydiff`` command: one sub-command per app, plus ``demo`` and ``info``.
+
+Start-up is lazy: only the app named on the command line is imported, and app CLI modules
+import torch inside their commands, so ``--help`` and argument errors answer without torch.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import os
+import signal
 import sys
 from pathlib import Path
 
 from polydiff import __version__
-from polydiff.runtime import UserError, nvdiffrast_status, pick_device
+from polydiff.apps.contract import Parser, add_output, add_runtime_args
+from polydiff.runtime import UserError
 
 # The one explicit table of apps: name -> (module with `register` and `demo`, one-line help).
 APPS: dict[str, tuple[str, str]] = {
@@ -39,24 +45,32 @@ def _not_available(name: str):
     return run
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="polydiff", description="Five domain applications on one diffusion backbone."
-    )
+def _command_of(argv: list[str]) -> str | None:
+    """The sub-command named in ``argv`` (its first word that is not an option)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; only the app named in ``argv`` is imported (all of them when None)."""
+    wanted = _command_of(argv) if argv is not None else None
+    parser = Parser(prog="polydiff",
+                    description="Five domain applications on one diffusion backbone.")
     parser.add_argument("--version", action="version", version=f"polydiff {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (_, help_text) in APPS.items():
-        app = load_app(name)
-        if app is None:
-            p = sub.add_parser(name, help=f"{help_text} (not available yet)")
-            p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-            p.set_defaults(func=_not_available(name))
-        else:
+        app = load_app(name) if argv is None or name == wanted else None
+        if app is not None:
             app.register(sub, name, help_text)
+            continue
+        available = argv is not None and name != wanted  # not imported: assume it is there
+        p = sub.add_parser(name, help=help_text if available else
+                           f"{help_text} (not available yet)", add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        p.set_defaults(func=_not_available(name))
     p = sub.add_parser("demo", help="run every available app on its bundled default")
-    p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder")
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda (default: auto)")
-    p.add_argument("--seed", type=int, default=0)
+    add_output(p, "output folder (default: demo_out)", required=False,
+               default=Path("demo_out"))
+    add_runtime_args(p, model=False)
     p.set_defaults(func=run_demo)
     p = sub.add_parser("info", help="versions, device, rasterizer and bundled checkpoints")
     p.set_defaults(func=run_info)
@@ -64,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from polydiff.runtime import pick_device
+
     device = pick_device(args.device)
     missing = []
     for name in APPS:
@@ -72,7 +88,7 @@ def run_demo(args: argparse.Namespace) -> int:
             missing.append(name)
             continue
         print(f"== {name} ==", flush=True)
-        print(app.demo(args.out / name, device=device, seed=args.seed), flush=True)
+        print(app.demo(args.output / name, device=device, seed=args.seed), flush=True)
     if missing:
         print(f"not available yet: {', '.join(missing)}")
     return 0
@@ -83,6 +99,7 @@ def run_info(args: argparse.Namespace) -> int:
     import numpy
     import torch
 
+    from polydiff.runtime import nvdiffrast_status, pick_device
     from polydiff.weights import bundled_checkpoints
 
     print(f"polydiff {__version__}")
@@ -99,23 +116,46 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _terminate(signum, frame):
+    """SIGTERM unwinds like an error, so that no temporary output is left behind."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
+    command = _command_of(argv) or "polydiff"
     try:
+        args = build_parser(argv).parse_args(argv)
         return int(args.func(args) or 0)
     except UserError as err:
-        print(f"polydiff {args.command}: error: {err}", file=sys.stderr)
+        print(f"polydiff {command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("polydiff: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print(f"polydiff {command}: error: out of memory; try a smaller input or fewer "
+              "members", file=sys.stderr)
+        return 2
     except Exception as err:  # never a traceback for a user, unless asked for
         if os.environ.get("POLYDIFF_DEBUG"):
             raise
-        print(f"polydiff {args.command}: error: {type(err).__name__}: {err}", file=sys.stderr)
+        print(f"polydiff {command}: internal error: {type(err).__name__}: {err} "
+              "(set POLYDIFF_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
 
 
+def entry() -> None:
+    """Console-script entry: SIGINT during start-up ends quietly too."""
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        print("polydiff: interrupted", file=sys.stderr)
+        code = 130
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -58,12 +58,39 @@ def _type_name(net: nn.Module) -> str:
     raise ValueError(f"network class {type(net).__name__} is not in NETWORKS")
 
 
+def _entries(folder: Path, depth: int = 2, limit: int = 10_000) -> list[Path]:
+    """Files of ``folder`` and of its sub-folders down to ``depth`` levels, at most ``limit``.
+
+    A checkpoint is shallow (``unet/…``, ``scheduler/…``); a bounded look keeps ``--model /``
+    from walking the disk.
+    """
+    found, level = [], [folder]
+    for _ in range(depth):
+        nxt = []
+        for d in level:
+            try:
+                children = list(d.iterdir())
+            except OSError:
+                continue
+            for child in children:
+                if len(found) >= limit:
+                    raise UserError(f"{folder} holds more than {limit} files; it is not a "
+                                    "checkpoint folder")
+                found.append(child)
+                if child.is_dir() and not child.is_symlink():
+                    nxt.append(child)
+        level = nxt
+    return found
+
+
 def check_folder(folder: str | os.PathLike) -> Path:
-    """The folder as a Path, after refusing missing folders and pickles."""
+    """The folder as a Path, after refusing missing folders, non-checkpoints and pickles."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"checkpoint folder not found: {folder}")
-    pickles = [p for p in folder.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES]
+    if not (folder / CONFIG_NAME).is_file() and not (folder / "unet").is_dir():
+        raise UserError(f"{folder} is not a checkpoint folder (no {CONFIG_NAME}, no unet/)")
+    pickles = [p for p in _entries(folder) if p.suffix.lower() in PICKLE_SUFFIXES]
     if pickles:
         raise UserError(f"refusing checkpoint {folder}: it holds a pickle file "
                         f"({pickles[0].relative_to(folder)}); only safetensors are loaded")
@@ -82,9 +109,12 @@ def read_config(folder: str | os.PathLike) -> dict:
 
 
 def load_network(folder: str | os.PathLike, name: str | None = None,
-                 device: torch.device | str = "cpu") -> nn.Module:
-    """One network of a checkpoint folder, in eval mode on ``device``."""
-    config = read_config(folder)
+                 device: torch.device | str = "cpu", *, meta: dict | None = None) -> nn.Module:
+    """One network of a checkpoint folder, in eval mode on ``device``.
+
+    ``meta`` stands in for the folder's ``polydiff.json`` (a plain diffusers folder).
+    """
+    config = meta if meta is not None else read_config(folder)
     name = name or config.get("default_network", "unet")
     block = config.get("networks", {}).get(name)
     if block is None or block.get("type") not in NETWORKS:

@@ -8,6 +8,7 @@ same update, and a run resumed at step k continues exactly as if it had never st
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import math
@@ -24,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from polydiff.diffusion import distributed
-from polydiff.diffusion.checkpoint import save_checkpoint
+from polydiff.diffusion.checkpoint import CONFIG_NAME, save_checkpoint
 from polydiff.diffusion.networks import Denoiser
 from polydiff.diffusion.predictions import training_target
 from polydiff.runtime import atomic_directory
@@ -46,6 +47,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     grad_clip: float = 1.0
     seed: int = 0
+    micro_batch: int = 0             # items per forward/backward (0: the whole batch at once)
     mixed_precision: str = "no"      # "no" or "bf16" (CUDA only)
     checkpoint_every: int = 0        # 0: only at the end
     log_every: int = 50
@@ -218,50 +220,86 @@ def train(net: nn.Module, scheduler, dataset: Tensor | Mapping[str, Tensor], cfg
     amp = cfg.mixed_precision == "bf16" and group.device.type == "cuda"
     bar = tqdm(range(start, cfg.steps), desc="training", disable=not (progress and group.is_main),
                initial=start, total=cfg.steps)
+    pending: list[Tensor] = []  # losses still on the device
     for step in bar:
         gen = _step_generator(cfg.seed, step)
         idx = global_indices(n, cfg.batch_size, step, cfg.seed)
         noise = torch.randn((cfg.batch_size, *data["x"].shape[1:]), generator=gen)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (cfg.batch_size,),
                           generator=gen)
-        batch = {k: v[idx[mine]].to(group.device) for k, v in data.items()}
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-            loss = loss_fn(model, batch, noise[mine].to(group.device), t[mine].to(group.device))
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = _accumulate(model, loss_fn, data, idx[mine], noise[mine], t[mine], group.device,
+                           cfg.micro_batch, amp)
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
         opt.step()
         sched.step()
         if ema is not None:
             ema.step(net.parameters())
-        value = float(loss.detach())
-        if group.world_size > 1:
-            value_t = torch.tensor(value, device=group.device)
-            torch.distributed.all_reduce(value_t)
-            value = float(value_t) / group.world_size
-        if not math.isfinite(value):
-            raise FloatingPointError(f"loss became {value} at step {step}")
-        losses.append(value)
-        if group.is_main and (step + 1) % max(cfg.log_every, 1) == 0:
-            bar.set_postfix(loss=f"{sum(losses[-cfg.log_every:]) / cfg.log_every:.4g}")
+        pending.append(loss.detach())
         done = step + 1 == cfg.steps
-        if group.is_main and (done or (cfg.checkpoint_every and
-                                       (step + 1) % cfg.checkpoint_every == 0)):
+        save = done or (cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0)
+        if save or (step + 1) % max(cfg.log_every, 1) == 0:  # the only host syncs
+            losses += _gather_losses(pending, group, step)
+            pending = []
+            if group.is_main:
+                recent = losses[-max(cfg.log_every, 1):]
+                bar.set_postfix(loss=f"{sum(recent) / len(recent):.4g}")
+        if group.is_main and save:
             _save_state(state_dir, net, opt, ema, step + 1, losses)
     if ema is not None:
         ema.copy_to(net.parameters())
     if group.is_main:  # the exported folder appears whole or not at all
-        with atomic_directory(out_dir) as tmp:
+        with atomic_directory(out_dir, replace={"unet", "scheduler", CONFIG_NAME}) as tmp:
             save_checkpoint(tmp, net, scheduler, {"train": _plain(cfg), **(config or {})})
     # Free DDP's reducer while the process group is still alive: were it the last owner of
     # the gloo group, its destructor would join gloo's thread while holding the GIL that
     # thread waits for (a deadlock seen at interpreter exit).
-    model = loss = batch = None
+    model = loss = None
     gc.collect()
     distributed.barrier(group)
     distributed.teardown(group)
     return TrainResult(net.eval(), losses, cfg.steps)
+
+
+def _gather_losses(pending: list[Tensor], group, step: int) -> list[float]:
+    """Mean losses over processes of the steps in ``pending`` as floats; refuse non-finite."""
+    if not pending:
+        return []
+    values = torch.stack(pending)
+    if group.world_size > 1:
+        torch.distributed.all_reduce(values)
+        values = values / group.world_size
+    out = values.float().cpu().tolist()
+    bad = [i for i, v in enumerate(out) if not math.isfinite(v)]
+    if bad:
+        raise FloatingPointError(f"loss became {out[bad[0]]} at step "
+                                 f"{step - len(out) + 1 + bad[0]}")
+    return out
+
+
+def _accumulate(model: nn.Module, loss_fn: LossFn, data: dict[str, Tensor], idx: Tensor,
+                noise: Tensor, t: Tensor, device: torch.device, micro_batch: int,
+                amp: bool) -> Tensor:
+    """Forward and backward of one process's batch in micro-batches; the mean loss.
+
+    Each micro-batch's mean loss is weighted by its share of the batch, so the gradient is
+    that of the whole batch's mean (exactly so for losses that average over items). DDP
+    synchronises gradients once, on the last micro-batch.
+    """
+    size = micro_batch if micro_batch > 0 else len(idx)
+    chunks = list(torch.arange(len(idx)).split(size))
+    total = torch.zeros((), device=device)
+    for i, part in enumerate(chunks):
+        sync = i == len(chunks) - 1 or not isinstance(model, DistributedDataParallel)
+        context = contextlib.nullcontext() if sync else model.no_sync()
+        batch = {k: v[idx[part]].to(device, non_blocking=True) for k, v in data.items()}
+        with context:
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                loss = loss_fn(model, batch, noise[part].to(device), t[part].to(device))
+            (loss * (len(part) / len(idx))).backward()
+        total = total + loss.detach() * (len(part) / len(idx))
+    return total
 
 
 def _plain(cfg: TrainConfig) -> dict:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from polydiff.runtime import UserError, add_common_args, atomic_output, pick_device
+from polydiff.apps.contract import add_runtime_args
+from polydiff.runtime import UserError, atomic_output, pick_device
 
 
 def _command(args: argparse.Namespace, argv_keys: list[str]) -> str:
@@ -131,7 +132,7 @@ def register(subparsers, name: str, help_text: str) -> None:
     s.add_argument("--coarse-sigma", type=float, default=0.02,
                    help="coarse noise std as a fraction of each variable's std (default 0.02)")
     s.add_argument("-o", "--out", type=Path, required=True, help="fine ensemble NetCDF")
-    add_common_args(s)
+    add_runtime_args(s)
     s.set_defaults(func=cmd_superres)
 
     t = sub.add_parser("train", help="train the score prior from a YAML config (torchrun-ready)")

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from polydiff.apps.contract import add_runtime_args
 from polydiff.runtime import (
     UserError,
-    add_common_args,
     atomic_directory,
     atomic_output,
     make_generator,
@@ -80,7 +80,7 @@ def _add_mode_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ensemble", type=int, default=5, help="members (ensemble/refine)")
     p.add_argument("--refine-steps", type=int, default=3,
                    help="how many of the last --steps steps refine runs (default 3)")
-    add_common_args(p)
+    add_runtime_args(p)
 
 
 def _options(args: argparse.Namespace, tasks: tuple[str, ...]):

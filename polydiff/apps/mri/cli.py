@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from polydiff.apps.contract import add_runtime_args
 from polydiff.apps.mri.config import KERNEL_NAMES, POLICIES, ReconConfig
-from polydiff.runtime import UserError, add_common_args, pick_device
+from polydiff.runtime import UserError, pick_device
 
 
 def register(subparsers, name: str, help_text: str) -> None:
@@ -30,7 +31,7 @@ def register(subparsers, name: str, help_text: str) -> None:
     q.add_argument("--guidance", type=float, default=ReconConfig.guidance_weight,
                    help=f"DPS weight (default: {ReconConfig.guidance_weight})")
     q.add_argument("-o", "--output", type=Path, required=True, help="output .h5 (+ .png)")
-    add_common_args(q)
+    add_runtime_args(q)
     q.set_defaults(func=cmd_reconstruct)
 
     q = sub.add_parser("evaluate", help="NMSE / PSNR / SSIM (fastMRI definitions)")
@@ -46,7 +47,7 @@ def register(subparsers, name: str, help_text: str) -> None:
     q.add_argument("--coils", type=int, default=1,
                    help="1: single-coil; more: multi-coil with synthetic sensitivities")
     q.add_argument("-o", "--output", type=Path, required=True, help="output .h5")
-    add_common_args(q, model=False)
+    add_runtime_args(q, model=False)
     q.set_defaults(func=cmd_phantoms)
 
     q = sub.add_parser("train", help="train a prior (torchrun-ready)")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-from polydiff.runtime import UserError, add_common_args, make_generator, pick_device
+from polydiff.apps.contract import add_runtime_args
+from polydiff.runtime import UserError, make_generator, pick_device
 
 
 def register(subparsers, name: str, help_text: str) -> None:
@@ -50,7 +51,7 @@ def register(subparsers, name: str, help_text: str) -> None:
                    help="super-resolution checkpoint (default: superres/ in the model folder)")
     e.add_argument("-o", "--output", type=Path, default=None,
                    help="metrics JSON (default: <data>.metrics.json beside the test set)")
-    add_common_args(e)
+    add_runtime_args(e)
     e.set_defaults(func=run_evaluate)
 
 
@@ -64,7 +65,7 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None, help="reverse diffusion steps")
     p.add_argument("--superres-model", type=Path, default=None,
                    help="super-resolution checkpoint (default: superres/ in the model folder)")
-    add_common_args(p)
+    add_runtime_args(p)
 
 
 def _add_generate(sub) -> None:

@@ -23,9 +23,10 @@ from pathlib import Path
 
 import torch
 
+from polydiff.apps.contract import add_runtime_args
 from polydiff.physics import advection, burgers, navier_stokes
 from polydiff.physics.pde_data import Trajectories, write_trajectories
-from polydiff.runtime import UserError, add_common_args, make_generator, pick_device
+from polydiff.runtime import UserError, make_generator, pick_device
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ def add_generate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--refine", type=int, default=None,
                    help="burgers*: internal grid refinement (default: from the Peclet number)")
     p.add_argument("-o", "--output", type=Path, required=True, help="data.h5 or data.nc")
-    add_common_args(p, model=False)
+    add_runtime_args(p, model=False)
     p.set_defaults(func=run_generate)
     return p
 
