@@ -17,7 +17,7 @@ $(STAMP): $(BIN)/python pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/polydiff demo --out demo_out
+	$(BIN)/polydiff demo -o demo_out --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
