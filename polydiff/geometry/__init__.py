@@ -8,4 +8,10 @@ camera_image  DM-Calib's Camera Image and intrinsics from it by RANSAC
 scenes        procedural ray-cast rooms with exact depth, normals and K
 pointcloud    coloured point clouds from depth, PLY via trimesh
 metrics       depth / normal / intrinsics metrics of monocular geometry
+raster        one rasterizer interface (nvdiffrast's rasterize / interpolate / antialias),
+              backend choice, OpenCV K [R|t] -> clip space (images row 0 = top)
+raster_torch  the pure-PyTorch backend (z-buffer, differentiable barycentrics, analytic AA)
+raster_nvdiffrast  the nvdiffrast CUDA backend (RasterizeCudaContext only)
+render        orbit camera rigs (world +z up) and normal / depth / mask / colour renders
+meshes        GLB (glTF y-up on write only) / OBJ / PLY via trimesh, unit-cube normalising
 """
