@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from pathlib import Path
 
 import torch
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# benchmarks/gpu_check.sh points this elsewhere so GPU runs do not replace the CPU results
+RESULTS = Path(os.environ.get("POLYDIFF_BENCH_RESULTS",
+                              Path(__file__).resolve().parent / "results"))
+
+
+def bench_device() -> torch.device:
+    """The device a benchmark measures on: ``--device`` of benchmarks.run (default: auto)."""
+    from polydiff.runtime import pick_device
+
+    return pick_device(os.environ.get("POLYDIFF_BENCH_DEVICE", "auto"))
 
 
 def machine() -> dict:

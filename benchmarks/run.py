@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import time
 import traceback
@@ -21,7 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     parser.add_argument("--full", action="store_true", help="full size instead of quick")
+    parser.add_argument("--device", default=None,
+                        help="auto|cpu|cuda for benchmarks that use benchmarks.common."
+                             "bench_device (default: auto)")
     args = parser.parse_args(argv)
+    if args.device is not None:
+        os.environ["POLYDIFF_BENCH_DEVICE"] = args.device
     torch.set_num_threads(max(1, torch.get_num_threads()))
     failed = []
     for name in args.names or discover():
