@@ -38,3 +38,35 @@ def test_cuda_without_gpu_is_one_line_error(capsys):
 
 def test_parser_builds():
     assert build_parser().prog == "polydiff"
+
+
+def _modules_after(code: str) -> set[str]:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys\n"
+                          "print(' '.join(sorted(sys.modules)))"],
+                         capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
+def test_help_and_argument_errors_answer_without_torch():
+    code = ("from polydiff.cli import main\n"
+            "for argv in (['--help'], ['--version'], ['nosuchapp']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass")
+    modules = _modules_after(code)
+    assert "torch" not in modules and "numpy" not in modules
+
+
+@pytest.mark.parametrize("app", [a for a in APPS if a != "mesh"])
+def test_app_help_answers_without_torch(app):
+    code = (f"from polydiff.cli import main\ntry:\n    main([{app!r}, '--help'])\n"
+            "except SystemExit:\n    pass")
+    assert "torch" not in _modules_after(code)
+
+
+def test_argument_errors_are_one_line_with_status_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--seed", "nan"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
