@@ -198,13 +198,14 @@ def report(message: str) -> None:
 
 
 # ============================================================================ outputs
-def _same_file(a: Path, b: Path) -> bool:
+def _identity(path: Path) -> tuple[Path, tuple[int, int] | None]:
+    """``path`` resolved, and its (device, inode) when it exists (what samefile compares)."""
     try:
-        if a.resolve() == b.resolve():
-            return True
-        return a.exists() and b.exists() and os.path.samefile(a, b)
+        resolved = path.resolve()
+        st = path.stat() if path.exists() else None
     except OSError:
-        return False
+        return path.absolute(), None
+    return resolved, (st.st_dev, st.st_ino) if st is not None else None
 
 
 class Outputs:
@@ -227,30 +228,35 @@ class Outputs:
     def __init__(self, inputs: Iterable[str | os.PathLike | None] = (), *,
                  overwrite: bool = False, all_ranks: bool = False) -> None:
         self.inputs = [Path(p) for p in inputs if p is not None]
+        ids = [_identity(p) for p in self.inputs]  # once: a check is O(1) in the inputs
+        self.input_paths = {r for r, _ in ids}
+        self.input_inodes = {i for _, i in ids if i is not None}
         self.overwrite = overwrite
         self.active = all_ranks or is_main_process()
         self.pending: dict[Path, Path] = {}  # final path -> temporary path
+        self.resolved: set[Path] = set()  # the pending paths resolved (a duplicate check in O(1))
         self.created: list[Path] = []
         self.written: list[Path] = []
 
     def check(self, path: str | os.PathLike, *, named: bool = False) -> Path:
         """Apply the rules to ``path`` without declaring it; return it as a Path."""
         path = Path(path)
-        for source in self.inputs:
-            if _same_file(path, source):
-                raise UserError(f"output {path} is also an input; choose another output name")
+        resolved, inode = _identity(path)
+        if resolved in self.input_paths or (inode is not None and inode in self.input_inodes):
+            raise UserError(f"output {path} is also an input; choose another output name")
         if path.is_dir():
             raise UserError(f"output {path} is an existing folder; it is never replaced")
         if path.exists() and not (named or self.overwrite):
             raise UserError(f"{path} already exists and was not named as the output; "
                             "give --overwrite to replace it")
-        if path.resolve() in {p.resolve() for p in self.pending}:
+        if resolved in self.resolved:
             raise UserError(f"two outputs of this command would both be {path}")
         return path
 
     def file(self, path: str | os.PathLike, *, named: bool = False) -> Path:
         """Declare ``path`` as an output; return the temporary path to write it to."""
         path = self.check(path, named=named)
+        self.resolved.add(path.resolve())
         if not self.active:  # another rank writes; this one works in a scratch file
             tmp = Path(os.devnull)
             self.pending[path] = tmp
@@ -268,6 +274,7 @@ class Outputs:
                 os.replace(tmp, path)
                 self.written.append(path)
         self.pending.clear()
+        self.resolved.clear()
         return self.written
 
     def discard(self) -> None:
@@ -276,6 +283,7 @@ class Outputs:
             if tmp != Path(os.devnull):
                 tmp.unlink(missing_ok=True)
         self.pending.clear()
+        self.resolved.clear()
         remove_empty(self.created)
 
     def summary(self) -> str:
