@@ -93,15 +93,33 @@ class SparseLinear(Operator):
         self.sigma = float(sigma)
         rows, values = self.weights.indices()[0], self.weights.values()
         # AAᴴ is diagonal when no two points share an entry: row norms² are its diagonal.
-        self._row_gain = torch.zeros(self.weights.shape[0]).index_add_(0, rows, values**2)
+        self._row_gain = torch.zeros(self.weights.shape[0], dtype=values.dtype,
+                                     device=values.device).index_add_(0, rows, values**2)
         self.gain = float(self._row_gain.mean()) if len(self._row_gain) else 1.0
+        self._copies: dict[tuple, Tensor] = {}  # the weights on other devices / dtypes
+
+    def to(self, *args, **kwargs) -> SparseLinear:
+        """Move the weights like ``Tensor.to`` (a device and/or a dtype); returns self."""
+        self.weights = self.weights.to(*args, **kwargs)
+        self._row_gain = self._row_gain.to(*args, **kwargs)
+        self._copies = {}
+        return self
+
+    def _weights_like(self, x: Tensor) -> Tensor:
+        """The weights on ``x``'s device in ``x``'s dtype, converted once and then kept."""
+        key = (x.device, x.dtype)
+        if (self.weights.device, self.weights.dtype) == key:
+            return self.weights
+        if key not in self._copies:
+            self._copies[key] = self.weights.to(device=x.device, dtype=x.dtype)
+        return self._copies[key]
 
     def forward(self, x: Tensor) -> Tensor:
         flat = x.reshape(x.shape[0], -1)
-        return torch.sparse.mm(self.weights.to(flat.dtype), flat.T).T
+        return torch.sparse.mm(self._weights_like(flat), flat.T).T
 
     def adjoint(self, y: Tensor) -> Tensor:
-        w = self.weights.to(y.dtype)
+        w = self._weights_like(y)
         return torch.sparse.mm(w.transpose(0, 1), y.T).T.reshape(y.shape[0], *self.item_shape)
 
     def pinv(self, y: Tensor) -> Tensor:
@@ -115,7 +133,8 @@ class PointMask(SparseLinear):
         idx = torch.nonzero(mask.flatten(), as_tuple=False).flatten()
         m, n = len(idx), mask.numel()
         weights = torch.sparse_coo_tensor(
-            torch.stack([torch.arange(m), idx]), torch.ones(m), (m, n), check_invariants=False)
+            torch.stack([torch.arange(m, device=idx.device), idx]),
+            torch.ones(m, device=idx.device), (m, n), check_invariants=False)
         super().__init__(weights, mask.shape, sigma)
         self.mask = mask.bool()
 
