@@ -4,8 +4,11 @@ All functions take ``pred`` and ``truth`` of shape (N, nt, *space) (space = (nx,
 (nx, ny)) and reduce over samples N last, after a per-sample quantity:
 
 * MSE: mean squared error over everything.
-* nRMSE (PDEBench): per sample ||pred - truth||_2 / ||truth||_2 over space-time, averaged.
-* nRMSE per time: the same over space only, at each time: (nt,).
+* nRMSE (PDEBench's ``err_nMSE`` in ``pdebench/models/metrics.py``): at each sample and time,
+  RMSE over space / RMS of the truth over space, then averaged over samples and times.
+* nRMSE per time: the same before the average over times: (nt,).
+* space-time nRMSE: per sample RMSE / RMS(truth) over space and time together, averaged over
+  samples (not PDEBench's: a late, large-amplitude time dominates it).
 * Pearson correlation per time: per sample over space, averaged: (nt,).
 * time until decorrelation (PDE-Refiner): the last time up to which the mean correlation
   stays at or above a threshold (0.8).
@@ -37,18 +40,26 @@ def _relative(err: Tensor, ref: Tensor, dims: tuple[int, ...]) -> Tensor:
     return err.pow(2).sum(dims).sqrt() / ref.pow(2).sum(dims).sqrt().clamp_min(1e-30)
 
 
-def nrmse(pred: Tensor, truth: Tensor) -> float:
-    """PDEBench nRMSE: RMSE / RMS(target) per sample over space-time, averaged over samples."""
+def _per_sample_time(pred: Tensor, truth: Tensor) -> Tensor:
+    """||pred - truth|| / ||truth|| over space at each sample and time: (N, nt)."""
     pred, truth = _check(pred, truth)
-    dims = tuple(range(1, pred.ndim))
-    return float(_relative(pred - truth, truth, dims).mean())
+    return _relative(pred - truth, truth, tuple(range(2, pred.ndim)))
+
+
+def nrmse(pred: Tensor, truth: Tensor) -> float:
+    """PDEBench nRMSE: RMSE / RMS(truth) over space per sample and time, averaged over both."""
+    return float(_per_sample_time(pred, truth).mean())
 
 
 def nrmse_per_time(pred: Tensor, truth: Tensor) -> Tensor:
-    """nRMSE over space at each time, averaged over samples: (nt,)."""
+    """PDEBench nRMSE at each time (averaged over samples only): (nt,)."""
+    return _per_sample_time(pred, truth).mean(0)
+
+
+def nrmse_spacetime(pred: Tensor, truth: Tensor) -> float:
+    """RMSE / RMS(truth) per sample over space and time together, averaged over samples."""
     pred, truth = _check(pred, truth)
-    dims = tuple(range(2, pred.ndim))
-    return _relative(pred - truth, truth, dims).mean(0)
+    return float(_relative(pred - truth, truth, tuple(range(1, pred.ndim))).mean())
 
 
 def correlation_per_time(pred: Tensor, truth: Tensor) -> Tensor:
@@ -90,6 +101,7 @@ def evaluate_predictions(pred: Tensor, truth: Tensor,
     return {
         "mse": mse(pred, truth),
         "nrmse": nrmse(pred, truth),
+        "nrmse_spacetime": nrmse_spacetime(pred, truth),
         "time_until_decorrelation": time_until_decorrelation(pred, truth, 0.8, times),
         "nrmse_per_time": nrmse_per_time(pred, truth).tolist(),
         "correlation_per_time": correlation_per_time(pred, truth).tolist(),
