@@ -14,4 +14,6 @@ raster_torch  the pure-PyTorch backend (z-buffer, differentiable barycentrics, a
 raster_nvdiffrast  the nvdiffrast CUDA backend (RasterizeCudaContext only)
 render        orbit camera rigs (world +z up) and normal / depth / mask / colour renders
 meshes        GLB (glTF y-up on write only) / OBJ / PLY via trimesh, unit-cube normalising
+fusion        multi-view normals + masks -> watertight mesh (carve, marching cubes, optimise)
+mesh_metrics  Chamfer / normal consistency / F-score and analytic reference shapes
 """
