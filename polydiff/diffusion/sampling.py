@@ -185,11 +185,15 @@ def sample(
     needs_grad = any(h.needs_grad for h in hooks)
     history: list[Tensor] = []
     timesteps = scheduler.timesteps
+    # read on the host once: inside the loop nothing goes back to the host (on CUDA a
+    # .item() or a bool() of a device tensor waits for the GPU at every step)
+    host_timesteps = timesteps.tolist()
+    alpha_bars = torch.stack([alpha_bar_at(scheduler, t, i)
+                              for i, t in enumerate(host_timesteps)]).to(device)
     for i, t in enumerate(timesteps):
         if i < start:
             continue
-        state = StepState(i, len(timesteps), t, alpha_bar_at(scheduler, t, i).to(device),
-                          scheduler, generator)
+        state = StepState(i, len(timesteps), t, alpha_bars[i], scheduler, generator)
         for hook in hooks:
             x = hook.before_model(state, x)
         with torch.set_grad_enabled(needs_grad):
@@ -203,7 +207,8 @@ def sample(
             x0_adjusted = hook.on_x0(state, x0_adjusted)
         if x0_adjusted is not x0_model:  # a hook changed x̂₀: step with the matching output
             output = from_x0(x0_adjusted, x_in.detach(), state.alpha_bar, prediction_type)
-        x_prev = scheduler.step(output.detach(), t, x.detach(), **extra).prev_sample
+        x_prev = scheduler.step(output.detach(), host_timesteps[i], x.detach(),
+                                **extra).prev_sample
         for hook in hooks:
             x_prev = hook.after_step(state, x_prev)
         if keep_x0:
