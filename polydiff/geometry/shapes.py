@@ -20,6 +20,8 @@ import numpy as np
 import trimesh
 from skimage.measure import marching_cubes
 
+from polydiff.geometry.meshes import normalise_to_unit_cube
+
 SHAPE_KINDS = ("mug", "table", "chair", "lamp", "snowman", "rocket", "box", "ball",
                "cylinder", "cone", "torus")
 
@@ -275,20 +277,26 @@ def mesh_sdf(shape: ShapeSdf, colour, resolution: int = 64,
              bound: float = 3.0) -> trimesh.Trimesh:
     """Marching cubes of ``shape`` with ``resolution`` cells across its largest side.
 
-    A coarse pass over [-bound, bound]^3 finds the bounding box; the fine pass covers it with
-    two cells of margin so that the surface is closed. Vertex colours (RGBA uint8) come from
-    the nearest part. The mesh is centred and scaled to a largest side of 1.
+    Two passes of 33^3 points (over [-bound, bound]^3, then over what the first found) find
+    the bounding box of the surface (every surface point lies within one grid step of a point
+    whose SDF is below one step); the fine grid covers it with two cells of margin, so the
+    surface is closed. Vertex colours (RGBA uint8) come from the nearest part. The mesh is
+    centred and scaled to a largest side of 1.
     """
     if not 8 <= resolution <= 512:
         raise ValueError(f"resolution must lie in [8, 512], got {resolution}")
-    coarse, step = _grid_points(np.full(3, -bound), np.full(3, bound), 64)
-    near = shape.sdf(coarse.reshape(-1, 3)).reshape(coarse.shape[:3]) < step.max()
-    idx = np.argwhere(near)
-    if len(idx) == 0 or idx.min() == 0 or idx.max() == near.shape[0] - 1:
-        raise ValueError(f"the shape does not lie inside [-{bound}, {bound}]^3")
-    lo = coarse[tuple(idx.min(0))] - 2 * step
-    hi = coarse[tuple(idx.max(0))] + 2 * step
-    pts, spacing = _grid_points(lo, hi, resolution)
+    lo, hi = np.full(3, -bound), np.full(3, bound)
+    for first in (True, False):
+        grid, step = _grid_points(lo, hi, 33)
+        near = shape.sdf(grid.reshape(-1, 3)).reshape(grid.shape[:3]) < step.max()
+        idx = np.argwhere(near)
+        if first and (len(idx) == 0 or idx.min() == 0 or
+                      (idx.max(0) == np.array(near.shape) - 1).any()):
+            raise ValueError(f"the shape does not lie inside [-{bound}, {bound}]^3")
+        lo, hi = grid[tuple(idx.min(0))] - step, grid[tuple(idx.max(0))] + step
+    fine = (hi - lo).max() / resolution
+    lo, hi = lo - 2 * fine, hi + 2 * fine
+    pts, spacing = _grid_points(lo, hi, resolution + 4)
     vol = shape.sdf(pts.reshape(-1, 3)).reshape(pts.shape[:3])
     verts, faces, _, _ = marching_cubes(vol, 0.0, spacing=tuple(spacing),
                                         allow_degenerate=False)
@@ -300,15 +308,7 @@ def mesh_sdf(shape: ShapeSdf, colour, resolution: int = 64,
     # outside, as trimesh expects (positive volume).
     mesh = trimesh.Trimesh(verts, faces, vertex_colors=(rgba * 255).round()
                            .astype(np.uint8), process=True)
-    return normalise(mesh)
-
-
-def normalise(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
-    """Centre the bounding box on the origin and scale its largest side to 1 (in place)."""
-    lo, hi = mesh.bounds
-    mesh.apply_translation(-(lo + hi) / 2)
-    mesh.apply_scale(1.0 / (hi - lo).max())
-    return mesh
+    return normalise_to_unit_cube(mesh)
 
 
 def make_shape(kind: str, rng: np.random.Generator, colour=(0.7, 0.7, 0.7), *,
