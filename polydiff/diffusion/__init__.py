@@ -22,13 +22,10 @@ from polydiff.diffusion.guidance import (
 from polydiff.diffusion.networks import Denoiser, build_network, count_parameters
 from polydiff.diffusion.operators import (
     AvgPool,
-    MaskedFFT2,
     Operator,
     PointMask,
     SparseLinear,
     Stack,
-    fft2c,
-    ifft2c,
 )
 from polydiff.diffusion.predictions import convert, from_x0, to_x0
 from polydiff.diffusion.sampling import (
@@ -44,11 +41,11 @@ from polydiff.diffusion.schedulers import make_scheduler, switch_scheduler
 from polydiff.diffusion.training import TrainConfig, TrainResult, denoising_loss, train
 
 __all__ = [
-    "AvgPool", "Checkpoint", "DataConsistency", "Denoiser", "MaskedFFT2", "MeasurementGuidance",
+    "AvgPool", "Checkpoint", "DataConsistency", "Denoiser", "MeasurementGuidance",
     "Operator", "PointMask", "ProgressBar", "ReplaceKnown", "SampleOutput", "SamplerHook",
     "SparseLinear", "Stack", "StepCallback", "StepState", "TrainConfig", "TrainResult",
-    "build_network", "classifier_free", "convert", "count_parameters", "denoising_loss", "fft2c",
-    "from_x0", "ifft2c", "load_checkpoint", "load_config", "load_network", "load_scheduler",
+    "build_network", "classifier_free", "convert", "count_parameters", "denoising_loss",
+    "from_x0", "load_checkpoint", "load_config", "load_network", "load_scheduler",
     "make_scheduler", "noise_to_step", "read_config", "sample", "save_checkpoint",
     "switch_scheduler", "to_x0", "train",
 ]

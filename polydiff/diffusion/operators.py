@@ -15,20 +15,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def fft2c(x: Tensor) -> Tensor:
-    """Centred orthonormal 2-D FFT over the last two dims (fastMRI convention), complex."""
-    x = torch.fft.ifftshift(x, dim=(-2, -1))
-    x = torch.fft.fft2(x, dim=(-2, -1), norm="ortho")
-    return torch.fft.fftshift(x, dim=(-2, -1))
-
-
-def ifft2c(k: Tensor) -> Tensor:
-    """Centred orthonormal inverse 2-D FFT over the last two dims, complex."""
-    k = torch.fft.ifftshift(k, dim=(-2, -1))
-    k = torch.fft.ifft2(k, dim=(-2, -1), norm="ortho")
-    return torch.fft.fftshift(k, dim=(-2, -1))
-
-
 def channels_to_complex(x: Tensor) -> Tensor:
     """(B, 2, H, W) real/imaginary channels -> (B, H, W) complex."""
     if x.shape[1] != 2:
@@ -167,28 +153,6 @@ class AvgPool(Operator):
         for d in range(1, self.dims + 1):
             out = out.repeat_interleave(self.factor, dim=-d)
         return out * self.gain
-
-
-class MaskedFFT2(Operator):
-    """Masked centred orthonormal 2-D FFT of a (B, 2, H, W) real/imag image.
-
-    ``mask`` is (W,) over k-space columns, (H, W), or (B, H, W) per item; it may be
-    changed in place (acquisition). y is complex (B, H, W), zero outside the mask.
-    """
-
-    def __init__(self, mask: Tensor, sigma: float = 1.0) -> None:
-        self.mask, self.sigma, self.gain = mask.bool(), float(sigma), 1.0
-
-    def _mask(self, like: Tensor) -> Tensor:
-        m = self.mask.to(like.device)
-        return m[None, :] if m.dim() == 1 else m  # (W,) -> (1, W): columns
-
-    def forward(self, x: Tensor) -> Tensor:
-        k = fft2c(channels_to_complex(x))
-        return k * self._mask(k)
-
-    def adjoint(self, y: Tensor) -> Tensor:
-        return complex_to_channels(ifft2c(y * self._mask(y)))
 
 
 class Stack(Operator):

@@ -1,7 +1,10 @@
-"""k-space building blocks: the backbone's centred FFTs, crops, coil combination, SENSE.
+"""k-space, the one home of MRI's Fourier concepts: the centred orthonormal FFTs, the masked
+single-coil operator, crops, coil combination and multi-coil SENSE.
 
 Images are complex ``(..., H, W)`` tensors or 2-channel real ``(B, 2, H, W)`` (real, imag);
-k-space is centred (fastMRI convention: DC at index ``(H//2, W//2)``), orthonormal.
+k-space is centred (fastMRI convention: DC at index ``(H//2, W//2)``), orthonormal. The
+operators follow the backbone's ``Operator`` interface, so its guidance and data consistency
+use them unchanged.
 """
 
 from __future__ import annotations
@@ -12,20 +15,30 @@ import torch
 from torch import Tensor
 
 from polydiff.diffusion.operators import (
-    MaskedFFT2,
     Operator,
     channels_to_complex,
     complex_to_channels,
-    fft2c,
-    ifft2c,
     inner,
 )
 
 __all__ = [
-    "MaskedFFT2", "Operator", "SenseOperator", "center_crop", "channels_to_complex",
-    "complex_to_channels", "crop_kspace", "estimate_sensitivities", "fft2c", "ifft2c", "rss",
-    "zero_filled",
+    "MaskedFFT2", "SenseOperator", "center_crop", "crop_kspace", "estimate_sensitivities",
+    "fft2c", "ifft2c", "rss", "zero_filled",
 ]
+
+
+def fft2c(x: Tensor) -> Tensor:
+    """Centred orthonormal 2-D FFT over the last two dims (fastMRI convention), complex."""
+    x = torch.fft.ifftshift(x, dim=(-2, -1))
+    x = torch.fft.fft2(x, dim=(-2, -1), norm="ortho")
+    return torch.fft.fftshift(x, dim=(-2, -1))
+
+
+def ifft2c(k: Tensor) -> Tensor:
+    """Centred orthonormal inverse 2-D FFT over the last two dims, complex."""
+    k = torch.fft.ifftshift(k, dim=(-2, -1))
+    k = torch.fft.ifft2(k, dim=(-2, -1), norm="ortho")
+    return torch.fft.fftshift(k, dim=(-2, -1))
 
 
 def center_crop(x: Tensor, shape: Sequence[int]) -> Tensor:
@@ -60,6 +73,29 @@ def estimate_sensitivities(kspace: Tensor, center_cols: Tensor, eps: float = 1e-
     low[..., center_cols] = kspace[..., center_cols]
     coil = ifft2c(low)
     return coil / rss(coil, 0).clamp_min(eps)
+
+
+class MaskedFFT2(Operator):
+    """Single-coil Cartesian MRI: y = M · fft2c(x) for a (B, 2, H, W) real/imag image x.
+
+    ``mask`` is (W,) over k-space columns, (H, W), or (B, H, W) per item; it may be
+    changed in place (acquisition). y is complex (B, H, W), zero outside the mask.
+    A·Aᴴ = M is a projection, so the backbone's ``pinv`` (gain 1) is exact.
+    """
+
+    def __init__(self, mask: Tensor, sigma: float = 1.0) -> None:
+        self.mask, self.sigma, self.gain = mask.bool(), float(sigma), 1.0
+
+    def _mask(self, like: Tensor) -> Tensor:
+        m = self.mask.to(like.device)
+        return m[None, :] if m.dim() == 1 else m  # (W,) -> (1, W): columns
+
+    def forward(self, x: Tensor) -> Tensor:
+        k = fft2c(channels_to_complex(x))
+        return k * self._mask(k)
+
+    def adjoint(self, y: Tensor) -> Tensor:
+        return complex_to_channels(ifft2c(y * self._mask(y)))
 
 
 class SenseOperator(Operator):

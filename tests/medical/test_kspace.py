@@ -95,3 +95,34 @@ def test_estimated_sensitivities_are_normalised():
     op = SenseOperator(maps.to(torch.complex128), torch.ones(16, dtype=torch.bool))
     est = estimate_sensitivities(op.forward(img)[0], torch.arange(6, 10))
     assert torch.allclose(est.abs().square().sum(0), torch.ones(16, 16, dtype=torch.float64))
+
+
+def _masked_ffts(gen):
+    cols = torch.zeros(8, dtype=torch.bool)
+    cols[[1, 3, 4, 6]] = True
+    return {"columns": MaskedFFT2(cols), "2d": MaskedFFT2(torch.rand(8, 8, generator=gen) < 0.5)}
+
+
+def test_masked_fft_adjoint_dot_product():
+    gen = torch.Generator().manual_seed(6)
+    for op in _masked_ffts(gen).values():
+        x = torch.randn(3, 2, 8, 8, generator=gen, dtype=torch.float64)
+        y = _rand_complex(gen, 3, 8, 8)
+        lhs = (op.forward(x).conj() * y).real.sum()
+        rhs = (x * op.adjoint(y)).sum()
+        assert torch.allclose(lhs, rhs)
+
+
+def test_masked_fft_projection_meets_the_data_and_keeps_the_rest():
+    gen = torch.Generator().manual_seed(7)
+    for op in _masked_ffts(gen).values():
+        truth, start = (torch.randn(2, 2, 8, 8, generator=gen, dtype=torch.float64)
+                        for _ in range(2))
+        y = op.forward(truth)
+        x = op.project(start, y)
+        assert torch.allclose(op.forward(x), y)
+        # outside the mask the k-space of the start is untouched
+        kx, ks = fft2c(torch.complex(x[:, 0], x[:, 1])), fft2c(torch.complex(start[:, 0],
+                                                                             start[:, 1]))
+        outside = ~op._mask(kx).expand_as(kx)
+        assert torch.allclose(kx[outside], ks[outside])
