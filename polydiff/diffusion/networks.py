@@ -112,12 +112,36 @@ NETWORKS: dict[str, type] = {
 }
 
 
+def _circular_transposed(m: nn.Module) -> None:
+    """Make a transposed convolution periodic (torch offers only zero padding for them).
+
+    Its input is padded circularly by q entries per side and q·stride more is cropped from
+    each side of the output (padding p -> p + q·stride): the output keeps its length and the
+    entries near the ends receive the contributions of the wrapped-around inputs.
+    """
+    if getattr(m, "_polydiff_circular", False) or not any(
+            k > 1 for k in m.kernel_size):
+        return
+    if any(d != 1 for d in m.dilation) or any(o != 0 for o in m.output_padding):
+        raise ValueError("periodic transposed convolutions need dilation 1, output_padding 0")
+    q = [max(math.ceil((k - 1 - p) / s), math.ceil(p / s), 0)
+         for k, p, s in zip(m.kernel_size, m.padding, m.stride)]
+    m.padding = tuple(p + s * e for p, s, e in zip(m.padding, m.stride, q))
+    pad = [e for e in reversed(q) for _ in (0, 1)]
+    m.register_forward_pre_hook(
+        lambda _mod, args: (F.pad(args[0], pad, mode="circular"), *args[1:]))
+    m._polydiff_circular = True
+
+
 def make_periodic(net: nn.Module) -> nn.Module:
-    """Switch every padded convolution of ``net`` to circular padding, in place."""
+    """Switch every padded convolution of ``net`` to circular padding, in place (transposed
+    convolutions, e.g. UNet1DModel's up-sampling, by :func:`_circular_transposed`)."""
     for m in net.modules():
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) and any(p > 0 for p in m.padding):
             m.padding_mode = "circular"
             m._reversed_padding_repeated_twice = [p for p in reversed(m.padding) for _ in (0, 1)]
+        elif isinstance(m, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
+            _circular_transposed(m)
     return net
 
 
