@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from polydiff.apps.mri.config import ReconConfig
-from polydiff.apps.mri.pipeline import MriReconstructor
+from polydiff.apps.mri.model import MriModel, load_model
 from polydiff.apps.mri.plots import order_image, save_figure
+from polydiff.apps.mri.reconstruct import reconstruct_slice
 from polydiff.medical import bart as bart_mod
 from polydiff.medical.cs import CSConfig, fista_l1_wavelet
 from polydiff.medical.kspace import fft2c, ifft2c, zero_filled
@@ -77,7 +78,7 @@ class Runs:
         self.secs[name] = t / n
 
 
-def _diffusion_policies(runs: Runs, model: MriReconstructor, kspace: torch.Tensor, acc: int,
+def _diffusion_policies(runs: Runs, model: MriModel, kspace: torch.Tensor, acc: int,
                         particles: int, steps: int, weight: float) -> None:
     """ADS, random+DPS and equispaced+DPS through the same sampling loop."""
     for policy in ("ads", "random", "equispaced"):
@@ -85,7 +86,8 @@ def _diffusion_policies(runs: Runs, model: MriReconstructor, kspace: torch.Tenso
                           guidance_weight=weight)
         gen = make_generator(0)
         outs, t = _timed(lambda cfg=cfg, gen=gen: [
-            model.reconstruct(k, cfg, gen, mask_seed=1000 + i) for i, k in enumerate(kspace)])
+            reconstruct_slice(model, k, cfg, gen, mask_seed=1000 + i)
+            for i, k in enumerate(kspace)])
         name = "ADS" if policy == "ads" else f"{policy}+DPS"
         runs.recs[name], runs.secs[name] = [o.reconstruction for o in outs], t / len(kspace)
         runs.masks[name] = [torch.from_numpy(o.mask) for o in outs]
@@ -133,7 +135,7 @@ def _figure_row(runs: Runs, truth: np.ndarray, i: int, size: int, acc: int) -> l
 def main(quick: bool = False) -> dict:
     """Run the comparison; returns (and writes) the results dict."""
     torch.set_num_threads(1)
-    model = MriReconstructor(None, torch.device("cpu"))
+    model = load_model(None, torch.device("cpu"))
     size = model.size
     n_phantoms, particles, steps = (2, 8, 20) if quick else (4, 16, 30)
     weight = ReconConfig.guidance_weight
@@ -142,7 +144,7 @@ def main(quick: bool = False) -> dict:
     have_bart = bart_mod.bart_available()
     results: dict = {
         "size": size, "slices": names, "particles": particles, "steps": steps,
-        "guidance_weight": weight, "model": model.folder,
+        "guidance_weight": weight, "model": str(model.folder),
         "real_slices_found": [s for s in names if s != "shepp_logan"
                               and not s.startswith("phantom")],
         "bart": "available" if have_bart else "not on PATH (skipped)", "accelerations": {}}

@@ -35,16 +35,21 @@ class ColumnMask(NamedTuple):
 
 def budget(width: int, acceleration: float, center_fraction: float | None = None) -> Budget:
     """Line budget of a ``width``-column scan at ``acceleration`` (a UserError if impossible)."""
-    if acceleration <= 1:
+    if not acceleration > 1:
         raise UserError(f"acceleration must be greater than 1, got {acceleration}")
     if center_fraction is None:
         if acceleration not in CENTER_FRACTIONS:
             raise UserError(f"no default centre fraction for acceleration {acceleration:g}; "
                             f"known: {sorted(CENTER_FRACTIONS)} (or pass a centre fraction)")
         center_fraction = CENTER_FRACTIONS[int(acceleration)]
+    if not 0 < center_fraction < 1:
+        raise UserError(f"the centre fraction must be in (0, 1), got {center_fraction:g}")
     total = int(round(width / acceleration))
     center = int(round(width * center_fraction))
-    if center < 1 or total < center:
+    if center < 1:
+        raise UserError(f"centre fraction {center_fraction:g} of {width} columns keeps no "
+                        f"centre line; use at least {1 / width:.3g}")
+    if total < center:
         raise UserError(f"acceleration {acceleration:g} allows {total} of {width} columns, "
                         f"fewer than the {center} centre lines of centre fraction "
                         f"{center_fraction:g}")

@@ -14,10 +14,19 @@ image is complex and k-space is not Hermitian-symmetric) shifts k-space by ``g``
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy.special import j1
+from tqdm.auto import tqdm
+
+# Cost of making phantoms, measured on the 2-core development CPU (one thread) and rounded
+# up: a phantom's analytic k-space takes ~1.7 µs per pixel (rim + 3-8 ellipses), the coil
+# images and their FFTs ~80 ns per coil and pixel.
+SECONDS_PER_PIXEL = 2e-6
+SECONDS_PER_COIL_PIXEL = 1e-7
 
 
 @dataclass(frozen=True)
@@ -86,11 +95,56 @@ def phantom_image(p: Phantom, size: int) -> np.ndarray:
     return img * np.exp(1j * (p.phase0 + 2 * np.pi * (p.gx * x + p.gy * y)))
 
 
-def phantom_volume(n: int, size: int, seed: int) -> np.ndarray:
+def phantom_volume(n: int, size: int, seed: int, *, progress: bool = False) -> np.ndarray:
     """``n`` random phantoms' analytic k-space from a private generator: (n, size, size) c64."""
     rng = np.random.default_rng(seed)
-    return np.stack([phantom_kspace(random_phantom(rng), size) for _ in range(n)]).astype(
-        np.complex64)
+    out = np.empty((n, size, size), dtype=np.complex64)
+    for i in tqdm(range(n), desc="phantoms", disable=not progress, leave=False):
+        out[i] = phantom_kspace(random_phantom(rng), size)
+    return out
+
+
+class PhantomCost(NamedTuple):
+    """What making ``n`` phantom slices costs (an estimate from the options alone)."""
+
+    seconds: float
+    memory: int  # bytes held at once: one slice with its coil images, and the coil maps
+    disk: int  # bytes of the fastMRI file: k-space (complex64) and the truth (float32)
+
+
+def phantom_cost(n: int, size: int, coils: int) -> PhantomCost:
+    """The time, memory and disk that ``phantom_slices(n, size, coils)`` needs."""
+    pixels = float(size) * size
+    seconds = n * pixels * (SECONDS_PER_PIXEL + coils * SECONDS_PER_COIL_PIXEL)
+    # one slice: complex128 k-space, coil images + k-space (complex64, twice for the FFT),
+    # plus the maps (complex64, and float64 while they are made)
+    memory = pixels * (16 + 8 * 4 * coils + 24 * coils)
+    disk = n * pixels * (8 * coils + 4)
+    return PhantomCost(seconds, int(memory), int(disk))
+
+
+def phantom_slices(n: int, size: int, coils: int, seed: int
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``n`` phantom scans one at a time: (k-space, truth magnitude (size, size) float32).
+
+    One coil: k-space (size, size) complex64 and |image|. Several: the k-space (coils, size,
+    size) of the images weighted by ``coil_maps`` and their root-sum-of-squares.
+    """
+    import torch
+
+    from polydiff.medical.kspace import fft2c, ifft2c, rss
+
+    rng = np.random.default_rng(seed)
+    maps = torch.from_numpy(coil_maps(coils, size)) if coils > 1 else None
+    for _ in range(n):
+        k = torch.from_numpy(phantom_kspace(random_phantom(rng), size).astype(np.complex64))
+        image = ifft2c(k)
+        if maps is None:
+            yield k.numpy(), image.abs().numpy().astype(np.float32)
+        else:
+            coil_images = maps * image  # (coils, size, size)
+            yield (fft2c(coil_images).numpy(),
+                   rss(coil_images, 0).numpy().astype(np.float32))
 
 
 def shepp_logan(size: int) -> np.ndarray:

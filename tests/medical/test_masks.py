@@ -57,3 +57,12 @@ def test_impossible_budgets_are_user_errors():
         budget(128, 1)
     with pytest.raises(UserError, match="unknown mask policy"):
         fixed_mask("spiral", budget(128, 4), 0)
+
+
+@pytest.mark.parametrize("fraction,match", [(-0.1, r"must be in \(0, 1\), got -0.1"),
+                                            (1.5, r"must be in \(0, 1\)"),
+                                            (0.01, "keeps no centre line; use at least 0.0312")])
+def test_centre_fraction_messages_say_what_is_wrong(fraction, match):
+    with pytest.raises(UserError, match=match) as info:
+        budget(32, 4, center_fraction=fraction)
+    assert "lines of centre fraction" not in str(info.value)

@@ -67,38 +67,53 @@ class ActiveAcquisition(SamplerHook):
     """Acquire ``count`` columns during sampling, updating ``guidance``'s operator and y.
 
     ``predict`` maps x̂₀ (B, 2, H, W) to predicted full k-space (B, ..., W) (the operator's
-    forward without the mask); ``scanner(l)`` returns the measured column l, shaped like
-    ``y[..., l]``. ``guidance.operator.mask`` (W,) bool and ``guidance.y`` are changed in
-    place, so a ``DataConsistency`` hook sharing them sees every acquisition.
+    forward without the mask); ``scanner(cols)`` returns the measured columns ``cols`` (K,)
+    int64, shaped like ``y[..., cols]``. ``guidance.operator.mask`` (W,) bool and
+    ``guidance.y`` are changed in place, so a ``DataConsistency`` hook sharing them sees
+    every acquisition.
+
+    Inside the reverse loop everything stays on the sample's device: the columns are chosen
+    by ``topk`` and written by tensor indexing, never read back to the host; ``acquired``
+    reads them once, after sampling.
     """
 
     def __init__(self, guidance: MeasurementGuidance, predict: Callable[[Tensor], Tensor],
-                 scanner: Callable[[int], Tensor], steps: list[int], kernel: str = "ads",
+                 scanner: Callable[[Tensor], Tensor], steps: list[int], kernel: str = "ads",
                  sigma: float = 0.1) -> None:
         if kernel not in KERNELS:
             raise ValueError(f"unknown acquisition kernel {kernel!r} (use {', '.join(KERNELS)})")
         self.guidance, self.predict, self.scanner = guidance, predict, scanner
         self.steps, self.kernel, self.sigma = list(steps), KERNELS[kernel], float(sigma)
-        self.acquired: list[int] = []
+        self.due = {s: self.steps.count(s) for s in set(self.steps)}  # step index -> columns
+        self.taken: list[Tensor] = []  # (k,) int64 on the device, in acquisition order
 
     @property
     def mask(self) -> Tensor:
         return self.guidance.operator.mask
 
+    @property
+    def acquired(self) -> list[int]:
+        """The acquired columns in order (a host copy: call after sampling)."""
+        return torch.cat(self.taken).tolist() if self.taken else []
+
     def after_step(self, state: StepState, x_prev: Tensor) -> Tensor:
-        due = sum(1 for s in self.steps if s == state.index)
+        due = self.due.get(state.index, 0)
         if due:
             with torch.no_grad():
-                score = self.kernel(self.predict(state.x0.detach()), self.sigma)
-            score = score.masked_fill(self.mask.to(score.device), float("-inf"))
-            for col in torch.topk(score, due).indices.tolist():
-                self.acquire(col)
+                score = self.kernel(self.predict(state.x0.detach()), self.sigma)  # (W,)
+                score = score.masked_fill(self.mask.to(score.device), float("-inf"))
+                self.take(torch.topk(score, due).indices)
         return x_prev
 
+    def take(self, cols: Tensor) -> None:
+        """Acquire the columns ``cols`` (k,) int64: set the mask, copy their data into y."""
+        cols = cols.to(self.mask.device)
+        self.mask[cols] = True
+        self.guidance.y[..., cols] = self.scanner(cols).to(self.guidance.y)
+        self.taken.append(cols)
+
     def acquire(self, col: int) -> None:
-        """Take column ``col``: set the mask and copy the measured column into y."""
+        """Take column ``col`` by hand (host side): refuses a column already acquired."""
         if bool(self.mask[col]):
             raise RuntimeError(f"column {col} was already acquired")
-        self.mask[col] = True
-        self.guidance.y[..., col] = self.scanner(col)
-        self.acquired.append(col)
+        self.take(torch.tensor([col], device=self.mask.device))

@@ -1,16 +1,36 @@
-"""``polydiff mri reconstruct | phantoms | train | evaluate`` and the app's demo."""
+"""``polydiff mri reconstruct | phantoms | train | evaluate`` and the app's demo.
+
+Argument handling only: the work is in reconstruct.py, phantoms.py, train.py and evaluate.py,
+imported inside the commands, so that ``polydiff mri --help`` answers without torch.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-
-from polydiff.apps.contract import add_runtime_args
+from polydiff.apps.contract import (
+    Outputs,
+    add_eval_args,
+    add_number,
+    add_output,
+    add_runtime_args,
+    add_steps,
+    add_train_args,
+    apply_train_args,
+    default_json,
+    progress_enabled,
+    report,
+    write_json,
+)
 from polydiff.apps.mri.config import KERNEL_NAMES, POLICIES, ReconConfig
-from polydiff.runtime import UserError, pick_device
+
+if TYPE_CHECKING:
+    import torch
+
+DEVNULL = Path(os.devnull)  # what Outputs hands to ranks other than 0 under torchrun
 
 
 def register(subparsers, name: str, help_text: str) -> None:
@@ -18,114 +38,130 @@ def register(subparsers, name: str, help_text: str) -> None:
     p = subparsers.add_parser(name, help=help_text, description=help_text)
     sub = p.add_subparsers(dest="mri_command", metavar="COMMAND", required=True)
 
-    q = sub.add_parser("reconstruct", help="reconstruct every slice of a fastMRI k-space file")
+    q = sub.add_parser("reconstruct", help="reconstruct every slice of a fastMRI k-space file",
+                       description="Active Diffusion Subsampling: particles choose k-space "
+                       "columns during the reverse diffusion; writes an HDF5 reconstruction "
+                       "and a PNG beside it.")
     q.add_argument("input", type=Path, help="fastMRI-layout HDF5 with 'kspace'")
-    q.add_argument("--acceleration", type=float, default=4, help="4 or 8 (default: 4)")
-    q.add_argument("--center-fraction", type=float, default=None,
-                   help="fully sampled centre fraction (default: fastMRI's 0.08 / 0.04)")
-    q.add_argument("--policy", choices=POLICIES, default="ads", help="default: ads")
+    add_output(q, "output HDF5 (its PNG picture is written beside it, .png)")
+    add_number(q, "--acceleration", lo=1, hi=64, lo_open=True, default=4.0,
+               help="k-space columns / acquired columns (fastMRI: 4 or 8)")
+    add_number(q, "--center-fraction", lo=0, hi=1, lo_open=True, hi_open=True,
+               help="fully sampled centre fraction (default: fastMRI's 0.08 at 4x, "
+                    "0.04 at 8x)")
+    q.add_argument("--policy", choices=POLICIES, default="ads",
+                   help="ads: acquire columns during sampling; random/equispaced: a fixed "
+                        "mask with the same budget (default: ads)")
     q.add_argument("--kernel", choices=KERNEL_NAMES, default="ads",
                    help="ADS acquisition score (default: ads)")
-    q.add_argument("--particles", type=int, default=16, help="B (default: 16)")
-    q.add_argument("--steps", type=int, default=50, help="reverse steps (default: 50)")
-    q.add_argument("--guidance", type=float, default=ReconConfig.guidance_weight,
-                   help=f"DPS weight (default: {ReconConfig.guidance_weight})")
-    q.add_argument("-o", "--output", type=Path, required=True, help="output .h5 (+ .png)")
+    add_number(q, "--members", "--particles", kind=int, lo=2, hi=256, default=16,
+               dest="members", help="particles B sampled together")
+    add_steps(q, 50)
+    add_number(q, "--guidance", lo=0, hi=1000, default=ReconConfig.guidance_weight,
+               help="DPS weight on ||y - A x0||")
     add_runtime_args(q)
     q.set_defaults(func=cmd_reconstruct)
 
     q = sub.add_parser("evaluate", help="NMSE / PSNR / SSIM (fastMRI definitions)")
-    q.add_argument("--truth", type=Path, required=True,
-                   help="fastMRI file with kspace or reconstruction_esc/_rss")
-    q.add_argument("--pred", type=Path, required=True, help="output of reconstruct")
-    q.add_argument("--json", type=Path, default=None, help="also write the metrics as JSON")
+    add_eval_args(q, truth="fastMRI file with kspace or reconstruction_esc/_rss",
+                  pred="output of reconstruct")
     q.set_defaults(func=cmd_evaluate)
 
     q = sub.add_parser("phantoms", help="random ellipse phantoms as a fastMRI-layout HDF5 file")
-    q.add_argument("--n", type=int, default=16, help="number of slices (default: 16)")
-    q.add_argument("--size", type=int, default=128, help="image size in pixels (default: 128)")
-    q.add_argument("--coils", type=int, default=1,
-                   help="1: single-coil; more: multi-coil with synthetic sensitivities")
-    q.add_argument("-o", "--output", type=Path, required=True, help="output .h5")
-    add_runtime_args(q, model=False)
+    add_output(q, "output HDF5")
+    add_number(q, "--n", kind=int, lo=1, default=16, help="number of slices")
+    add_number(q, "--size", kind=int, lo=8, hi=4096, default=128, help="image size in pixels")
+    add_number(q, "--coils", kind=int, lo=1, default=1,
+               help="1: single-coil; more: multi-coil with synthetic sensitivities")
+    add_runtime_args(q, model=False, device=False)
     q.set_defaults(func=cmd_phantoms)
 
     q = sub.add_parser("train", help="train a prior (torchrun-ready)")
-    q.add_argument("--config", type=Path, required=True, help="configs/mri/<name>.yaml")
-    q.add_argument("--out", type=Path, default=None, help="checkpoint folder (default: config)")
-    q.add_argument("--steps", type=int, default=None, help="override train.steps")
+    add_train_args(q, "mri")
     q.set_defaults(func=cmd_train)
 
 
-def cmd_phantoms(args: argparse.Namespace) -> int:
-    from polydiff.medical.fastmri_io import KspaceVolume, write_kspace
-    from polydiff.medical.kspace import fft2c, ifft2c, rss
-    from polydiff.medical.phantoms import coil_maps, phantom_volume
+def picture_path(output: Path) -> Path:
+    """The PNG written beside an HDF5 output (``recon.h5`` -> ``recon.png``)."""
+    return output.with_suffix(".png")
 
-    if args.n < 1 or args.size < 8 or args.coils < 1:
-        raise UserError("--n and --coils must be at least 1 and --size at least 8")
-    kspace = torch.from_numpy(phantom_volume(args.n, args.size, args.seed))
-    if args.coils == 1:
-        truth, key = ifft2c(kspace).abs(), "reconstruction_esc"
-    else:  # coil k-space of the sensitivity-weighted images; truth = RSS
-        images = torch.from_numpy(coil_maps(args.coils, args.size))[None] * ifft2c(kspace)[:, None]
-        kspace, truth, key = fft2c(images), rss(images, 1), "reconstruction_rss"
-    write_kspace(args.output, KspaceVolume(kspace.numpy(), truth.numpy().astype(np.float32),
-                                           {"seed": args.seed}), recon_key=key)
-    print(f"wrote {args.n} phantom slices of {args.size}x{args.size} "
-          f"({args.coils} coil{'s' if args.coils > 1 else ''}) to {args.output}")
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from polydiff.apps.mri.model import load_model
+    from polydiff.apps.mri.reconstruct import reconstruct_file
+    from polydiff.runtime import pick_device
+
+    cfg = ReconConfig(acceleration=args.acceleration, policy=args.policy,
+                      particles=args.members, steps=args.steps, kernel=args.kernel,
+                      guidance_weight=args.guidance, center_fraction=args.center_fraction)
+    device = pick_device(args.device)
+    with Outputs(inputs=[args.input], overwrite=args.overwrite) as out:
+        h5 = out.file(args.output, named=True)
+        png = out.file(picture_path(args.output))
+        model = load_model(args.model, device)
+        report(reconstruct_file(args.input, h5, png, cfg, model, seed=args.seed,
+                                progress=progress_enabled(), write=h5 != DEVNULL))
+    report(out.summary())
+    return 0
+
+
+def cmd_phantoms(args: argparse.Namespace) -> int:
+    from polydiff.apps.mri.phantoms import check_phantom_cost, write_phantoms
+
+    check_phantom_cost(args.n, args.size, args.coils, args.output.parent)
+    with Outputs(overwrite=args.overwrite) as out:
+        tmp = out.file(args.output, named=True)
+        if tmp != DEVNULL:
+            report(write_phantoms(tmp, args.n, args.size, args.coils, args.seed,
+                                  progress=progress_enabled()))
+    report(out.summary())
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from polydiff.apps.mri.train import run_training
+    from polydiff.apps.mri.train import load_train_config, run_training
 
-    folder = run_training(args.config, out_dir=args.out, steps=args.steps)
-    print(f"checkpoint written to {folder}")
-    return 0
-
-
-def cmd_reconstruct(args: argparse.Namespace) -> int:
-    from polydiff.apps.mri.volume import reconstruct_file
-
-    if args.particles < 2 or args.steps < 1:
-        raise UserError("--particles must be at least 2 and --steps at least 1")
-    cfg = ReconConfig(acceleration=args.acceleration, policy=args.policy,
-                      particles=args.particles, steps=args.steps, kernel=args.kernel,
-                      guidance_weight=args.guidance, center_fraction=args.center_fraction)
-    summary = reconstruct_file(args.input, args.output, cfg, model=args.model,
-                               device=pick_device(args.device), seed=args.seed)
-    print(summary)
+    cfg = load_train_config(args.config)
+    apply_train_args(cfg.train, args)
+    folder = run_training(cfg)
+    report("wrote " + ", ".join(str(folder / n) for n in ("unet", "scheduler", "polydiff.json")))
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import json
+    from polydiff.apps.mri.evaluate import evaluate_files
 
-    from polydiff.apps.mri.volume import evaluate_files
-    from polydiff.runtime import atomic_output
-
-    metrics = evaluate_files(args.truth, args.pred)
-    print("  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-    if args.json:
-        with atomic_output(args.json) as tmp:
-            tmp.write_text(json.dumps(metrics, indent=2))
+    json_path = args.json or default_json(args.pred, args.truth)
+    with Outputs(inputs=[args.truth, args.pred], overwrite=args.overwrite) as out:
+        out.check(json_path, named=args.json is not None)  # before the work
+        metrics = evaluate_files(args.truth, args.pred)
+        report("  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        write_json(json_path, metrics, out, named=args.json is not None)
+    report(out.summary())
     return 0
 
 
 def demo(out_dir: Path, *, device: torch.device, seed: int) -> str:
-    """Two phantom slices, reconstructed at 4x by ADS with the bundled prior (< 1 min on CPU)."""
-    from polydiff.apps.mri.volume import evaluate_files, reconstruct_file
-    from polydiff.weights import bundled_path
+    """Two phantom slices, reconstructed at 4x by ADS with the bundled prior (< 1 min on CPU).
 
-    size = int(__import__("json").loads((bundled_path("mri") / "polydiff.json").read_text())
-               ["size"])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    truth = out_dir / "phantoms.h5"
-    cmd_phantoms(argparse.Namespace(n=2, size=size, seed=seed, coils=1, output=truth))
+    ``out_dir`` belongs to the demo: its files are replaced on every run.
+    """
+    from polydiff.apps.mri.evaluate import evaluate_files
+    from polydiff.apps.mri.model import load_model
+    from polydiff.apps.mri.phantoms import write_phantoms
+    from polydiff.apps.mri.reconstruct import reconstruct_file
+
+    model = load_model(None, device)
+    truth, recon = out_dir / "phantoms.h5", out_dir / "recon.h5"
+    with Outputs() as out:
+        write_phantoms(out.file(truth, named=True), 2, model.size, 1, seed, progress=False)
     cfg = ReconConfig(acceleration=4, policy="ads", particles=8, steps=25)
-    reconstruct_file(truth, out_dir / "recon.h5", cfg, model=None, device=device, seed=seed)
-    m = evaluate_files(truth, out_dir / "recon.h5", include_zero_filled=True)
-    return (f"ADS 4x on 2 phantom slices ({size}x{size}): SSIM {m['SSIM']:.3f} "
+    with Outputs(inputs=[truth]) as out2:
+        reconstruct_file(truth, out2.file(recon, named=True),
+                         out2.file(picture_path(recon), named=True), cfg, model, seed=seed,
+                         progress=progress_enabled())
+    m = evaluate_files(truth, recon, include_zero_filled=True)
+    files = ", ".join(str(p) for p in [*out.written, *out2.written])
+    return (f"ADS 4x on 2 phantom slices ({model.size}x{model.size}): SSIM {m['SSIM']:.3f} "
             f"(zero-filled {m['SSIM_zero_filled']:.3f}), PSNR {m['PSNR']:.2f} dB; "
-            f"{out_dir / 'recon.h5'}, {out_dir / 'recon.png'}")
+            f"wrote {files}")

@@ -1,13 +1,63 @@
-"""The mri app's light-weight settings (no torch/diffusers import): policies, acquisition
-kernels and the reconstruction config, so that the CLI parser is quick to build."""
+"""The mri app's typed settings (no torch import, so the CLI parser is quick to build).
+
+- ``MriConfig``: the app's block of ``polydiff.json`` (the model's grid and normalisation);
+- ``DataConfig``: how a training set is made;
+- ``ReconConfig``: one reconstruction's sampling and acquisition settings.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 # Names of the acquisition kernels in ``ads.KERNELS`` (same order).
 KERNEL_NAMES = ("ads", "gmm", "variance")
 POLICIES = ("ads", "random", "equispaced")
+# The one normalisation statistic implemented (``data.reference_scale``).
+CENTRE_COLUMN_RMS = "centre_column_rms"
+
+
+@dataclass
+class Normalisation:
+    """Model units: image / (``statistic`` of the k-space × ``factor``)."""
+
+    statistic: str = CENTRE_COLUMN_RMS
+    factor: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.statistic != CENTRE_COLUMN_RMS:
+            raise ValueError(f"unknown normalisation statistic {self.statistic!r} "
+                             f"(this polydiff knows {CENTRE_COLUMN_RMS})")
+        if not (math.isfinite(self.factor) and self.factor > 0):
+            raise ValueError(f"normalisation factor must be finite and > 0, got {self.factor}")
+
+
+@dataclass
+class DataConfig:
+    """Training data: ``n`` random phantoms of ``size`` (``file`` None), or a fastMRI file's
+    single-coil slices centre-cropped (in image space) to ``size``."""
+
+    size: int = 32
+    n: int = 2000
+    seed: int = 0
+    file: str | None = None
+
+
+@dataclass
+class MriConfig:
+    """The ``config`` block of an mri checkpoint's ``polydiff.json``.
+
+    ``size``: the model's square grid (pixels); ``normalisation``: how k-space becomes model
+    units; ``data``: how the training set was made (a record, not used for sampling).
+    """
+
+    size: int
+    normalisation: Normalisation
+    data: DataConfig | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.size, int) or self.size < 8:
+            raise ValueError(f"size must be an integer >= 8, got {self.size!r}")
 
 
 @dataclass

@@ -36,3 +36,14 @@ def save_figure(path: str | os.PathLike, panels: list[list[tuple[str, np.ndarray
                 ax.imshow(arr, cmap="gray" if kind == "image" else "magma")
             ax.set_title(label, fontsize=7)
     write_png(fig, path, title=title, dpi=110, title_size=8)
+
+
+def reconstruction_figure(path: str | os.PathLike, slices, zero_filled: np.ndarray, *,
+                          policy: str, particles: int, title: str = "") -> None:
+    """One row per slice: zero-filled with the same mask, the particle mean, their spread,
+    and the acquisition order. ``slices``: SliceResults; ``zero_filled`` (S, H, W)."""
+    save_figure(path, [[("zero-filled (same mask)", zero_filled[i], "image"),
+                        (f"{policy} mean of {particles}", r.reconstruction, "image"),
+                        ("particle std", r.std, "std"),
+                        ("acquisition order", order_image(r.order, len(r.mask)), "order")]
+                       for i, r in enumerate(slices)], title=title)

@@ -10,18 +10,12 @@ from pathlib import Path
 
 import torch
 
-from polydiff.apps.mri.data import DataConfig, fit_factor, to_model, training_kspace
-from polydiff.diffusion import (
-    TrainConfig,
-    build_network,
-    count_parameters,
-    load_config,
-    make_scheduler,
-    train,
-)
+from polydiff.apps.contract import checkpoint_meta, progress_enabled, seeded
+from polydiff.apps.mri.config import DataConfig, MriConfig, Normalisation
+from polydiff.apps.mri.data import fit_factor, to_model, training_kspace
+from polydiff.apps.mri.model import APP
+from polydiff.diffusion import TrainConfig, build_network, load_config, make_scheduler, train
 from polydiff.runtime import UserError
-
-NORMALISATION = "centre_column_rms"
 
 
 @dataclass
@@ -40,26 +34,32 @@ class MriTrainConfig:
     threads: int = 0  # torch CPU threads (0: leave torch's default)
 
 
-def run_training(config: str | os.PathLike | dict, *, out_dir: str | None = None,
-                 steps: int | None = None, progress: bool = True) -> Path:
-    """Train from a YAML config; returns the exported checkpoint folder."""
-    cfg = load_config(config, MriTrainConfig)
-    if out_dir is not None:
-        cfg.train.out_dir = str(out_dir)
-    if steps is not None:
-        cfg.train.steps = steps
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+def load_train_config(source: str | os.PathLike | dict) -> MriTrainConfig:
+    """A training config from YAML (or a dict), checked to fit the app."""
+    cfg = load_config(source, MriTrainConfig)
     if cfg.network.get("in_channels") != 2 or cfg.network.get("out_channels") != 2:
         raise UserError("mri networks take and return 2 channels (real, imaginary)")
-    net = build_network(cfg.network)
+    if cfg.network.get("sample_size", cfg.data.size) != cfg.data.size:
+        raise UserError(f"network.sample_size {cfg.network.get('sample_size')} differs from "
+                        f"data.size {cfg.data.size}")
+    return cfg
+
+
+def run_training(cfg: MriTrainConfig, *, progress: bool = True) -> Path:
+    """Train the prior of ``cfg``; returns the exported checkpoint folder.
+
+    The network's initial weights are a function of ``train.seed`` (``contract.seeded``).
+    """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    net = seeded(cfg.train.seed, lambda: build_network(cfg.network))
     scheduler = make_scheduler(cfg.scheduler, prediction_type=cfg.prediction_type,
                                beta_schedule=cfg.beta_schedule)
-    kspace = training_kspace(cfg.data)
+    kspace = training_kspace(cfg.data, progress=progress and progress_enabled())
     factor = fit_factor(kspace)
     images, _ = to_model(kspace, factor)
-    meta = {"app": "mri", "size": cfg.data.size, "parameters": count_parameters(net),
-            "normalisation": {"statistic": NORMALISATION, "factor": factor},
-            "data": asdict(cfg.data)}
-    train(net, scheduler, images.float(), cfg.train, config=meta, progress=progress)
+    app_cfg = MriConfig(size=cfg.data.size, normalisation=Normalisation(factor=factor),
+                        data=cfg.data)
+    train(net, scheduler, images.float(), cfg.train, progress=progress,
+          config=checkpoint_meta(APP, asdict(app_cfg)))
     return Path(cfg.train.out_dir)

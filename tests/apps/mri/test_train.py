@@ -1,19 +1,27 @@
-"""Configs, normalisation and the bundled checkpoint's budget."""
+"""Configs, normalisation, seeded training and the bundled checkpoint's budget."""
 
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
-from polydiff.apps.mri.data import DataConfig, fit_factor, to_model, training_kspace
-from polydiff.apps.mri.pipeline import prepare_kspace
-from polydiff.apps.mri.train import MriTrainConfig, run_training
+from polydiff.apps.mri.config import DataConfig
+from polydiff.apps.mri.data import fit_factor, prepare_kspace, to_model, training_kspace
+from polydiff.apps.mri.train import MriTrainConfig, load_train_config, run_training
 from polydiff.diffusion import build_network, count_parameters, load_config
 from polydiff.medical.kspace import center_crop, fft2c, ifft2c
 from polydiff.runtime import UserError
 from polydiff.weights import bundled_path
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "mri"
+TINY = {
+    "network": {"type": "unet2d", "sample_size": 16, "in_channels": 2, "out_channels": 2,
+                "block_out_channels": [8, 16], "layers_per_block": 1, "norm_num_groups": 4,
+                "down_block_types": ["DownBlock2D"] * 2, "up_block_types": ["UpBlock2D"] * 2},
+    "data": {"size": 16, "n": 8, "seed": 0},
+    "train": {"steps": 1, "batch_size": 4, "device": "cpu", "ema_decay": 0.0, "lr": 0.0},
+}
 
 
 @pytest.mark.parametrize("name", ["tiny_cpu.yaml", "paper_gpu.yaml"])
@@ -27,7 +35,30 @@ def test_configs_load_and_build(name):
 
 def test_unknown_config_key_is_refused():
     with pytest.raises(UserError, match="unknown key"):
-        run_training({"data": {"size": 16, "sizee": 3}})
+        load_train_config({"data": {"size": 16, "sizee": 3}})
+
+
+def test_network_must_fit_the_data():
+    with pytest.raises(UserError, match="2 channels"):
+        load_train_config({"network": {**TINY["network"], "in_channels": 3}})
+    with pytest.raises(UserError, match="sample_size 16 differs from data.size 32"):
+        load_train_config({"network": TINY["network"], "data": {"size": 32}})
+
+
+def _train(tmp_path, seed):
+    cfg = load_train_config({**TINY, "train": {**TINY["train"], "seed": seed,
+                                               "out_dir": str(tmp_path / f"s{seed}")}})
+    state = torch.random.get_rng_state()
+    folder = run_training(cfg, progress=False)
+    assert torch.equal(state, torch.random.get_rng_state())  # global random state untouched
+    return load_file(folder / "unet" / "diffusion_pytorch_model.safetensors")
+
+
+def test_initialisation_is_seeded(tmp_path):
+    """lr 0: the exported weights are the initial ones, a function of train.seed only."""
+    a, b, c = _train(tmp_path / "a", 1), _train(tmp_path / "b", 1), _train(tmp_path / "c", 2)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
 def test_normalisation_is_scale_invariant():
@@ -38,6 +69,11 @@ def test_normalisation_is_scale_invariant():
     f = fit_factor(k)
     mags = to_model(k, f)[0].square().sum(1).sqrt().amax(dim=(1, 2))
     assert mags.median() == pytest.approx(1.0, rel=1e-5)
+
+
+def test_training_data_too_large_is_refused_with_the_estimate():
+    with pytest.raises(UserError, match=r"training data of 1000000000 phantoms .* needs about"):
+        training_kspace(DataConfig(size=128, n=10**9))
 
 
 def test_prepare_kspace_crops_and_keeps_the_field_of_view():

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from polydiff.apps.mri.config import ReconConfig
-from polydiff.apps.mri.pipeline import MriReconstructor
+from polydiff.apps.mri.model import load_model
+from polydiff.apps.mri.reconstruct import reconstruct_slice
 from polydiff.medical.kspace import ifft2c, zero_filled
 from polydiff.medical.masks import budget
 from polydiff.medical.metrics import psnr, ssim
@@ -13,14 +14,14 @@ from polydiff.medical.phantoms import phantom_volume
 
 @pytest.fixture(scope="module")
 def model():
-    return MriReconstructor(None, torch.device("cpu"))
+    return load_model(None, torch.device("cpu"))
 
 
 @pytest.mark.parametrize("policy", ["ads", "random"])
 def test_bundled_prior_beats_zero_filled(model, policy):
     k = torch.from_numpy(phantom_volume(1, model.size, 4242))[0]  # a seed training never used
     truth = ifft2c(k).abs().numpy()[None]
-    out = model.reconstruct(k, ReconConfig(policy=policy, particles=4, steps=10),
+    out = reconstruct_slice(model, k, ReconConfig(policy=policy, particles=4, steps=10),
                             torch.Generator().manual_seed(0))
     assert out.mask.sum() == budget(model.size, 4).total
     zf = zero_filled(k, torch.from_numpy(out.mask)).numpy()[None]
@@ -28,3 +29,13 @@ def test_bundled_prior_beats_zero_filled(model, policy):
     assert ssim(truth, rec) > ssim(truth, zf) + 0.1
     assert psnr(truth, rec) > psnr(truth, zf) + 3.0
     assert (out.std >= 0).all() and out.std.max() > 0  # the particles differ
+
+
+def test_bundled_checkpoint_is_format_1_with_a_typed_config(model):
+    import json
+
+    meta = json.loads((model.folder / "polydiff.json").read_text())
+    assert meta["format"] == 1 and meta["app"] == "mri" and meta["kind"] is None
+    assert set(meta["config"]) == {"size", "normalisation", "data"}
+    assert model.config.size == 32 and model.config.normalisation.statistic == "centre_column_rms"
+    assert model.factor == pytest.approx(0.8236405253410339)
