@@ -81,7 +81,9 @@ def build(cfg: MeshDataConfig, encoder, progress: bool = True) -> dict[str, Tens
     captions per object, "shape": (N,) index into SHAPE_KINDS}.
     """
     from polydiff.geometry.shapes import SHAPE_KINDS
+    from polydiff.runtime import check_memory
 
+    check_memory(2 * cfg.objects * cfg.views * 4 * cfg.size ** 2 * 4, "the mesh training set")
     rng = np.random.default_rng(cfg.seed)
     xs, cams, captions, kinds = [], [], [], []
     for _ in tqdm(range(cfg.objects), desc="rendering shapes", disable=not progress):

@@ -61,6 +61,9 @@ class NormalsTrainConfig:
     threads: int = 0  # torch CPU threads (0: leave torch's default)
 
 
+CONFIG_CLASS = NormalsTrainConfig  # what ``polydiff mesh train`` builds from the YAML
+
+
 def batch_generator(timesteps: Tensor) -> torch.Generator:
     """A generator seeded by the batch's timesteps (themselves drawn from ``train``'s seeded
     per-step generator), so caption choice and prompt dropout replay exactly on resume."""
