@@ -183,8 +183,9 @@ def fuse_views(normals, mask, K, c2w, *, grid: int = 64, iterations: int = 200,
 
     normals (V, H, W, 3) unit world-space, mask (V, H, W), K (V, 3, 3), c2w (V, 4, 4)
     (numpy or torch). ``weights``: normal L1, silhouette L1, normal consistency, Laplacian.
-    ``views_per_step`` renders a random subset of views per step (drawn with ``generator``;
-    all views when None). ``lr`` defaults to a third of a voxel per step.
+    ``views_per_step`` renders a random subset of views per step (drawn with ``generator``,
+    seed 0 when None; all views when ``views_per_step`` is None). ``lr`` defaults to a third
+    of a voxel per step.
     Returns verts (N, 3) float32 and faces (F, 3) int64 on the CPU.
     """
     normals, mask, K, c2w = check_views(normals, mask, K, c2w, bound)
@@ -205,6 +206,7 @@ def fuse_views(normals, mask, K, c2w, *, grid: int = 64, iterations: int = 200,
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(iterations, 1), eta_min=0.0)
     w_n, w_s, w_c, w_l = weights
     k = V if views_per_step is None else max(1, min(V, int(views_per_step)))
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
     for it in tqdm(range(iterations), desc="fusing views", disable=not progress):
         idx = (torch.arange(V) if k == V
                else torch.randperm(V, generator=generator)[:k]).to(device)
