@@ -25,10 +25,15 @@ UNET1D_BLOCKS = {"mid_block_type": "MidResTemporalBlock1D", "out_block_type": "O
 @dataclass
 class KSData:
     """Kuramoto–Sivashinsky trajectories (PDE-Refiner: L = 64, 256 points, saved every 0.2,
-    140 saved intervals for training after a burn-in, the neural solver stepping 0.8)."""
+    140 saved intervals for training after a burn-in, the neural solver stepping 0.8).
+
+    ``refine``: the solver runs on ``refine`` x ``nx`` points and every ``refine``-th point
+    is kept (coarse CPU models see a state resolved on a finer grid).
+    """
 
     n: int = 2048
     nx: int = 256
+    refine: int = 1
     length: float = 64.0
     dt: float = 0.2
     nt: int = 140
@@ -38,8 +43,10 @@ class KSData:
 
     def grid(self, nt: int | None = None) -> KSGrid:
         """The solver grid (``nt`` saved intervals instead of the training length if given)."""
-        return KSGrid(nx=self.nx, length=self.length, dt=self.dt, nt=nt or self.nt,
-                      substeps=self.substeps, burn_in=self.burn_in)
+        if self.refine < 1:
+            raise ValueError(f"ks.refine must be at least 1, got {self.refine}")
+        return KSGrid(nx=self.nx * self.refine, length=self.length, dt=self.dt,
+                      nt=nt or self.nt, substeps=self.substeps, burn_in=self.burn_in)
 
 
 @dataclass

@@ -28,8 +28,9 @@ def make_trajectories(config: RefinerConfig, *, n: int | None = None, nt: int | 
         grid = data.grid(nt)
         g = torch.Generator().manual_seed(data.seed if seed is None else seed)
         u = sample_ks_trajectories(n or data.n, grid, g, progress=progress)
-        return Trajectories(u.float(), grid.x(), grid.t(), equation="kuramoto-sivashinsky",
-                            params={"L": data.length})
+        r = data.refine
+        return Trajectories(u[..., ::r].float(), grid.x()[::r], grid.t(),
+                            equation="kuramoto-sivashinsky", params={"L": data.length})
     data = config.burgers
     if nt is not None and nt != data.nt:
         raise ValueError(f"Burgers trajectories have nt = {data.nt} saved intervals")

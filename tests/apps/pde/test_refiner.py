@@ -193,3 +193,14 @@ def test_bad_configs_are_refused():
     with pytest.raises(ValueError):
         RefinerConfig(ks=KSData(nx=36), network={"block_out_channels": [8, 8, 8, 8]}
                       ).network_block()
+
+
+def test_ks_data_on_a_finer_solver_grid_is_subsampled():
+    coarse = RefinerConfig(ks=KSData(n=2, nx=32, refine=2, length=22.0, nt=3, burn_in=5.0))
+    fine = RefinerConfig(ks=KSData(n=2, nx=64, length=22.0, nt=3, burn_in=5.0))
+    a, b = make_trajectories(coarse), make_trajectories(fine)
+    assert a.u.shape == (2, 4, 32)
+    torch.testing.assert_close(a.u, b.u[..., ::2])
+    torch.testing.assert_close(a.x, b.x[::2])
+    with pytest.raises(ValueError):
+        KSData(refine=0).grid()
