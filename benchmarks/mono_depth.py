@@ -24,10 +24,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.common import figure_path, write_json  # noqa: E402
-from polydiff.apps.mono.estimate import load_pipeline  # noqa: E402
-from polydiff.apps.mono.evaluation import Sample  # noqa: E402
-from polydiff.apps.mono.metric import metric_depth_from_floor  # noqa: E402
-from polydiff.apps.mono.pipeline import EstimateOptions, fixed_fov_intrinsics  # noqa: E402
+from polydiff.apps.mono.config import EstimateOptions  # noqa: E402
+from polydiff.apps.mono.estimate import fixed_fov_intrinsics  # noqa: E402
+from polydiff.apps.mono.metric_depth import metric_depth_from_floor  # noqa: E402
+from polydiff.apps.mono.model import load_predictor  # noqa: E402
+from polydiff.apps.mono.testset import Sample  # noqa: E402
 from polydiff.geometry.metrics import (  # noqa: E402
     align_depth,
     depth_metrics,
@@ -47,7 +48,7 @@ def test_set(n: int, width: int = 128, height: int = 96) -> list[Sample]:
     out = []
     for i in range(n):
         s = render_scene(rng, cfg)
-        out.append(Sample(f"{i:04d}", s.image.numpy(), s.depth.double().numpy(),
+        out.append(Sample(f"{i:04d}.png", s.image.numpy(), s.depth.double().numpy(),
                           s.normals.numpy(), s.intrinsics, s.camera_height))
     return out
 
@@ -87,18 +88,18 @@ def run_mode(pipeline, samples: list[Sample], options: EstimateOptions) -> tuple
 def main(quick: bool = False) -> dict:
     torch.set_num_threads(1)
     samples = test_set(4 if quick else 24)
-    pipeline = load_pipeline(None, torch.device("cpu"))
+    pipeline = load_predictor(None, torch.device("cpu"))
     modes = {
-        "one-step": EstimateOptions(mode="one-step", ensemble=1),
-        "refine": EstimateOptions(mode="refine", steps=10, refine_steps=3, ensemble=1),
+        "one-step": EstimateOptions(mode="one-step", members=1),
+        "refine": EstimateOptions(mode="refine", steps=10, refine_steps=3, members=1),
         "ensemble": EstimateOptions(mode="ensemble", steps=4 if quick else 10,
-                                    ensemble=3 if quick else 5),
+                                    members=3 if quick else 5),
     }
     results, first = {}, {}
     for name, opts in modes.items():
         results[name], preds = run_mode(pipeline, samples, opts)
         results[name].update(steps=opts.steps if name != "one-step" else 1,
-                             members=opts.ensemble)
+                             members=opts.members)
         first[name] = preds[0]
     guess = [intrinsics_metrics(fixed_fov_intrinsics(s.intrinsics.width, s.intrinsics.height),
                                 s.intrinsics) for s in samples]
@@ -108,9 +109,79 @@ def main(quick: bool = False) -> dict:
                                                / results["ensemble"]["images_per_second"])
     results["setup"] = {"n_images": len(samples), "size": "128x96", "device": "cpu, 1 thread",
                         "model": "bundled polydiff/weights/mono", "quick": quick}
+    results["end_to_end"] = end_to_end(pipeline, 8, 24 if quick else 48)
+    results["large_image"] = large_image()
     write_json("mono_depth", results)
     _figure(samples[0], first, figure_path("mono_depth"))
     return results
+
+
+def end_to_end(predictor, n_small: int, n_large: int) -> dict:
+    """Images per second of `mono estimate` on a folder (in-process: reading, the network,
+    metric scale, writing every file) from the difference of two folder sizes, against the
+    network alone (the predictor's call) in the same run."""
+    import tempfile
+
+    from polydiff.apps.mono.images import read_image
+    from polydiff.apps.mono.plots import rgb_to_uint8, save_png
+    from polydiff.cli import main as cli
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "images"
+        folder.mkdir()
+        for s in test_set(n_large):
+            save_png(folder / s.name, rgb_to_uint8(s.image))
+        names = sorted(folder.iterdir())
+        small = Path(tmp) / "small"
+        small.mkdir()
+        for p in names[:n_small]:
+            (small / p.name).write_bytes(p.read_bytes())
+        seconds = {}
+        for name, src in (("small", small), ("large", folder)):
+            start = time.perf_counter()
+            assert cli(["mono", "estimate", str(src), "-o", f"{tmp}/out_{name}",
+                        "--device", "cpu"]) == 0
+            seconds[name] = time.perf_counter() - start
+        options = EstimateOptions()
+        images = [read_image(p) for p in names]
+        start = time.perf_counter()
+        for image in images:
+            predictor(image, options, torch.Generator().manual_seed(0))
+        network = (time.perf_counter() - start) / len(images)
+    per_image = (seconds["large"] - seconds["small"]) / (n_large - n_small)
+    return {"seconds_per_image_end_to_end": per_image, "seconds_per_image_network": network,
+            "images_per_second_end_to_end": 1 / per_image,
+            "images_per_second_network": 1 / network, "ratio": per_image / network,
+            "images": [n_small, n_large], "size": "128x96"}
+
+
+def large_image(width: int = 4000, height: int = 3000) -> dict:
+    """Peak memory (max RSS) and wall time of `polydiff mono estimate` on a generated
+    12-megapixel JPEG, in a fresh process (as a user runs it)."""
+    import resource
+    import subprocess
+    import sys
+    import tempfile
+
+    from PIL import Image
+
+    from polydiff.geometry.scenes import SceneConfig
+
+    with tempfile.TemporaryDirectory() as tmp:
+        s = render_scene(np.random.default_rng(3), SceneConfig(height=300, width=400,
+                                                               pitch_deg=(-35.0, -25.0)))
+        photo = Path(tmp) / "photo.jpg"
+        Image.fromarray((s.image.numpy() * 255).round().astype(np.uint8)).resize(
+            (width, height), Image.BICUBIC).save(photo, quality=90)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "polydiff.cli", "mono", "estimate", str(photo),
+                        "-o", f"{tmp}/out", "--device", "cpu"], check=True,
+                       capture_output=True, env={**__import__("os").environ,
+                                                 "OMP_NUM_THREADS": "1"})
+        seconds = time.perf_counter() - start
+        peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"size": f"{width}x{height}", "peak_rss_gib": peak_kib / 2**20,
+            "seconds": seconds, "target_gib": 2.0}
 
 
 def _figure(s: Sample, preds: dict, path: Path) -> None:

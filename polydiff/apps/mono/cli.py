@@ -1,105 +1,125 @@
-"""``polydiff mono``: estimate, calibrate, evaluate, scenes, train; and the demo."""
+"""``polydiff mono``: estimate, calibrate, evaluate, scenes, train; and the demo.
+
+Argument handling only; the work is in the modules named after the commands. Nothing
+heavy (torch, numpy, PIL) is imported until a command runs, so ``--help`` and argument
+errors answer at once.
+"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-
-from polydiff.apps.contract import add_runtime_args
-from polydiff.runtime import (
-    UserError,
-    atomic_directory,
-    atomic_output,
-    make_generator,
-    pick_device,
+from polydiff.apps.contract import (
+    Outputs,
+    add_eval_args,
+    add_members,
+    add_number,
+    add_output,
+    add_runtime_args,
+    add_steps,
+    add_train_args,
+    apply_train_args,
+    default_json,
+    report,
 )
+from polydiff.apps.mono.config import MODES, TASKS, EstimateOptions
+from polydiff.runtime import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_CAMERA_HEIGHT = 1.6  # metres: a hand-held camera at eye level
 
 
 def register(subparsers, name: str, help_text: str) -> None:
+    """Add ``polydiff mono`` and its commands."""
     p = subparsers.add_parser(name, help=help_text, description=help_text)
     sub = p.add_subparsers(dest="mono_command", metavar="COMMAND", required=True)
 
-    e = sub.add_parser("estimate", help="depth, normals, intrinsics and a point cloud per image")
-    e.add_argument("input", type=Path, help="an image or a folder of images")
-    e.add_argument("-o", "--out", type=Path, required=True, help="output folder")
-    e.add_argument("--tasks", default="depth,normals,camera",
-                   help="comma-separated subset of depth,normals,camera (default: all)")
-    e.add_argument("--camera-height", type=float, default=DEFAULT_CAMERA_HEIGHT,
-                   help="camera height above the floor in metres, for metric depth "
-                        f"(default: {DEFAULT_CAMERA_HEIGHT})")
+    e = sub.add_parser(
+        "estimate", help="depth, normals, intrinsics and a point cloud per image",
+        description="Depth, normals, intrinsics and a point cloud per image. The results of "
+                    "INPUT/photo.jpg are OUTPUT/photo.jpg.depth.npy, .depth.png, "
+                    ".depth_vis.png, .points.ply, .normals.npy, .normals.png, "
+                    ".intrinsics.json and .estimate.json.")
+    e.add_argument("input", type=Path, help="an image, or a folder of images")
+    add_output(e, "output folder (created if missing; not the input folder)")
+    _add_tasks(e)
+    add_number(e, "--camera-height", lo=0, lo_open=True, hi=100, default=DEFAULT_CAMERA_HEIGHT,
+               help="camera height above the floor in metres, for metric depth")
     e.add_argument("--relative", action="store_true",
                    help="keep depth affine-invariant (no metric scale from the floor)")
     _add_mode_args(e)
     e.set_defaults(func=run_estimate)
 
-    c = sub.add_parser("calibrate", help="print the intrinsics JSON of an image")
+    c = sub.add_parser("calibrate", help="the intrinsics JSON of an image",
+                       description="Estimate the intrinsics of an image and print them as JSON.")
     c.add_argument("input", type=Path, help="an image")
+    add_output(c, "also write the JSON to this file", required=False)
     _add_mode_args(c)
     c.set_defaults(func=run_calibrate)
 
-    v = sub.add_parser("evaluate", help="metrics on a test set with ground truth")
-    v.add_argument("--data", type=Path, required=True,
-                   help="folder written by `polydiff mono scenes` (or the same layout)")
+    v = sub.add_parser("evaluate", help="metrics against a test set with ground truth",
+                       description="Metrics against a test set written by `polydiff mono "
+                                   "scenes`: of the model (it runs) or of results written "
+                                   "by `polydiff mono estimate TRUTH -o PRED` (--pred).")
+    add_eval_args(v, truth="test set folder (written by `polydiff mono scenes`)",
+                  pred="folder written by `polydiff mono estimate` on the test set "
+                       "(default: run the model)", pred_required=False)
     v.add_argument("--space", choices=("depth", "disparity"), default="depth",
-                   help="space of the least-squares scale-and-shift alignment")
-    v.add_argument("--limit", type=int, default=None, help="evaluate the first N samples")
-    v.add_argument("-o", "--out", type=Path, default=None, help="also write the JSON here")
+                   help="space of the least-squares scale-and-shift alignment (default: depth)")
+    add_number(v, "--limit", kind=int, lo=1, hi=10**6, help="evaluate the first N samples")
+    _add_tasks(v)
     _add_mode_args(v)
     v.set_defaults(func=run_evaluate)
 
-    s = sub.add_parser("scenes", help="write a procedural test set with ground truth")
-    s.add_argument("--n", type=int, default=16, help="number of scenes (default: 16)")
-    s.add_argument("--size", default="128x96", help="WIDTHxHEIGHT in pixels (default 128x96)")
-    s.add_argument("-o", "--out", type=Path, required=True, help="output folder")
-    s.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    s = sub.add_parser("scenes", help="write a procedural test set with ground truth",
+                       description="Write procedural rooms with exact depth, normals and "
+                                   "intrinsics: OUTPUT/0000.png, 0000.depth.npy, "
+                                   "0000.normals.npy, 0000.intrinsics.json, 0000.scene.json, ...")
+    add_output(s, "output folder")
+    add_number(s, "--n", kind=int, lo=1, hi=10000, default=16, help="number of scenes")
+    add_number(s, "--width", kind=int, lo=8, hi=4096, default=128, help="image width in pixels")
+    add_number(s, "--height", kind=int, lo=8, hi=4096, default=96,
+               help="image height in pixels")
+    add_runtime_args(s, model=False, device=False)
     s.set_defaults(func=run_scenes)
 
     t = sub.add_parser("train", help="train the mono network on procedural scenes")
-    t.add_argument("--config", type=Path, required=True, help="YAML config (configs/mono/)")
-    t.add_argument("-o", "--out", type=Path, default=None,
-                   help="checkpoint folder (default: train.out_dir of the config); training "
-                        "resumes from its train_state/ if present")
-    t.add_argument("--device", default="auto", help="auto|cpu|cuda (default: auto)")
+    add_train_args(t, "mono")
     t.set_defaults(func=run_train)
 
 
+def _add_tasks(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tasks", default=",".join(TASKS),
+                   help=f"comma-separated subset of {','.join(TASKS)} (default: all)")
+
+
 def _add_mode_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mode", choices=("one-step", "ensemble", "refine"), default="one-step",
+    p.add_argument("--mode", choices=MODES, default="one-step",
                    help="one deterministic step (default), an ensemble of DDIM runs, or "
                         "one step refined by the last DDIM steps")
-    p.add_argument("--steps", type=int, default=10, help="DDIM steps (ensemble/refine)")
-    p.add_argument("--ensemble", type=int, default=5, help="members (ensemble/refine)")
-    p.add_argument("--refine-steps", type=int, default=3,
-                   help="how many of the last --steps steps refine runs (default 3)")
+    add_steps(p, 10, help="DDIM sampling steps of the ensemble and refine modes")
+    add_members(p, 5, "members of the ensemble and refine modes", hi=64)
+    add_number(p, "--refine-steps", kind=int, lo=1, hi=1000, default=3,
+               help="how many of the last --steps steps refine runs")
     add_runtime_args(p)
 
 
-def _options(args: argparse.Namespace, tasks: tuple[str, ...]):
-    from polydiff.apps.mono.pipeline import EstimateOptions
-
-    if not 1 <= args.steps <= 1000:
-        raise UserError(f"--steps must lie in [1, 1000], got {args.steps}")
-    if not 1 <= args.ensemble <= 64:
-        raise UserError(f"--ensemble must lie in [1, 64], got {args.ensemble}")
-    if args.mode == "refine" and not 1 <= args.refine_steps <= args.steps:
-        raise UserError(f"--refine-steps must lie in [1, --steps], got {args.refine_steps}")
-    n = 1 if args.mode == "one-step" else args.ensemble
-    return EstimateOptions(tasks, args.mode, args.steps, n, min(args.refine_steps, args.steps),
-                           progress=True)
+def _options(args: argparse.Namespace, tasks: tuple[str, ...],
+             progress: bool = True) -> EstimateOptions:
+    if args.mode == "refine" and args.refine_steps > args.steps:
+        raise UserError(f"--refine-steps ({args.refine_steps}) must not exceed --steps "
+                        f"({args.steps})")
+    return EstimateOptions(tasks, args.mode, args.steps, args.members, args.refine_steps,
+                           progress=progress)
 
 
 def _tasks(text: str) -> tuple[str, ...]:
-    from polydiff.apps.mono.targets import TASKS
-
     tasks = tuple(t.strip() for t in text.split(",") if t.strip())
     bad = [t for t in tasks if t not in TASKS]
     if bad or not tasks:
@@ -108,116 +128,168 @@ def _tasks(text: str) -> tuple[str, ...]:
     return tuple(t for t in TASKS if t in tasks)
 
 
-def run_estimate(args: argparse.Namespace) -> int:
-    from polydiff.apps.mono.estimate import estimate_image, load_pipeline
-    from polydiff.apps.mono.outputs import find_images, read_image, write_result
+def _output_folder(path: Path, source: Path | None = None) -> Path:
+    """Refuse an output folder that is an existing file, or the input folder itself."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"-o {path} is an existing file; the command writes a folder of "
+                        "results: name a folder")
+    if source is not None and source.is_dir() and path.is_dir() and os.path.samefile(path,
+                                                                                       source):
+        raise UserError(f"-o {path} is the input folder: the results would mix with the "
+                        "images (and be read as images by the next run); name another folder")
+    return path
 
+
+def _image_line(path: Path, width: int, height: int, res) -> str:
+    depth = "metric" if res.metric else "relative" if res.depth is not None else "no"
+    return (f"{path.name}: {width}x{height}, {depth} depth, {res.info['seconds']:.2f} s")
+
+
+def run_estimate(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from polydiff.apps.contract import progress_enabled
+    from polydiff.apps.mono.estimate import estimate_image
+    from polydiff.apps.mono.images import find_images, image_size, read_image
+    from polydiff.apps.mono.model import load_predictor
+    from polydiff.apps.mono.results import declare, result_kinds, write_result
+    from polydiff.runtime import make_generator, pick_device
+
+    # 1. check everything cheap before any work: options, output folder, image headers
     options = _options(args, _tasks(args.tasks))
     height = None if args.relative else args.camera_height
-    if height is not None and not (math.isfinite(height) and height > 0):
-        raise UserError(f"--camera-height must be a positive number of metres, got {height}")
+    folder = _output_folder(args.output, args.input)
     paths = find_images(args.input)
-    images = [read_image(p) for p in paths]  # every input checked before any work
-    pipeline = load_pipeline(args.model, pick_device(args.device))
-    single = not args.input.is_dir()
-    with atomic_directory(args.out) as tmp:
-        for path, image in zip(paths, images):
-            result = estimate_image(pipeline, image, options, make_generator(args.seed),
+    sizes = [image_size(p) for p in paths]
+    device = pick_device(args.device)
+    with Outputs(inputs=paths, overwrite=args.overwrite) as out:
+        # 2. the model, then every output file declared before the first image runs
+        predictor = load_predictor(args.model, device)
+        tasks = tuple(t for t in options.tasks if t in predictor.tasks)
+        kinds = result_kinds(tasks, predictor.gives_uncertainty(options))
+        plan = [declare(out, folder, p.name, kinds) for p in paths]
+        # 3. one image at a time: read, estimate, write
+        bar = tqdm(list(zip(paths, sizes, plan)), desc="images", unit="image",
+                   disable=len(paths) == 1 or not progress_enabled())
+        for path, (w, h), targets in bar:
+            image = read_image(path)
+            result = estimate_image(predictor, image, options, make_generator(args.seed),
                                     height)
-            folder = tmp if single else tmp / path.stem
-            names = write_result(folder, result)
-            depth = "metric" if result.metric else "relative"
-            print(f"{path.name}: {image.shape[1]}x{image.shape[0]}, {depth} depth, "
-                  f"{result.info['seconds']:.2f} s -> {', '.join(names)}")
+            write_result(targets, result, path.name)
+            if progress_enabled():
+                bar.write(_image_line(path, w, h, result))
+    report(out.summary())
     return 0
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    from polydiff.apps.mono.estimate import load_pipeline
-    from polydiff.apps.mono.outputs import read_image
-    from polydiff.apps.mono.pipeline import MonoPipeline
+    from polydiff.apps.mono.images import read_image
+    from polydiff.apps.mono.model import load_predictor
+    from polydiff.apps.mono.predict import MonoPredictor
+    from polydiff.runtime import make_generator, pick_device, require_file
 
     options = _options(args, ("camera",))
-    image = read_image(args.input) if args.input.is_file() else None
-    if image is None:
-        raise UserError(f"image not found: {args.input}")
-    pipeline = load_pipeline(args.model, pick_device(args.device))
-    if not isinstance(pipeline, MonoPipeline):
-        raise UserError("calibrate needs a polydiff mono model (Marigold has no camera head)")
-    pred = pipeline(image, options, make_generator(args.seed))
-    if pred.intrinsics is None:
-        raise UserError(f"{args.input}: {'; '.join(pred.notes)}")
-    print(json.dumps(pred.intrinsics.to_dict(), indent=2))
+    image = read_image(require_file(args.input, "image"))
+    device = pick_device(args.device)
+    with Outputs(inputs=[args.input], overwrite=args.overwrite) as out:
+        target = out.file(args.output, named=True) if args.output is not None else None
+        predictor = load_predictor(args.model, device)
+        if not isinstance(predictor, MonoPredictor):
+            raise UserError("calibrate needs a polydiff mono model (Marigold has no camera "
+                            "head)")
+        pred = predictor(image, options, make_generator(args.seed))
+        if pred.intrinsics is None:
+            raise UserError(f"{args.input}: {'; '.join(pred.notes)}")
+        text = json.dumps(pred.intrinsics.to_dict(), indent=2)
+        if target is not None:
+            target.write_text(text)
+        report(text)
+    if args.output is not None:
+        report(out.summary())
     return 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from polydiff.apps.mono.estimate import load_pipeline
-    from polydiff.apps.mono.evaluation import evaluate, load_samples
-    from polydiff.apps.mono.pipeline import MonoPipeline
+    from polydiff.apps.contract import progress_enabled
+    from polydiff.apps.mono.evaluate import evaluate_folder, evaluate_model
+    from polydiff.apps.mono.model import load_predictor
+    from polydiff.apps.mono.testset import load_samples, sample_names
+    from polydiff.runtime import pick_device
 
-    samples = load_samples(args.data, args.limit)
-    pipeline = load_pipeline(args.model, pick_device(args.device))
-    tasks = pipeline.tasks if not isinstance(pipeline, MonoPipeline) else \
-        ("depth", "normals", "camera")
-    options = dataclasses.replace(_options(args, tasks), progress=False)
-    result = evaluate(pipeline, samples, options, args.seed, args.space)
-    text = json.dumps(result, indent=2)
-    if args.out is not None:
-        with atomic_output(args.out) as tmp:
-            tmp.write_text(text)
-    print(text)
+    sample_names(args.truth)  # a missing or empty test set is refused before any work
+    if args.pred is not None and not args.pred.is_dir():
+        raise UserError(f"--pred folder not found: {args.pred}")
+    json_path = args.json if args.json is not None else default_json(args.pred, args.truth)
+    device = pick_device(args.device) if args.pred is None else None
+    with Outputs(inputs=[args.truth, args.pred], overwrite=args.overwrite) as out:
+        target = out.file(json_path, named=args.json is not None)
+        samples = load_samples(args.truth, args.limit)
+        if args.pred is not None:
+            result = evaluate_folder(args.pred, samples, args.space)
+        else:
+            predictor = load_predictor(args.model, device)
+            tasks = tuple(t for t in _tasks(args.tasks) if t in predictor.tasks)
+            options = _options(args, tasks, progress=False)
+            result = evaluate_model(predictor, samples, options, args.seed, args.space,
+                                    progress=progress_enabled())
+        text = json.dumps(result, indent=2)
+        target.write_text(text)
+        report(text)
+    report(out.summary())
     return 0
 
 
 def run_scenes(args: argparse.Namespace) -> int:
-    from polydiff.apps.mono.evaluation import write_scenes
+    from polydiff.apps.contract import progress_enabled
+    from polydiff.apps.mono.testset import RENDER_BYTES_PER_PIXEL, declare_scenes, write_scenes
+    from polydiff.runtime import check_memory
 
-    try:
-        width, height = (int(v) for v in args.size.lower().split("x"))
-    except ValueError as err:
-        raise UserError(f"--size takes WIDTHxHEIGHT, got {args.size!r}") from err
-    if not (8 <= width <= 4096 and 8 <= height <= 4096):
-        raise UserError(f"--size sides must lie in [8, 4096], got {args.size}")
-    if not 1 <= args.n <= 100000:
-        raise UserError(f"--n must lie in [1, 100000], got {args.n}")
-    with atomic_directory(args.out) as tmp:
-        write_scenes(tmp, args.n, width, height, args.seed)
-    print(f"{args.n} scenes of {width}x{height} written to {args.out}")
+    folder = _output_folder(args.output)
+    check_memory(RENDER_BYTES_PER_PIXEL * args.width * args.height,
+                 f"rendering a {args.width}x{args.height} scene")
+    with Outputs(overwrite=args.overwrite) as out:
+        targets = declare_scenes(out, folder, args.n)
+        write_scenes(targets, args.width, args.height, args.seed, progress=progress_enabled())
+    report(out.summary())
     return 0
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from polydiff.apps.mono.training import load_train_config, train_mono
+    from polydiff.apps.mono.train import load_train_config, run_training
 
     cfg = load_train_config(args.config)
-    pick_device(args.device)  # refuse cuda without a GPU before rendering anything
-    cfg.train.device = args.device
-    if args.out is not None:
-        cfg.train.out_dir = str(args.out)
-    result = train_mono(cfg)
-    if os.environ.get("RANK", "0") == "0":  # one line under torchrun, not one per process
-        print(f"checkpoint written to {cfg.train.out_dir} after {result.step} steps "
-              f"(final loss {result.losses[-1]:.4f})")
+    apply_train_args(cfg.train, args)
+    result = run_training(cfg)
+    out = Path(cfg.train.out_dir)
+    report(f"trained {result.step} steps (final loss {result.losses[-1]:.4f}); wrote "
+           f"{out / 'polydiff.json'}, {out / 'unet'}, {out / 'scheduler'}")
     return 0
 
 
 def demo(out_dir: Path, *, device: torch.device, seed: int) -> str:
     """Render a procedural room, estimate everything in one step, compare with the truth."""
-    from polydiff.apps.mono.estimate import estimate_image, load_pipeline
-    from polydiff.apps.mono.outputs import save_rgb, write_result
-    from polydiff.apps.mono.pipeline import EstimateOptions
+    import numpy as np
+
+    from polydiff.apps.mono.estimate import estimate_image
+    from polydiff.apps.mono.model import load_predictor
+    from polydiff.apps.mono.plots import rgb_to_uint8, save_png
+    from polydiff.apps.mono.results import result_kinds, write_result
     from polydiff.geometry.metrics import depth_metrics, intrinsics_metrics, normal_metrics
     from polydiff.geometry.scenes import SceneConfig, render_scene
+    from polydiff.runtime import make_generator
 
     scene = render_scene(np.random.default_rng(seed), SceneConfig(height=96, width=128))
     image = scene.image.numpy()
-    pipeline = load_pipeline(None, device)
-    result = estimate_image(pipeline, image, EstimateOptions(), make_generator(seed),
-                            scene.camera_height)
-    with atomic_directory(out_dir) as tmp:
-        save_rgb(tmp / "input.png", image)
-        write_result(tmp, result)
+    options = EstimateOptions()
+    with Outputs() as out:  # the demo's own files in the folder named by `polydiff demo -o`
+        picture = out.file(out_dir / "room.png", named=True)
+        targets = {k: out.file(out_dir / f"room.png.{k}", named=True)
+                   for k in result_kinds(options.tasks, False)}
+        predictor = load_predictor(None, device)
+        result = estimate_image(predictor, image, options, make_generator(seed),
+                                scene.camera_height)
+        save_png(picture, rgb_to_uint8(image))
+        write_result(targets, result, "room.png")
     gt_depth = scene.depth.numpy().astype(np.float64)
     d = depth_metrics(result.depth, gt_depth)
     n = normal_metrics(result.normals, scene.normals.numpy())
@@ -226,6 +298,6 @@ def demo(out_dir: Path, *, device: torch.device, seed: int) -> str:
     if result.metric:
         raw = depth_metrics(result.depth, gt_depth, align=False)
         metric = f", metric depth AbsRel {raw.abs_rel:.3f} (no alignment)"
-    return (f"procedural room 128x96 -> {out_dir}: depth AbsRel {d.abs_rel:.3f} "
-            f"delta1 {d.delta1:.2f} (aligned){metric}; normals mean {n.mean:.1f} deg; "
-            f"intrinsics e_f {k.e_f:.3f} e_b {k.e_b:.3f}; {result.info['seconds']:.2f} s")
+    return (f"procedural room 128x96: depth AbsRel {d.abs_rel:.3f} delta1 {d.delta1:.2f} "
+            f"(aligned){metric}; normals mean {n.mean:.1f} deg; intrinsics e_f {k.e_f:.3f} "
+            f"e_b {k.e_b:.3f}; {result.info['seconds']:.2f} s; {out.summary()}")

@@ -1,52 +1,43 @@
-"""One image in, every result out: the network's estimates plus intrinsics and metric scale.
-
-Also picks the model behind ``--model``: the bundled checkpoint, a polydiff mono folder,
-or a user's Marigold depth/normals pipeline folder (diffusers layout, loaded offline).
-"""
+"""One image in, every result out: the network's estimates plus intrinsics and metric scale."""
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from polydiff.apps.mono.metric import metric_depth_from_floor
-from polydiff.apps.mono.model import load_model
-from polydiff.apps.mono.outputs import ImageResult
-from polydiff.apps.mono.pipeline import EstimateOptions, MonoPipeline, fixed_fov_intrinsics
-from polydiff.runtime import UserError
-from polydiff.weights import bundled_path
+from polydiff.apps.mono.config import EstimateOptions
+from polydiff.apps.mono.metric_depth import metric_depth_from_floor
+from polydiff.apps.mono.results import ImageResult
+from polydiff.geometry.cameras import Intrinsics
+
+FALLBACK_FOV_DEG = 60.0
 
 
-def load_pipeline(model_dir: Path | None, device: torch.device):
-    """A MonoPipeline (bundled or polydiff folder) or a MarigoldPipeline (Marigold folder)."""
-    folder = Path(model_dir) if model_dir is not None else bundled_path("mono")
-    if not folder.is_dir():
-        raise UserError(f"model folder not found: {folder}")
-    index = folder / "model_index.json"
-    if index.is_file():
-        from polydiff.apps.mono.marigold import MarigoldPipeline
-
-        return MarigoldPipeline.load(folder, json.loads(index.read_text()), device)
-    return MonoPipeline(load_model(folder, device), device)
+def fixed_fov_intrinsics(width: int, height: int, fov_x_deg: float = FALLBACK_FOV_DEG
+                         ) -> Intrinsics:
+    """The fixed-field-of-view guess (centred principal point, square pixels)."""
+    return Intrinsics.from_fov(fov_x_deg, width, height)
 
 
-def estimate_image(pipeline, image: np.ndarray, options: EstimateOptions,
+def estimate_image(predictor, image: np.ndarray, options: EstimateOptions,
                    generator: torch.Generator, camera_height: float | None) -> ImageResult:
-    """Run ``pipeline`` on (H, W, 3) ``image`` and make depth metric where a floor allows."""
+    """Run ``predictor`` on (H, W, 3) ``image`` and make depth metric where a floor allows.
+
+    ``camera_height``: metres above the floor (None keeps depth relative).
+    """
     h, w = image.shape[:2]
     start = time.perf_counter()
-    pred = pipeline(image, options, generator)
+    pred = predictor(image, options, generator)
     seconds = time.perf_counter() - start
     notes = list(pred.notes)
     intrinsics = pred.intrinsics
     if intrinsics is None:
         intrinsics = fixed_fov_intrinsics(w, h)
-        notes.append("intrinsics not estimated: a 60 degree horizontal field of view is assumed")
-    depth, metric, scale = pred.depth, False, None
+        notes.append(f"intrinsics not estimated: a {FALLBACK_FOV_DEG:g} degree horizontal "
+                     "field of view is assumed")
+    depth, metric, fit_info = pred.depth, False, None
     if depth is not None and camera_height is not None:
         if pred.normals is None:
             notes.append("no metric scale: the floor is found from normals (add the normals task)")
@@ -57,15 +48,18 @@ def estimate_image(pipeline, image: np.ndarray, options: EstimateOptions,
                 notes.append("no floor plane found: depth stays relative")
             else:
                 depth, metric = fit.depth, True
-                scale = {"scale_m": fit.scale, "shift_m": fit.shift,
-                         "floor_fraction": float(fit.floor.mean())}
+                fit_info = {"scale_m": fit.scale, "shift_m": fit.shift,
+                            "floor_fraction": fit.floor_fraction}
     info = {"mode": options.mode, "tasks": list(options.tasks), "seconds": round(seconds, 4),
-            "camera_height_m": camera_height, "metric_fit": scale, "notes": notes}
+            "camera_height_m": camera_height, "metric_fit": fit_info, "notes": notes}
     if options.mode != "one-step":
-        info.update(steps=options.steps, ensemble=options.ensemble)
+        info.update(steps=options.steps, members=options.members)
+        if options.mode == "refine":
+            info["refine_steps"] = options.refine_steps
         if pred.depth_uncertainty is not None:
             info["depth_uncertainty_mean"] = float(pred.depth_uncertainty.mean())
         if pred.normals_uncertainty is not None:
             info["normals_uncertainty_mean_deg"] = float(pred.normals_uncertainty.mean())
-    return ImageResult(image, depth, metric, pred.normals, intrinsics, info,
-                       pred.depth_uncertainty, pred.normals_uncertainty)
+    return ImageResult(image, depth, metric, pred.normals, intrinsics,
+                       pred.intrinsics is not None, info, pred.depth_uncertainty,
+                       pred.normals_uncertainty)

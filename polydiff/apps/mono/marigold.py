@@ -1,4 +1,4 @@
-"""A user's Marigold depth or normals pipeline folder behind the mono pipeline interface.
+"""A user's Marigold depth or normals pipeline folder behind the mono predictor interface.
 
 The folder is diffusers' layout (``model_index.json``, ``unet/``, ``vae/``, ``scheduler/``,
 ``text_encoder/``, ``tokenizer/``) and is loaded offline with ``from_pretrained`` of
@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from polydiff.apps.mono.pipeline import EstimateOptions, MonoPrediction
+from polydiff.apps.mono.config import EstimateOptions
+from polydiff.apps.mono.predict import MonoPrediction
 from polydiff.diffusion.checkpoint import check_folder
 from polydiff.runtime import UserError
 
@@ -25,14 +26,18 @@ MARIGOLD_TASKS = {"MarigoldDepthPipeline": "depth", "MarigoldNormalsPipeline": "
 OPENGL_TO_OPENCV = np.array([1.0, -1.0, -1.0], dtype=np.float32)
 
 
-class MarigoldPipeline:
+class MarigoldPredictor:
     """Wraps a diffusers Marigold pipeline; ``tasks`` is ("depth",) or ("normals",)."""
 
     def __init__(self, pipe, task: str) -> None:
         self.pipe, self.tasks = pipe, (task,)
 
+    def gives_uncertainty(self, options: EstimateOptions) -> bool:
+        """Whether uncertainty maps come with these options (Marigold's own ensembling)."""
+        return options.mode == "ensemble" and options.members > 1
+
     @classmethod
-    def load(cls, folder: Path, index: dict, device: torch.device) -> MarigoldPipeline:
+    def load(cls, folder: Path, index: dict, device: torch.device) -> MarigoldPredictor:
         """Load ``folder`` whose ``model_index.json`` is ``index``."""
         name = index.get("_class_name")
         if name not in MARIGOLD_TASKS:
@@ -65,7 +70,7 @@ class MarigoldPipeline:
             out.notes.append(f"the Marigold {task} model does not estimate {', '.join(skipped)}")
         if task not in options.tasks:
             return out
-        steps, members = {"one-step": (1, 1), "ensemble": (options.steps, options.ensemble),
+        steps, members = {"one-step": (1, 1), "ensemble": (options.steps, options.members),
                           "refine": (options.refine_steps, 1)}[options.mode]
         if options.mode == "refine":
             out.notes.append("Marigold has no refine mode: ran --refine-steps steps of one member")

@@ -1,38 +1,31 @@
-"""The mono network: a diffusers UNet2DModel conditioned on the image and a task label.
+"""The mono network and its loading: a diffusers UNet2DModel conditioned on the image and a
+task label.
 
 Input: the noisy 3-channel target x_t concatenated with the RGB image in [-1, 1] (6
 channels, as in Marigold); the task (depth, normals, camera) enters through the UNet's
-class embedding, added to the timestep embedding. Output: v-prediction of the target.
-A checkpoint folder is diffusers' layout (``unet/``, ``scheduler/``, safetensors only)
-plus ``polydiff.json`` holding the app's own settings.
+class embedding, added to the timestep embedding. Output: the scheduler's
+``prediction_type`` (v-prediction for the bundled model). A checkpoint folder is the app
+contract's (``polydiff.apps.contract``): ``unet/``, ``scheduler/`` and ``polydiff.json``
+holding a :class:`MonoConfig`. ``--model`` also takes a plain diffusers ``unet/`` folder and a
+user's Marigold pipeline folder (:mod:`polydiff.apps.mono.marigold`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 from diffusers import DDIMScheduler, UNet2DModel
-from torch import Tensor
 
-from polydiff.apps.mono.targets import TASKS
-from polydiff.diffusion.checkpoint import load_network, load_scheduler, read_config
+from polydiff.apps.contract import load_app_checkpoint, typed_config
+from polydiff.apps.mono.config import TASKS, MonoConfig, NetConfig
+from polydiff.diffusion.predictions import PREDICTION_TYPES
 from polydiff.diffusion.schedulers import make_scheduler
 from polydiff.runtime import UserError
 
-
-@dataclass
-class NetConfig:
-    """UNet size and the processing resolution (pixels, square)."""
-
-    resolution: int = 64
-    block_out_channels: list[int] = field(default_factory=lambda: [16, 32, 48, 64])
-    attention_levels: list[bool] = field(default_factory=lambda: [False, False, False, True])
-    layers_per_block: int = 1
-    norm_num_groups: int = 8
-    attention_head_dim: int = 16
+APP = "mono"
 
 
 def build_unet(cfg: NetConfig) -> UNet2DModel:
@@ -54,26 +47,49 @@ def build_scheduler() -> DDIMScheduler:
 
 
 class MonoModel(NamedTuple):
-    """A loaded network, its scheduler and its processing resolution (pixels)."""
+    """A loaded mono network (eval mode), its scheduler and its config."""
 
     unet: UNet2DModel
-    scheduler: DDIMScheduler
-    resolution: int
+    scheduler: object
+    config: MonoConfig
+
+    @property
+    def resolution(self) -> int:
+        """The processing resolution in pixels (square)."""
+        return self.config.net.resolution
 
 
-def denoiser(unet: UNet2DModel, image: Tensor, task: Tensor):
-    """The model callable (x_t (B, 3, R, R), t) -> v for images (B, 3, R, R) in [-1, 1]."""
-    def model(x_t: Tensor, t: Tensor) -> Tensor:
-        t = torch.as_tensor(t, device=x_t.device).expand(x_t.shape[0])
-        return unet(torch.cat([x_t, image], 1), t, class_labels=task).sample
+def load_model(folder: Path | None, device: torch.device | str = "cpu") -> MonoModel:
+    """A mono checkpoint folder (default: the bundled one), or a plain diffusers ``unet/``
+    folder paired with the bundled config; UserError for anything else."""
+    ckpt = load_app_checkpoint(APP, folder, device)
+    cfg = typed_config(ckpt, MonoConfig)
+    if list(cfg.tasks) != list(TASKS):
+        raise UserError(f"{ckpt.folder}: the network knows the tasks {cfg.tasks}, this "
+                        f"polydiff uses {list(TASKS)}")
+    classes = getattr(ckpt.net.config, "num_class_embeds", None) or 0
+    if classes < len(TASKS):
+        raise UserError(f"{ckpt.folder}/unet has {classes} class embeddings; the mono app "
+                        f"needs one per task ({len(TASKS)})")
+    prediction = ckpt.scheduler.config.prediction_type
+    if prediction not in PREDICTION_TYPES:
+        raise UserError(f"{ckpt.folder}: unknown prediction_type {prediction!r}")
+    return MonoModel(ckpt.net, ckpt.scheduler, cfg)
 
-    return model
 
+def load_predictor(folder: Path | None, device: torch.device):
+    """What ``--model`` names, ready to predict: a :class:`MonoPredictor` (bundled, polydiff
+    or plain diffusers folder) or a :class:`MarigoldPredictor` (a Marigold pipeline folder,
+    recognised by its ``model_index.json``)."""
+    if folder is not None and (Path(folder) / "model_index.json").is_file():
+        from polydiff.apps.mono.marigold import MarigoldPredictor
 
-def load_model(folder: Path, device: torch.device) -> MonoModel:
-    """Load a mono checkpoint folder (UserError for pickles, missing or foreign folders)."""
-    meta = read_config(folder)
-    if meta.get("app") != "mono":
-        raise UserError(f"{folder} is not a polydiff mono checkpoint")
-    unet = load_network(folder, "unet", device)
-    return MonoModel(unet, load_scheduler(folder), int(meta["net"]["resolution"]))
+        path = Path(folder) / "model_index.json"
+        try:
+            index = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise UserError(f"cannot read {path}: {str(err).splitlines()[0]}") from err
+        return MarigoldPredictor.load(Path(folder), index, device)
+    from polydiff.apps.mono.predict import MonoPredictor
+
+    return MonoPredictor(load_model(folder, device), device)

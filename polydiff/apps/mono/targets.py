@@ -11,10 +11,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from polydiff.apps.mono.config import TASKS
 from polydiff.geometry.camera_image import camera_image
 from polydiff.geometry.cameras import Intrinsics
 
-TASKS: tuple[str, ...] = ("depth", "normals", "camera")
 TASK_ID: dict[str, int] = {name: i for i, name in enumerate(TASKS)}
 
 

@@ -59,15 +59,30 @@ def test_marigold_folder_through_estimate(tmp_path, kind):
                str(tmp_path / "pipe"), "--device", "cpu", "--tasks", kind])
     assert rc == 0
     if kind == "depth":
-        d = np.load(out / "depth.npy")
+        d = np.load(out / "x.png.depth.npy")
         assert d.shape == (20, 28) and np.isfinite(d).all()
-        assert (out / "points.ply").is_file()
+        assert (out / "x.png.points.ply").is_file()
     else:
-        n = np.load(out / "normals.npy")
+        n = np.load(out / "x.png.normals.npy")
         assert n.shape == (20, 28, 3)
         np.testing.assert_allclose(np.linalg.norm(n, axis=-1), 1, atol=1e-4)
-    info = json.loads((out / "estimate.json").read_text())
-    assert info["tasks"] == [kind]
+    info = json.loads((out / "x.png.estimate.json").read_text())
+    assert info["tasks"] == [kind] and not info["intrinsics_estimated"]
+    # only this folder's task was written (and the two files every estimate writes)
+    assert sorted(p.name.split(".", 2)[2] for p in out.iterdir()) == sorted(
+        [*{"depth": ["depth.npy", "depth.png", "depth_vis.png", "points.ply"],
+           "normals": ["normals.npy", "normals.png"]}[kind], "estimate.json", "intrinsics.json"])
+
+
+def test_marigold_ensemble_writes_its_uncertainty(tmp_path):
+    _tiny_marigold(tmp_path, "depth")
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "x.png")
+    out = tmp_path / "out"
+    rc = main(["mono", "estimate", str(tmp_path / "x.png"), "-o", str(out), "--model",
+               str(tmp_path / "pipe"), "--device", "cpu", "--tasks", "depth", "--mode",
+               "ensemble", "--steps", "1", "--members", "2"])
+    assert rc == 0
+    assert np.load(out / "x.png.depth_uncertainty.npy").shape == (16, 16)
 
 
 def test_marigold_folder_with_pickle_is_refused(tmp_path):

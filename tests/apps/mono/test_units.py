@@ -1,16 +1,26 @@
 """Pieces of the mono app against exact answers: targets, augmentation, ensembling, loss,
-metric scale from the floor."""
+the inference modes with oracle networks, metric scale from the floor."""
+
+import tracemalloc
+from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
-from polydiff.apps.mono.metric import metric_depth_from_floor
-from polydiff.apps.mono.model import NetConfig, build_scheduler
-from polydiff.apps.mono.pipeline import ensemble_depth, ensemble_normals
+from polydiff.apps.mono.config import DataConfig, EstimateOptions, MonoConfig, NetConfig
+from polydiff.apps.mono.metric_depth import (
+    grid_stride,
+    metric_depth_from_floor,
+    strided_camera,
+)
+from polydiff.apps.mono.model import MonoModel
+from polydiff.apps.mono.predict import MonoPredictor, ensemble_depth, ensemble_normals
 from polydiff.apps.mono.targets import decode_depth, encode_camera, encode_depth
-from polydiff.apps.mono.training import DataConfig, mirror, mono_loss, render_dataset
-from polydiff.diffusion.predictions import v_from_x0
-from polydiff.geometry.cameras import Intrinsics
+from polydiff.apps.mono.train import mirror, mono_loss, render_dataset
+from polydiff.diffusion.predictions import from_x0
+from polydiff.diffusion.schedulers import make_scheduler
+from polydiff.geometry.cameras import Intrinsics, camera_rays
 from polydiff.geometry.metrics import depth_metrics
 from polydiff.geometry.scenes import SceneConfig, render_scene
 
@@ -53,25 +63,68 @@ def test_ensembling_is_affine_invariant():
     ref = (base - base.min()) / (base.max() - base.min())
     np.testing.assert_allclose(merged, ref.numpy(), atol=1e-5)
     assert spread.max() < 1e-5
+    one, none = ensemble_depth(base[None], 24, 24)
+    np.testing.assert_allclose(one, ref.numpy(), atol=1e-6)
+    assert none is None  # no uncertainty from one member
     n = torch.nn.functional.normalize(torch.randn(3, 8, 8), dim=0)
     mean, ang = ensemble_normals(torch.stack([n, n]), 8, 8)
     np.testing.assert_allclose(mean, n.permute(1, 2, 0).numpy(), atol=1e-5)
-    assert ang.max() < 0.1
+    assert ang.max() < 0.1 and mean.dtype == np.float32
 
 
-def test_loss_vanishes_for_the_exact_model():
-    sched = build_scheduler()
+@pytest.mark.parametrize("prediction", ["v_prediction", "epsilon", "sample"])
+def test_loss_vanishes_for_the_exact_model_of_any_prediction_type(prediction):
+    sched = make_scheduler("ddim", prediction_type=prediction)
     x0 = torch.randn(6, 3, 8, 8)
     one_step = torch.tensor([True, False, True, False, False, True])
 
-    def oracle(x_t, t):  # knows x0: exact v for noisy inputs, and x0 back at x_t = 0
-        return v_from_x0(x0, x_t, sched.alphas_cumprod[t].float()[:, None, None, None])
+    def oracle(x_t, t):  # knows x0: the exact output of its kind at every x_t
+        a = sched.alphas_cumprod[t].float()[:, None, None, None]
+        return from_x0(x0, x_t, a, prediction)
 
     gen = torch.Generator().manual_seed(0)
-    noise, t = torch.randn(x0.shape, generator=gen), torch.randint(0, 1000, (6,), generator=gen)
+    noise, t = torch.randn(x0.shape, generator=gen), torch.randint(0, 999, (6,), generator=gen)
     assert float(mono_loss(oracle, sched, x0, noise, t, one_step)) < 1e-8
     wrong = mono_loss(lambda x, t: torch.zeros_like(x), sched, x0, noise, t, one_step)
     assert float(wrong) > 0.1
+
+
+class _OracleUNet(torch.nn.Module):
+    """Stands in for the UNet: outputs, in the scheduler's prediction type, the x0 that is
+    a fixed function of the image and the task label (so every mode must return it)."""
+
+    def __init__(self, scheduler, prediction: str) -> None:
+        super().__init__()
+        self.scheduler, self.prediction = scheduler, prediction
+
+    @staticmethod
+    def truth(image: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(image * (1 + labels[:, None, None, None]))
+
+    def forward(self, inp, t, class_labels):
+        x_t, image = inp[:, :3], inp[:, 3:]
+        a = self.scheduler.alphas_cumprod.to(inp.device)[t].float()[:, None, None, None]
+        return from_x0(self.truth(image, class_labels), x_t, a, self.prediction)
+
+
+@pytest.mark.parametrize("prediction", ["v_prediction", "epsilon"])
+@pytest.mark.parametrize("mode", ["one-step", "ensemble", "refine"])
+def test_every_mode_returns_the_oracles_x0_for_its_prediction_type(prediction, mode):
+    sched = make_scheduler("ddim", prediction_type=prediction, timestep_spacing="trailing",
+                           set_alpha_to_one=True)
+    cfg = MonoConfig(net=NetConfig(resolution=8))
+    predictor = MonoPredictor(MonoModel(_OracleUNet(sched, prediction), sched, cfg), "cpu")
+    image = np.random.default_rng(0).uniform(size=(8, 8, 3)).astype(np.float32)
+    cond = predictor.condition(image)
+    options = EstimateOptions(mode=mode, steps=6, members=3, refine_steps=2)
+    x0 = predictor.estimate(cond, "normals", options, torch.Generator().manual_seed(0))
+    truth = _OracleUNet.truth(cond, torch.tensor([1]))
+    assert x0.shape == (options.n_members, 3, 8, 8)
+    # DDIM's last step lands on t = 0, not on the clean sample: x = sqrt(a0) x0 +
+    # sqrt(1 - a0) eps, a few thousandths off; reading the output as the wrong prediction
+    # type would be off by O(1)
+    tol = 1e-5 if mode == "one-step" else 5 * float((1 - sched.alphas_cumprod[0]).sqrt())
+    torch.testing.assert_close(x0, truth.expand_as(x0), atol=tol, rtol=0)
 
 
 def test_dataset_pairs_every_scene_with_every_task():
@@ -88,13 +141,53 @@ def test_metric_depth_from_floor_is_exact_on_true_geometry():
         rel = (d - d.min()) / (d.max() - d.min())
         fit = metric_depth_from_floor(rel, s.normals.numpy(), s.intrinsics, s.camera_height,
                                       np.random.default_rng(0))
-        assert fit is not None and fit.floor.sum() > 30
+        assert fit is not None and fit.floor_pixels > 30
         np.testing.assert_allclose(fit.depth, d, rtol=1e-4, atol=1e-4)
     # looking up at a ceiling: no floor, no scale
     s = _scene(0, pitch_deg=(60.0, 70.0))
     d = s.depth.double().numpy()
     assert metric_depth_from_floor(d / d.max(), s.normals.numpy(), s.intrinsics, 1.5,
                                    np.random.default_rng(0)) is None
+
+
+def test_strided_camera_sees_the_same_rays():
+    K = Intrinsics(812.5, 790.0, 1990.3, 1507.9, 4000, 3000)
+    for k in (1, 3, 7):
+        h, w = len(range(0, 3000, k)), len(range(0, 4000, k))
+        sub = camera_rays(strided_camera(K, k, h, w).matrix(), h, w)
+        full = camera_rays(K.matrix(), 3000, 4000)[::k, ::k]
+        torch.testing.assert_close(sub, full, atol=1e-12, rtol=0)
+    assert grid_stride(60, 80, 1 << 18) == 1
+    for m in (10**5, 1 << 18, 10**6):  # the smallest stride that keeps to the bound
+        k = grid_stride(3000, 4000, m)
+        assert -(-3000 // k) * -(-4000 // k) <= m < -(-3000 // (k - 1)) * -(-4000 // (k - 1))
+
+
+def _floor_view(height: int, width: int, camera_height: float):
+    """A camera looking 30 degrees down at an endless floor: exact depth and normals."""
+    K = Intrinsics.from_fov(70.0, width, height)
+    pitch = np.radians(30.0)
+    n = np.array([0.0, -np.cos(pitch), -np.sin(pitch)])  # floor normal, camera frame
+    rays = camera_rays(K.matrix(), height, width).numpy()
+    nr = rays @ n
+    depth = np.where(nr < -1e-3, -camera_height / np.minimum(nr, -1e-3), 50.0)
+    normals = np.broadcast_to(n.astype(np.float32), (height, width, 3))
+    return depth.astype(np.float32), normals, K
+
+
+def test_metric_depth_on_12_megapixels_is_exact_and_small():
+    depth, normals, K = _floor_view(3000, 4000, 1.4)
+    below = depth < 50
+    relative = np.where(below, (depth - 1.0) / 30.0, 2.0).astype(np.float32)  # affine copy
+    tracemalloc.start()
+    fit = metric_depth_from_floor(relative, normals, K, 1.4, np.random.default_rng(0))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert fit is not None
+    np.testing.assert_allclose(fit.depth[below], depth[below], rtol=2e-5)
+    # the result (48 MB) plus small sampled work arrays; the full-resolution fit built a
+    # 200 x N float64 matrix (gigabytes)
+    assert peak < 48e6 + 60e6, peak / 1e6
 
 
 def test_default_net_fits_the_checkpoint_budget():
@@ -106,11 +199,12 @@ def test_default_net_fits_the_checkpoint_budget():
 
 
 def test_shipped_configs_load():
-    from pathlib import Path
-
-    from polydiff.apps.mono.training import load_train_config
+    from polydiff.apps.mono.train import load_train_config
 
     root = Path(__file__).resolve().parents[3] / "configs" / "mono"
     for name in ("tiny.yaml", "paper.yaml"):
         cfg = load_train_config(root / name)
         assert cfg.train.batch_size > 0 and cfg.net.resolution % 8 == 0
+        assert cfg.app_config().data.depth_quantiles == [0.02, 0.98]
+
+

@@ -2,17 +2,18 @@
 
 The data set holds every (scene, task) pair: the image, the task label and the 3-channel
 target. Each item of a batch then takes one of two losses:
-- the diffusion loss: x_t = sqrt(a) x0 + sqrt(1-a) eps at a random t, MSE on v;
+- the diffusion loss: x_t = sqrt(a) x0 + sqrt(1-a) eps at a random t, MSE on the
+  scheduler's ``prediction_type`` (v for the bundled model);
 - the one-step loss (E2E-FT / PrimeDepth style): t = T-1 with x_t = 0, MSE on the clean
   estimate x0_hat, so that one deterministic UNet pass at inference gives the answer;
 and is mirrored left-right with probability 1/2 (exactly: normals' x and the Camera
-Image's theta change sign). torchrun-ready through ``polydiff.diffusion.training.train``.
+Image's theta change sign). torchrun-ready through ``polydiff.diffusion.training.train``,
+with micro-batches (``train.micro_batch``) for the paper config on one GPU.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,41 +22,31 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from polydiff.apps.mono.model import NetConfig, build_scheduler, build_unet, denoiser
-from polydiff.apps.mono.targets import TASKS, encode_camera, encode_depth, image_to_model
+from polydiff.apps.contract import checkpoint_meta, progress_enabled, seeded
+from polydiff.apps.mono.config import TASKS, DataConfig, LossConfig, MonoConfig, NetConfig
+from polydiff.apps.mono.model import APP, build_scheduler, build_unet
+from polydiff.apps.mono.targets import encode_camera, encode_depth, image_to_model
 from polydiff.diffusion.config import load_config
-from polydiff.diffusion.predictions import to_x0
+from polydiff.diffusion.networks import Denoiser
+from polydiff.diffusion.predictions import to_x0, training_target
 from polydiff.diffusion.training import TrainConfig, TrainResult, train
 from polydiff.geometry.scenes import SceneConfig, render_batch
-
-
-@dataclass
-class DataConfig:
-    """Procedural training scenes: how many, the seed and the camera ranges."""
-
-    scenes: int = 1500
-    seed: int = 0
-    fov_deg: list[float] = field(default_factory=lambda: [25.0, 100.0])
-    pixel_aspect: list[float] = field(default_factory=lambda: [0.75, 1.33])
-    principal_jitter: float = 0.08
-
-
-@dataclass
-class LossConfig:
-    """Share of the one-step loss; threads for CPU training."""
-
-    one_step_fraction: float = 0.5
-    threads: int = 1
+from polydiff.runtime import process_rank
 
 
 @dataclass
 class MonoTrainConfig:
-    """The whole YAML file: ``net``, ``data``, ``loss`` and the backbone's ``train``."""
+    """A YAML file of ``configs/mono/``: ``net``, ``data``, ``loss`` and the backbone's
+    ``train`` block."""
 
     net: NetConfig = field(default_factory=NetConfig)
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def app_config(self) -> MonoConfig:
+        """The part saved with the weights (``polydiff.json`` -> ``config``)."""
+        return MonoConfig(self.net, self.data, self.loss, list(TASKS))
 
 
 def load_train_config(path: Path) -> MonoTrainConfig:
@@ -70,12 +61,13 @@ def render_dataset(cfg: DataConfig, resolution: int) -> dict[str, Tensor]:
                             pixel_aspect=tuple(cfg.pixel_aspect),
                             principal_jitter=cfg.principal_jitter)
     rng = np.random.default_rng(cfg.seed)
+    lo_q, hi_q = cfg.depth_quantiles
     images, targets, chunk = [], [], 50
-    quiet = int(os.environ.get("RANK", "0")) != 0
-    for start in tqdm(range(0, cfg.scenes, chunk), desc="rendering scenes", disable=quiet):
+    for start in tqdm(range(0, cfg.scenes, chunk), desc="rendering scenes",
+                      disable=not progress_enabled()):
         b = render_batch(rng, min(chunk, cfg.scenes - start), scene_cfg)
         images.append(image_to_model(b.image))
-        targets.append(torch.stack([encode_depth(b.depth), b.normals,
+        targets.append(torch.stack([encode_depth(b.depth, lo_q, hi_q), b.normals,
                                     encode_camera(b.K, b.image)], 1))  # (B, 3 tasks, 3, R, R)
     image, target = torch.cat(images), torch.cat(targets)
     n = len(image)
@@ -96,18 +88,19 @@ def mirror(image: Tensor, x0: Tensor, task: Tensor, flip: Tensor) -> tuple[Tenso
 
 def mono_loss(model_fn, scheduler, x0: Tensor, noise: Tensor, t: Tensor, one_step: Tensor
               ) -> Tensor:
-    """Mean of the v-loss (diffusion items) and the x0-loss at t=T-1, x_t=0 (one-step items).
+    """Mean of the diffusion loss (diffusion items) and the x0-loss at t=T-1, x_t=0
+    (one-step items); the network's output is read as ``scheduler.config.prediction_type``.
 
     x0, noise: (B, 3, R, R); t: (B,) timesteps; one_step: (B,) bool."""
+    prediction = scheduler.config.prediction_type
     T = scheduler.config.num_train_timesteps
     t = torch.where(one_step, T - 1, t)
     a = scheduler.alphas_cumprod.to(x0.device)[t].to(x0.dtype)[:, None, None, None]
     x_t = torch.where(one_step[:, None, None, None], 0.0, a.sqrt() * x0 + (1 - a).sqrt() * noise)
-    v = model_fn(x_t, t)
-    v_target = a.sqrt() * noise - (1 - a).sqrt() * x0
-    err_v = (v - v_target).square().mean((1, 2, 3))
-    err_x0 = (to_x0(v, x_t, a, "v_prediction") - x0).square().mean((1, 2, 3))
-    return torch.where(one_step, err_x0, err_v).mean()
+    out = model_fn(x_t, t)
+    err_diffusion = (out - training_target(x0, noise, a, prediction)).square().mean((1, 2, 3))
+    err_x0 = (to_x0(out, x_t, a, prediction) - x0).square().mean((1, 2, 3))
+    return torch.where(one_step, err_x0, err_diffusion).mean()
 
 
 class MonoLoss:
@@ -116,26 +109,23 @@ class MonoLoss:
 
     def __init__(self, scheduler, cfg: LossConfig, seed: int) -> None:
         self.scheduler, self.cfg = scheduler, cfg
-        self.gen = torch.Generator().manual_seed(seed + 7 * int(os.environ.get("RANK", "0")))
+        self.gen = torch.Generator().manual_seed(seed + 7 * process_rank())
 
     def __call__(self, net, batch: dict[str, Tensor], noise: Tensor, t: Tensor) -> Tensor:
         b, dev = len(t), t.device
         flip = (torch.rand(b, generator=self.gen) < 0.5).to(dev)
         one_step = (torch.rand(b, generator=self.gen) < self.cfg.one_step_fraction).to(dev)
         image, x0 = mirror(batch["image"], batch["x"], batch["task"], flip)
-        model = denoiser(net, image, batch["task"])
+        model = Denoiser(net, image, class_labels=batch["task"])
         return mono_loss(model, self.scheduler, x0, noise, t, one_step)
 
 
-def train_mono(cfg: MonoTrainConfig) -> TrainResult:
+def run_training(cfg: MonoTrainConfig) -> TrainResult:
     """Render the scenes and train; the checkpoint goes to ``cfg.train.out_dir``."""
     torch.set_num_threads(cfg.loss.threads)
-    with torch.random.fork_rng():  # diffusers draws initial weights from the global generator
-        torch.manual_seed(cfg.train.seed)
-        unet = build_unet(cfg.net)
+    unet = seeded(cfg.train.seed, lambda: build_unet(cfg.net))
     scheduler = build_scheduler()
     data = render_dataset(cfg.data, cfg.net.resolution)
-    meta = {"app": "mono", "tasks": list(TASKS), "net": dataclasses.asdict(cfg.net),
-            "data": dataclasses.asdict(cfg.data), "loss": dataclasses.asdict(cfg.loss)}
+    meta = checkpoint_meta(APP, dataclasses.asdict(cfg.app_config()))
     return train(unet, scheduler, data, cfg.train, config=meta,
                  loss_fn=MonoLoss(scheduler, cfg.loss, cfg.train.seed))
