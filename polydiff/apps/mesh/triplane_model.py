@@ -159,12 +159,13 @@ class TriplaneModel(NamedTuple):
 
 
 def make_scheduler_4step(prediction_type: str = "v_prediction",
-                         beta_schedule: str = "squaredcos_cap_v2"):
-    """DDIM with trailing spacing: 4 steps are the timesteps 999, 749, 499, 249."""
+                         beta_schedule: str = "squaredcos_cap_v2", **kwargs):
+    """DDIM with trailing spacing: 4 steps are the timesteps 999, 749, 499, 249.
+    ``kwargs`` go to the scheduler (e.g. Stable Diffusion's beta_start/beta_end)."""
     from polydiff.diffusion import make_scheduler
 
     return make_scheduler("ddim", prediction_type=prediction_type, beta_schedule=beta_schedule,
-                          timestep_spacing="trailing")
+                          timestep_spacing="trailing", **kwargs)
 
 
 def build_triplane_model(config: TriplaneConfig, *, channels: tuple[int, ...] = (32, 64),
@@ -172,7 +173,8 @@ def build_triplane_model(config: TriplaneConfig, *, channels: tuple[int, ...] = 
                          norm_groups: int = 8, decoder: dict | None = None,
                          prediction_type: str = "v_prediction",
                          beta_schedule: str = "squaredcos_cap_v2", seed: int = 0,
-                         pretrained: str | os.PathLike | None = None) -> TriplaneModel:
+                         pretrained: str | os.PathLike | None = None,
+                         scheduler_kwargs: dict | None = None) -> TriplaneModel:
     """A freshly initialised generator (weights a function of ``seed``).
 
     ``decoder``: PlaneDecoder arguments (``latent_channels`` is taken from ``config``).
@@ -204,7 +206,8 @@ def build_triplane_model(config: TriplaneConfig, *, channels: tuple[int, ...] = 
         unet = enable_joint_views(seeded(seed, lambda: build_network(block)))
     args = dict(decoder or {}, latent_channels=config.latent_channels)
     dec = seeded(seed + 1, lambda: PlaneDecoder(**args))
-    return TriplaneModel(unet, dec, make_scheduler_4step(prediction_type, beta_schedule), config)
+    scheduler = make_scheduler_4step(prediction_type, beta_schedule, **(scheduler_kwargs or {}))
+    return TriplaneModel(unet, dec, scheduler, config)
 
 
 def latent_shape(config: TriplaneConfig, batch: int) -> tuple[int, ...]:

@@ -1,0 +1,273 @@
+"""Training of the triplane generator by Progressive Rendering Distillation (no 3-D data).
+
+    python -m polydiff.apps.mesh.train_triplane --config configs/mesh/triplane_tiny.yaml
+
+runs as is under ``torchrun --nproc_per_node=K``: every process draws its own share of the
+global batch of prompts (seeded by step and rank) and gradients are averaged over processes
+before each update. Prompts come from the caption vocabulary (training split); the only
+supervision is the frozen teachers' denoising of the student's renders
+(:mod:`polydiff.apps.mesh.distill`).
+
+With ``network.pretrained_unet`` (a diffusers UNet folder, e.g. Stable Diffusion 2.1's
+``unet/``) the base stays frozen and LoRA adapters (peft) on the attention projections are
+trained, with the plane embedding, the text projection and the plane decoder, as in
+TriplaneTurbo; the exported UNet has the adapters merged, so it loads as a plain UNet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from polydiff.apps.mesh.distill import (
+    DistillConfig,
+    NormalTeacher,
+    PromptColourTeacher,
+    Teacher,
+    prd_loss,
+)
+from polydiff.apps.mesh.triplane_model import (
+    APP,
+    KIND,
+    TriplaneConfig,
+    TriplaneModel,
+    build_triplane_model,
+    save_triplane,
+)
+from polydiff.diffusion import TrainConfig, count_parameters, distributed, load_config
+from polydiff.runtime import UserError
+
+
+@dataclass
+class GeneratorNetConfig:
+    """The plane UNet: a new small one, or a pretrained one adapted with LoRA."""
+
+    channels: tuple[int, ...] = (32, 64)
+    attention_levels: int = 2
+    layers_per_block: int = 1
+    heads: int = 4
+    norm_groups: int = 8
+    prediction_type: str = "v_prediction"
+    beta_schedule: str = "squaredcos_cap_v2"
+    beta_start: float = 0.0001        # Stable Diffusion: 0.00085 (scaled_linear)
+    beta_end: float = 0.02            # Stable Diffusion: 0.012
+    pretrained_unet: str | None = None  # diffusers UNet folder: frozen base + LoRA
+    lora_rank: int = 16
+    lora_alpha: float = 16.0
+
+
+@dataclass
+class DecoderConfig:
+    """PlaneDecoder settings (the SDF/RGB MLPs are 64 wide with 2 hidden layers)."""
+
+    features: int = 16
+    hidden: int = 32
+    upsample: int = 1
+    mlp_hidden: int = 64
+    mlp_layers: int = 2
+    aggregate: str = "sum"
+    sphere_radius: float = 0.3
+
+
+@dataclass
+class TriplaneTrainConfig:
+    """A whole PRD run, as written in ``configs/mesh/triplane_<name>.yaml``."""
+
+    model: TriplaneConfig = field(default_factory=TriplaneConfig)
+    network: GeneratorNetConfig = field(default_factory=GeneratorNetConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    teacher: str | None = None        # normal-model folder; None: the bundled one
+    colour_teacher: str = "prompt"    # "prompt" (the fallback teacher) or "none"
+    text_encoder: str | None = None   # folder; None: the bundled all-MiniLM-L6-v2
+    decoder_lr: float = 3e-3          # the plane decoder learns faster than the UNet
+    train: TrainConfig = field(default_factory=TrainConfig)
+    threads: int = 0
+
+
+CONFIG_CLASS = TriplaneTrainConfig  # what ``polydiff mesh train`` builds from the YAML
+
+
+def add_lora(unet: nn.Module, rank: int, alpha: float) -> list[nn.Parameter]:
+    """Freeze ``unet`` and add LoRA adapters (peft) on its attention projections; the new
+    plane embedding and text projection stay trainable. Returns the trainable parameters."""
+    from peft import LoraConfig
+
+    unet.requires_grad_(False)
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian",
+                                target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    for name in ("class_embedding", "encoder_hid_proj"):
+        module = getattr(unet, name, None)
+        if module is not None:
+            module.requires_grad_(True)
+    return [p for p in unet.parameters() if p.requires_grad]
+
+
+def merge_lora(unet: nn.Module) -> nn.Module:
+    """Fold the LoRA adapters into the base weights and remove them (a plain UNet again)."""
+    unet.fuse_lora(lora_scale=1.0)
+    unet.unload_lora()
+    return unet
+
+
+def training_prompts(seed: int, step: int, rank: int, count: int) -> list[str]:
+    """``count`` captions for one process at one step (training vocabulary only)."""
+    from polydiff.apps.mesh.captions import caption, random_spec
+
+    rng = np.random.default_rng([seed, step, rank])
+    return [caption(random_spec(rng), rng, "train") for _ in range(count)]
+
+
+def make_teachers(cfg: TriplaneTrainConfig, device: torch.device) -> list[Teacher]:
+    """The normal teacher (frozen) and, unless switched off, the fallback colour teacher."""
+    from polydiff.apps.mesh.normals import load_normal_model
+
+    normal = load_normal_model(cfg.teacher, device)
+    teachers: list[Teacher] = [NormalTeacher(normal, cfg.distill.guidance_scale)]
+    if cfg.colour_teacher == "prompt":
+        teachers.append(PromptColourTeacher(normal.config.size, normal.config.views))
+    elif cfg.colour_teacher != "none":
+        raise UserError(f"colour_teacher must be 'prompt' or 'none', got {cfg.colour_teacher!r}")
+    return teachers
+
+
+def build_model(cfg: TriplaneTrainConfig, text_dim: int, text_name: str) -> TriplaneModel:
+    model_cfg = dataclasses.replace(cfg.model, text_dim=text_dim, text_encoder=text_name)
+    n = cfg.network
+    return build_triplane_model(
+        model_cfg, channels=tuple(n.channels), attention_levels=n.attention_levels,
+        layers_per_block=n.layers_per_block, heads=n.heads, norm_groups=n.norm_groups,
+        decoder=dataclasses.asdict(cfg.decoder), prediction_type=n.prediction_type,
+        beta_schedule=n.beta_schedule, seed=cfg.train.seed, pretrained=n.pretrained_unet,
+        scheduler_kwargs={"beta_start": n.beta_start, "beta_end": n.beta_end})
+
+
+def _average_gradients(params: list[nn.Parameter], world: int) -> None:
+    if world > 1:
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            torch.distributed.all_reduce(p.grad)
+            p.grad /= world
+
+
+def run_training(config: str | os.PathLike | dict | TriplaneTrainConfig, *,
+                 out_dir: str | None = None, steps: int | None = None,
+                 progress: bool = True, teachers: list[Teacher] | None = None) -> Path:
+    """Distill the generator from its teachers and export the checkpoint folder (returned).
+
+    ``teachers`` replaces the configured ones (e.g. a user's MVDream-class model).
+    """
+    from diffusers.training_utils import EMAModel
+
+    from polydiff.apps.contract import checkpoint_meta
+    from polydiff.apps.mesh.text_encoder import TextEncoder
+    from polydiff.diffusion.checkpoint import CONFIG_NAME
+    from polydiff.diffusion.training import _load_state, _lr_lambda, _plain, _save_state
+    from polydiff.runtime import atomic_directory
+
+    cfg = config if isinstance(config, TriplaneTrainConfig) else \
+        load_config(config, TriplaneTrainConfig)
+    tc = cfg.train
+    if out_dir is not None:
+        tc.out_dir = str(out_dir)
+    if steps is not None:
+        tc.steps = steps
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    group = distributed.setup(tc.device)
+    if tc.batch_size % group.world_size:
+        raise UserError(f"batch_size {tc.batch_size} is not divisible by "
+                        f"{group.world_size} processes")
+    per_rank = tc.batch_size // group.world_size
+    encoder = TextEncoder(cfg.text_encoder)
+    teachers = teachers if teachers is not None else make_teachers(cfg, group.device)
+    model = build_model(cfg, encoder.dim, encoder.name)
+    unet, decoder = model.unet.to(group.device).train(), model.decoder.to(group.device).train()
+    lora = cfg.network.pretrained_unet is not None
+    unet_params = add_lora(unet, cfg.network.lora_rank, cfg.network.lora_alpha) if lora \
+        else list(unet.parameters())
+    params = unet_params + list(decoder.parameters())
+    opt = torch.optim.AdamW([{"params": unet_params, "lr": tc.lr},
+                             {"params": list(decoder.parameters()), "lr": cfg.decoder_lr}],
+                            weight_decay=tc.weight_decay)
+    ema = EMAModel(params, decay=tc.ema_decay) if tc.ema_decay > 0 else None
+    both = nn.ModuleDict({"unet": unet, "decoder": decoder})
+    state_dir = Path(tc.state_dir) if tc.state_dir else Path(tc.out_dir) / "train_state"
+    start, losses = 0, []
+    if tc.resume and (state_dir / "state.json").is_file():
+        start, losses = _load_state(state_dir, both, opt, ema)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(tc), last_epoch=start - 1) \
+        if start else torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(tc))
+    if progress and group.is_main:
+        print(f"mesh triplane: {count_parameters(unet) / 1e6:.2f} M UNet + "
+              f"{count_parameters(decoder) / 1e6:.3f} M decoder parameters, "
+              f"{sum(p.numel() for p in params) / 1e6:.2f} M trained; teachers "
+              f"{', '.join(t.name for t in teachers)}", flush=True)
+    bar = tqdm(range(start, tc.steps), desc="PRD", initial=start, total=tc.steps,
+               disable=not (progress and group.is_main))
+    recent: list[dict[str, float]] = []
+    for step in bar:
+        prompts = training_prompts(tc.seed, step, group.rank, per_rank)
+        text = encoder(prompts).to(group.device)
+        gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + step * 1009 + group.rank)
+        out = prd_loss(model, teachers, text, prompts, cfg.distill, gen,
+                       progress=step / max(1, tc.steps - 1))
+        if not math.isfinite(float(out.total)):
+            raise FloatingPointError(f"PRD loss became {float(out.total)} at step {step}")
+        opt.zero_grad(set_to_none=True)
+        out.total.backward()
+        _average_gradients(params, group.world_size)
+        if tc.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
+        opt.step()
+        sched.step()
+        if ema is not None:
+            ema.step(params)
+        losses.append(float(out.total))
+        recent = (recent + [out.parts])[-max(tc.log_every, 1):]
+        bar.set_postfix({k[:8]: f"{np.mean([r[k] for r in recent]):.4f}" for k in out.parts})
+        done = step + 1 == tc.steps
+        if group.is_main and (done or (tc.checkpoint_every and
+                                       (step + 1) % tc.checkpoint_every == 0)):
+            _save_state(state_dir, both, opt, ema, step + 1, losses)
+    if ema is not None:
+        ema.copy_to(params)
+    if lora:
+        merge_lora(unet)
+    if group.is_main:
+        record = dataclasses.asdict(model.config)
+        record["teacher"] = ", ".join(t.name for t in teachers)
+        meta = checkpoint_meta(APP, record, kind=KIND)
+        meta["train"] = _plain(tc)
+        meta["distill"] = dataclasses.asdict(cfg.distill)
+        with atomic_directory(tc.out_dir, replace={"unet", "decoder", "scheduler",
+                                                   CONFIG_NAME}) as tmp:
+            save_triplane(tmp, model._replace(unet=unet.eval(), decoder=decoder.eval()), meta)
+    distributed.barrier(group)
+    distributed.teardown(group)
+    return Path(tc.out_dir)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from polydiff.apps.contract import Parser, add_train_args, apply_train_args
+
+    parser = Parser(prog="python -m polydiff.apps.mesh.train_triplane",
+                    description="train the triplane generator by PRD")
+    add_train_args(parser, APP)
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config, TriplaneTrainConfig)
+    apply_train_args(cfg.train, args)
+    print(run_training(cfg))
+
+
+if __name__ == "__main__":
+    main()
