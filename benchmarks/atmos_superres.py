@@ -9,25 +9,31 @@ estimated from other synthetic fields; its posterior samples form an ensemble to
 Scores: latitude-weighted RMSE of the ensemble mean and CRPS (per variable and averaged in
 units of each variable's climatological std), spread/skill, and radial power spectra.
 
-Run: ``python -m benchmarks.atmos_superres [--quick]`` (writes benchmarks/results/).
+Also (issue 9) the throughput: time steps per second of ``superres`` end to end against
+the network alone, in the same run (``--throughput`` runs only that).
+
+Run: ``python -m benchmarks.atmos_superres [--quick | --throughput]`` (writes
+benchmarks/results/).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from benchmarks.common import figure_path, write_json
-from polydiff.apps.atmos.pipeline import coarsen_dataset, ensemble_metrics
+from benchmarks.common import bench_device, figure_path, write_json
+from polydiff.apps.atmos.evaluate import ensemble_metrics
+from polydiff.apps.atmos.generate import coarsen_dataset
+from polydiff.apps.atmos.model import load_model
 from polydiff.apps.atmos.plots import extent_of
 from polydiff.apps.atmos.superres import (
     SuperresOptions,
     coarse_operator,
-    load_model,
     point_operator,
     superres,
 )
@@ -50,9 +56,60 @@ def _scores(members: np.ndarray, truth: np.ndarray, lat, variables, std) -> dict
     return {
         "rmse_norm": float(np.mean([per_var[v]["rmse"] / s for v, s in zip(variables, std)])),
         "crps_norm": float(np.mean([per_var[v]["crps"] / s for v, s in zip(variables, std)])),
-        "spread_skill": float(np.mean([per_var[v]["spread_skill"] for v in variables])),
+        "spread_skill": _mean_or_none([per_var[v]["spread_skill"] for v in variables]),
         "variables": per_var,
     }
+
+
+def _mean_or_none(values: list) -> float | None:
+    """The mean, or None when a value is undefined (a one-member 'ensemble')."""
+    return None if any(v is None for v in values) else float(np.mean(values))
+
+
+def throughput(device: torch.device, *, times: int = 4, members: int = 4,
+               steps: int = 20) -> dict:
+    """Time steps per second of ``superres`` end to end against the network alone, same run.
+
+    End to end: operators, guided sampling, decoding and the finiteness check for ``times``
+    coarse time steps (x4). Network alone: the same number of guided network calls (forward
+    and the backward through x_t that DPS needs) on the same batch of ``members``.
+    """
+    model = load_model(None, device)
+    cfg = FieldConfig(spinup_steps=300)
+    truth = generate_fields(times, cfg, make_generator(9), trajectories=1)
+    coarse = coarsen_dataset(truth[list(model.normaliser.variables)], 4)
+    opts = SuperresOptions(factor=4, members=members, steps=steps)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    def run_superres(n: int) -> float:
+        sync()
+        start = time.perf_counter()
+        superres(model, opts, coarse=coarse.isel(time=slice(0, n)), obs=None, grid=None,
+                 generator=make_generator(0, device), device=device, progress=False)
+        sync()
+        return time.perf_counter() - start
+
+    def run_network(n: int) -> float:
+        x = torch.randn(members, *model.normaliser.shape, device=device, requires_grad=True)
+        t = torch.tensor(500, device=device)
+        sync()
+        start = time.perf_counter()
+        for _ in range(n * steps):
+            torch.autograd.grad(model.net(x, t).sample.sum(), x)
+        sync()
+        return time.perf_counter() - start
+
+    run_superres(1), run_network(1)  # warm-up
+    end_to_end, network = run_superres(times), run_network(times)
+    return {"device": str(device), "times": times, "members": members, "steps": steps,
+            "time_steps_per_s": times / end_to_end,
+            "network_only_time_steps_per_s": times / network,
+            "seconds_per_extra_time_step": end_to_end / times,
+            "network_seconds_per_time_step": network / times,
+            "end_to_end_over_network": end_to_end / network}
 
 
 def _oi(model, prior, truth_ds, coarse, obs, factor, members, seed) -> np.ndarray:
@@ -137,6 +194,7 @@ def main(quick: bool = False) -> dict:
                   "rmse_norm obs only": runs["polydiff/obs"]["rmse_norm"],
                   "rmse_norm coarse+obs": runs[f"polydiff/x{k}+obs"]["rmse_norm"]}
         for k in (4, 8)}
+    results["throughput"] = throughput(bench_device())
     write_json("atmos_superres", results)
     _plot(figure_path("atmos_superres"), truth, truth_ds, pictures, results, variables)
     return results
@@ -186,7 +244,18 @@ def _plot(path: Path, truth, truth_ds, pictures, results, variables) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    out = main(quick=parser.parse_args().quick)
-    for name, r in out["runs"].items():
-        print(f"{name:>22}: RMSE/std {r['rmse_norm']:.3f}  CRPS/std {r['crps_norm']:.3f}  "
-              f"spread/skill {r['spread_skill']:.2f}")
+    parser.add_argument("--throughput", action="store_true",
+                        help="only the end-to-end vs network-only time steps per second "
+                             "(writes results/atmos_throughput.json)")
+    args = parser.parse_args()
+    if args.throughput:
+        torch.set_num_threads(1)
+        tp = throughput(bench_device())
+        write_json("atmos_throughput", tp)
+        print(json.dumps(tp, indent=2))
+    else:
+        out = main(quick=args.quick)
+        for name, r in out["runs"].items():
+            ratio = "-" if r["spread_skill"] is None else f"{r['spread_skill']:.2f}"
+            print(f"{name:>22}: RMSE/std {r['rmse_norm']:.3f}  CRPS/std {r['crps_norm']:.3f}  "
+                  f"spread/skill {ratio}")

@@ -17,12 +17,14 @@ Nondimensional length 2π is the box side, the time unit is (box side / 2π) / v
 from __future__ import annotations
 
 import math
+from collections.abc import Container
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
+from tqdm.auto import tqdm
 
 from polydiff.physics.era5 import VARIABLES
 from polydiff.physics.navier_stokes import (
@@ -32,7 +34,7 @@ from polydiff.physics.navier_stokes import (
     stream_function,
     velocity,
 )
-from polydiff.runtime import UserError
+from polydiff.runtime import UserError, check_memory, format_bytes
 
 EARTH_RADIUS = 6.371e6  # m
 OMEGA = 7.2921e-5  # s-1, Earth's rotation rate
@@ -66,6 +68,36 @@ class FieldConfig:
     msl_mean: float = 101325.0  # Pa
     start: str = "2000-01-01T00:00"
 
+    def __post_init__(self) -> None:
+        for name in ("resolution", "dt", "velocity_scale", "surface_wind_ratio"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise UserError(f"fields.{name} must be a finite number > 0, got {value!r}")
+        for name in ("lat_south", "lon_west", "nu", "kappa", "drag", "tracer_damping",
+                     "forcing_wavenumber", "forcing_amplitude", "mean_westerly", "t_centre",
+                     "t_gradient", "msl_mean"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value)):
+                raise UserError(f"fields.{name} must be a finite number, got {value!r}")
+        for name, low in (("size", 2), ("sim_factor", 1), ("sample_every", 1),
+                          ("spinup_steps", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise UserError(f"fields.{name} must be an integer >= {low}, got {value!r}")
+        if min(self.nu, self.kappa, self.drag, self.tracer_damping) < 0:
+            raise UserError("fields.nu, kappa, drag and tracer_damping must be >= 0")
+        north = self.lat_south + self.size * self.resolution
+        if self.lat_south < -90 or north > 90:
+            raise UserError(f"the box spans latitudes {self.lat_south:g}..{north:g}; it must "
+                            "lie within -90..90 (fewer points or a finer resolution)")
+        if self.size * self.resolution > 360:
+            raise UserError(f"the box is {self.size * self.resolution:g} degrees wide; at most "
+                            "360")
+        try:
+            pd.Timestamp(self.start)
+        except (ValueError, TypeError) as err:
+            raise UserError(f"fields.start {self.start!r} is not a date") from err
+
     @property
     def box_length(self) -> float:
         """Side of the box in metres (along a meridian)."""
@@ -88,15 +120,9 @@ def grid_coords(cfg: FieldConfig) -> tuple[np.ndarray, np.ndarray]:
     return cfg.lat_south + centres, cfg.lon_west + centres
 
 
-def simulate_flow(
-    n_trajectories: int, n_snapshots: int, cfg: FieldConfig, generator: torch.Generator,
-    *, progress: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Vorticity and tracer anomaly after spin-up, (n_traj, n_snap, size, size) each, float64.
-
-    Every trajectory has its own random forcing; snapshots are ``sample_every`` steps apart and
-    block-averaged from the ``size * sim_factor`` simulation grid.
-    """
+def initial_states(n_trajectories: int, cfg: FieldConfig, generator: torch.Generator
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Initial vorticity and forcing of each trajectory, (n_traj, N, N) each, float64."""
     n = cfg.size * cfg.sim_factor
     w0 = random_vorticity(n_trajectories, n, generator, peak_wavenumber=cfg.forcing_wavenumber,
                           rms=2.0, dtype=torch.float64)
@@ -104,6 +130,12 @@ def simulate_flow(
         random_forcing(n, generator, peak_wavenumber=cfg.forcing_wavenumber,
                        amplitude=cfg.forcing_amplitude, dtype=torch.float64)
         for _ in range(n_trajectories)])
+    return w0, forcing
+
+
+def _integrate_flow(w0: torch.Tensor, forcing: torch.Tensor, n_snapshots: int,
+                    cfg: FieldConfig, *, progress: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spin up and sample the flows started at ``w0`` (B, N, N): (B, n_snap, N, N) each."""
     steps = cfg.spinup_steps + (n_snapshots - 1) * cfg.sample_every
     w, c = solve_ns2d_tracer(
         w0, torch.zeros_like(w0), nu=cfg.nu, kappa=cfg.kappa, dt=cfg.dt, n_steps=steps,
@@ -111,6 +143,64 @@ def simulate_flow(
         save_every=cfg.sample_every, progress=progress)
     first = cfg.spinup_steps // cfg.sample_every + (cfg.spinup_steps % cfg.sample_every > 0)
     return w[:, first:first + n_snapshots], c[:, first:first + n_snapshots]
+
+
+def simulation_bytes(cfg: FieldConfig, n_trajectories: int, n_snapshots: int,
+                     block: int) -> int:
+    """Peak memory estimate (bytes) of :func:`synthetic_fields`.
+
+    Per block: the saved states of vorticity and tracer (spin-up saves included) and their
+    stacked copy, and about two dozen spectral work arrays of IF-RK4; plus the float32
+    output.
+    """
+    n = cfg.size * cfg.sim_factor
+    b = min(block, n_trajectories)
+    saves = (cfg.spinup_steps + (n_snapshots - 1) * cfg.sample_every) // cfg.sample_every + 2
+    per_state = 2 * b * n * n * 8
+    output = n_trajectories * n_snapshots * len(FIELD_VARIABLES) * cfg.size**2 * 4
+    return per_state * (2 * saves + 24) + 2 * output
+
+
+def synthetic_fields(
+    w0: torch.Tensor, forcing: torch.Tensor, n_snapshots: int, cfg: FieldConfig, *,
+    block: int = 32, blocks: Container[int] | None = None, progress: bool = False,
+) -> torch.Tensor:
+    """Physical fields (n_traj, n_snap, 4, size, size) float32 on ``w0``'s device.
+
+    ``w0``, ``forcing``: :func:`initial_states` (n_traj, N, N). Channels in
+    ``FIELD_VARIABLES`` order (t2m K, u10 and v10 m s-1, msl Pa). The flows run ``block``
+    trajectories at a time (bounded memory; the fields depend on ``block`` only through
+    rounding). Only the blocks numbered in ``blocks`` are simulated (default: all); the
+    others stay NaN, for another process to fill in.
+    """
+    n_trajectories = len(w0)
+    if n_trajectories < 1 or n_snapshots < 1 or block < 1:
+        raise UserError("need at least one trajectory, one snapshot and a block of one")
+    check_device_memory(simulation_bytes(cfg, n_trajectories, n_snapshots, block), w0.device,
+                        f"simulating {n_trajectories} x {n_snapshots} fields of "
+                        f"{cfg.size}x{cfg.size}")
+    out = torch.full((n_trajectories, n_snapshots, len(FIELD_VARIABLES), cfg.size, cfg.size),
+                     math.nan, dtype=torch.float32, device=w0.device)
+    starts = [s for b, s in enumerate(range(0, n_trajectories, block))
+              if blocks is None or b in blocks]
+    for start in tqdm(starts, desc="flows", unit="block", disable=not progress or len(starts) < 2,
+                      leave=False):
+        part = slice(start, start + block)
+        w, c = _integrate_flow(w0[part], forcing[part], n_snapshots, cfg, progress=progress)
+        out[part] = physical_fields(w, c, cfg).float()
+        del w, c
+    return out
+
+
+def check_device_memory(nbytes: float, device: torch.device, what: str) -> None:
+    """Refuse work whose estimated peak exceeds the free memory of ``device`` (a UserError)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        if nbytes > 0.9 * free:
+            raise UserError(f"{what} needs about {format_bytes(nbytes)} on {device}, more than "
+                            f"the {format_bytes(0.9 * free)} free there")
+    else:
+        check_memory(nbytes, what)
 
 
 def block_mean(x: torch.Tensor, factor: int) -> torch.Tensor:
@@ -121,30 +211,33 @@ def block_mean(x: torch.Tensor, factor: int) -> torch.Tensor:
     return x.reshape(*x.shape[:-2], h // factor, factor, w // factor, factor).mean(dim=(-3, -1))
 
 
-def physical_fields(w: torch.Tensor, c: torch.Tensor, cfg: FieldConfig) -> dict[str, np.ndarray]:
+def physical_fields(w: torch.Tensor, c: torch.Tensor, cfg: FieldConfig) -> torch.Tensor:
     """t2m (K), u10, v10 (m s-1), msl (Pa) on the output grid from vorticity and tracer.
 
     ``w``, ``c``: (..., N, N) on the simulation grid (N = size · sim_factor); the rows are
-    latitude (south → north), the columns longitude (west → east).
+    latitude (south → north), the columns longitude (west → east). Returns
+    (..., 4, size, size) in ``FIELD_VARIABLES`` order, ``w``'s dtype and device.
     """
     length = 2 * math.pi
     scale_len = cfg.box_length / length  # metres per nondimensional length
     u, v = velocity(w, length)
     psi = stream_function(w, length)
     lat, _ = grid_coords(cfg)
-    y = torch.as_tensor(np.radians(lat - lat.mean()) * EARTH_RADIUS)[:, None]  # m, (size, 1)
+    offset = torch.as_tensor(lat - lat.mean(), dtype=w.dtype, device=w.device)[:, None]
+    y = torch.as_tensor(np.radians(lat - lat.mean()) * EARTH_RADIUS, dtype=w.dtype,
+                        device=w.device)[:, None]  # m north of the box centre, (size, 1)
     geo = cfg.velocity_scale / cfg.surface_wind_ratio  # geostrophic m s-1 per unit
     rho_f = RHO_AIR * cfg.coriolis
     deg_per_unit = cfg.size * cfg.resolution / length
     fields = {
-        "t2m": cfg.t_centre - cfg.t_gradient * torch.as_tensor(lat - lat.mean())[:, None]
+        "t2m": cfg.t_centre - cfg.t_gradient * offset
         + cfg.t_gradient * deg_per_unit * block_mean(c, cfg.sim_factor),
         "u10": cfg.mean_westerly + cfg.velocity_scale * block_mean(u, cfg.sim_factor),
         "v10": cfg.velocity_scale * block_mean(v, cfg.sim_factor),
         "msl": cfg.msl_mean - rho_f * cfg.mean_westerly / cfg.surface_wind_ratio * y
         - rho_f * geo * scale_len * block_mean(psi, cfg.sim_factor),
     }
-    return {k: v.numpy() for k, v in fields.items()}
+    return torch.stack([fields[name] for name in FIELD_VARIABLES], dim=-3)
 
 
 def to_dataset(fields: dict[str, np.ndarray], times: pd.DatetimeIndex, cfg: FieldConfig,
@@ -179,11 +272,19 @@ def generate_fields(
         raise UserError("need at least one field and one trajectory")
     trajectories = min(trajectories, n)
     per = math.ceil(n / trajectories)
-    w, c = simulate_flow(trajectories, per, cfg, generator, progress=progress)
-    fields = {k: v.reshape(-1, cfg.size, cfg.size)[:n]
-              for k, v in physical_fields(w, c, cfg).items()}
-    interval = pd.Timedelta(seconds=cfg.sample_every * cfg.dt * cfg.time_unit).round("min")
-    times = pd.date_range(cfg.start, periods=n, freq=interval)
+    w0, forcing = initial_states(trajectories, cfg, generator)
+    stacked = synthetic_fields(w0, forcing, per, cfg, progress=progress)
+    values = stacked.reshape(-1, len(FIELD_VARIABLES), cfg.size, cfg.size)[:n].cpu().numpy()
+    fields = {name: values[:, k] for k, name in enumerate(FIELD_VARIABLES)}
+    times = field_times(n, cfg)
     ds = to_dataset(fields, times, cfg, title="polydiff synthetic near-surface weather",
                     source="2-D forced Navier-Stokes flow with a stirred temperature tracer")
     return ds.assign_coords(trajectory=("time", np.repeat(np.arange(trajectories), per)[:n]))
+
+
+def field_times(n: int, cfg: FieldConfig) -> pd.DatetimeIndex:
+    """``n`` times from ``cfg.start``, one snapshot interval (rounded to minutes) apart."""
+    interval = pd.Timedelta(seconds=cfg.sample_every * cfg.dt * cfg.time_unit).round("min")
+    if interval <= pd.Timedelta(0):
+        raise UserError("the snapshot interval rounds to 0 minutes: raise fields.sample_every")
+    return pd.date_range(cfg.start, periods=n, freq=interval)

@@ -76,3 +76,49 @@ def test_block_mean_averages_and_refuses_other_sizes():
     assert torch.equal(block_mean(x, 2), torch.tensor([[2.5, 4.5], [10.5, 12.5]]))
     with pytest.raises(UserError, match="not a multiple"):
         block_mean(torch.zeros(6, 6), 4)
+
+
+SMALL = FieldConfig(size=8, resolution=4.0, sim_factor=1, spinup_steps=20, sample_every=10)
+
+
+def test_blocks_simulated_apart_fill_in_the_same_fields():
+    from polydiff.physics.atmos_fields import initial_states, synthetic_fields
+
+    w0, forcing = initial_states(3, SMALL, make_generator(4))
+    whole = synthetic_fields(w0, forcing, 2, SMALL, block=2)
+    assert whole.shape == (3, 2, 4, 8, 8) and whole.dtype == torch.float32
+    first = synthetic_fields(w0, forcing, 2, SMALL, block=2, blocks={0})
+    second = synthetic_fields(w0, forcing, 2, SMALL, block=2, blocks={1})
+    assert torch.isnan(first[2:]).all() and torch.isnan(second[:2]).all()  # left for others
+    assert torch.equal(torch.cat([first[:2], second[2:]]), whole)
+    one_at_a_time = synthetic_fields(w0, forcing, 2, SMALL, block=1)
+    torch.testing.assert_close(one_at_a_time, whole, rtol=1e-6, atol=1e-3)
+
+
+def test_generate_fields_lists_the_stacked_channels_by_name():
+    from polydiff.physics.atmos_fields import FIELD_VARIABLES, initial_states, synthetic_fields
+
+    ds = generate_fields(4, SMALL, make_generator(2), trajectories=2)
+    w0, forcing = initial_states(2, SMALL, make_generator(2))
+    stacked = synthetic_fields(w0, forcing, 2, SMALL).reshape(4, 4, 8, 8)
+    for k, name in enumerate(FIELD_VARIABLES):
+        assert np.array_equal(ds[name].values, stacked[:, k].numpy())
+
+
+@pytest.mark.parametrize("change, word", [
+    ({"size": 0}, "size"), ({"size": 1}, "size"), ({"resolution": 0.0}, "resolution"),
+    ({"resolution": float("nan")}, "resolution"), ({"dt": -1.0}, "dt"),
+    ({"sample_every": 0}, "sample_every"), ({"nu": -1.0}, "nu"),
+    ({"size": 64, "resolution": 1.0, "lat_south": 60.0}, "-90..90"),
+    ({"start": "yesterday-ish"}, "start")])
+def test_field_config_refuses_what_cannot_be_simulated(change, word):
+    with pytest.raises(UserError, match=word):
+        FieldConfig(**change)
+
+
+def test_a_simulation_too_large_for_memory_is_refused_before_it_starts():
+    from polydiff.physics.atmos_fields import initial_states, synthetic_fields
+
+    w0, forcing = initial_states(1, SMALL, make_generator(0))
+    with pytest.raises(UserError, match="memory"):
+        synthetic_fields(w0, forcing, 10**9, SMALL)

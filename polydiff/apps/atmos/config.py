@@ -1,7 +1,12 @@
-"""Typed training config of the atmos prior (YAML → dataclasses, unknown keys refused)."""
+"""Typed configs of the atmos app: training (YAML) and the checkpoint's ``config`` block.
+
+Both are dataclasses; unknown keys are refused when they are read (``load_config`` for the
+YAML, ``typed_config`` for ``polydiff.json``).
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from polydiff.diffusion import TrainConfig
@@ -17,15 +22,31 @@ class DataConfig:
     snapshots: int = 96
     seed: int = 0
     shifted_copies: int = 1  # extra copies of each field rolled by a random periodic shift
+    block: int = 32  # trajectories simulated together (memory; the data barely depend on it)
+
+    def __post_init__(self) -> None:
+        for name, low in (("trajectories", 1), ("snapshots", 1), ("seed", 0),
+                          ("shifted_copies", 0), ("block", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise UserError(f"data.{name} must be an integer >= {low}, got {value!r}")
 
 
 def _default_network() -> dict:
-    return {
-        "type": "unet2d", "periodic": True, "sample_size": 32, "in_channels": 4,
-        "out_channels": 4, "block_out_channels": [16, 32, 64], "layers_per_block": 1,
+    return {  # channels and sample size follow the variables and the fields
+        "type": "unet2d", "periodic": True, "block_out_channels": [16, 32, 64],
+        "layers_per_block": 1,
         "down_block_types": ["DownBlock2D"] * 3, "up_block_types": ["UpBlock2D"] * 3,
         "norm_num_groups": 8,
     }
+
+
+def check_variables(variables: list[str]) -> None:
+    """The variables must be a non-empty, duplicate-free subset of the synthetic fields'."""
+    unknown = [v for v in variables if v not in FIELD_VARIABLES]
+    if unknown or not variables or len(set(variables)) != len(variables):
+        raise UserError(f"variables {variables} must be distinct names out of "
+                        f"{', '.join(FIELD_VARIABLES)}")
 
 
 @dataclass
@@ -41,11 +62,53 @@ class AtmosConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
-        unknown = [v for v in self.variables if v not in FIELD_VARIABLES]
-        if unknown or not self.variables:
-            raise UserError(f"unknown variable(s) {unknown}: the synthetic fields have "
-                            f"{', '.join(FIELD_VARIABLES)}")
+        check_variables(self.variables)
         channels = len(self.variables)
+        # the channels and the grid follow from the variables and the fields when not given
+        self.network = {"in_channels": channels, "out_channels": channels,
+                        "sample_size": self.fields.size, **self.network}
         for key in ("in_channels", "out_channels"):
             if self.network.get(key, channels) != channels:
                 raise UserError(f"network.{key} must equal the number of variables ({channels})")
+        if self.network.get("sample_size", self.fields.size) != self.fields.size:
+            raise UserError(f"network.sample_size must equal fields.size ({self.fields.size})")
+
+
+@dataclass
+class NormaliserConfig:
+    """Per-pixel climatological mean (C, H, W) and per-variable std (C,), physical units."""
+
+    variables: list[str]
+    mean: list  # nested lists (C, H, W)
+    std: list[float]
+
+    def __post_init__(self) -> None:
+        check_variables(self.variables)
+        c = len(self.variables)
+        if len(self.std) != c or not all(_finite(s) and s > 0 for s in self.std):
+            raise ValueError(f"normaliser.std needs {c} finite positive numbers")
+        rows = [len(r) for channel in self.mean for r in channel]
+        if (len(self.mean) != c or not rows or len(set(rows)) != 1
+                or len({len(ch) for ch in self.mean}) != 1):
+            raise ValueError(f"normaliser.mean must be a ({c}, H, W) array")
+        if not all(_finite(v) for channel in self.mean for r in channel for v in r):
+            raise ValueError("normaliser.mean holds non-finite values")
+
+
+@dataclass
+class AtmosModelConfig:
+    """The ``config`` block of an atmos checkpoint: the grid it was trained on, normalisation."""
+
+    fields: FieldConfig
+    normaliser: NormaliserConfig
+
+    def __post_init__(self) -> None:
+        grid = (len(self.normaliser.mean[0]), len(self.normaliser.mean[0][0]))
+        if grid != (self.fields.size, self.fields.size):
+            raise ValueError(f"normaliser grid {grid} differs from fields.size "
+                             f"{self.fields.size}")
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value)

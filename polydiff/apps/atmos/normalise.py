@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from polydiff.apps.atmos.config import NormaliserConfig
 from polydiff.runtime import UserError
 
 
@@ -25,11 +26,23 @@ class Normaliser:
     std: np.ndarray
 
     @classmethod
-    def fit(cls, variables: tuple[str, ...], data: np.ndarray) -> Normaliser:
-        """Statistics of ``data`` (N, C, H, W) in physical units."""
-        mean = data.mean(axis=0)
-        std = (data - mean).std(axis=(0, 2, 3))
-        return cls(tuple(variables), mean.astype(np.float64), std.astype(np.float64))
+    def fit(cls, variables: tuple[str, ...], data: Tensor | np.ndarray,
+            chunk: int = 1024) -> Normaliser:
+        """Statistics of ``data`` (N, C, H, W) in physical units, float64 sums in chunks.
+
+        The work stays on ``data``'s device; only the (C, H, W) result comes back.
+        """
+        data = torch.as_tensor(data)
+        n = len(data)
+        total = torch.zeros(data.shape[1:], dtype=torch.float64, device=data.device)
+        for part in data.split(chunk):
+            total += part.to(torch.float64).sum(0)
+        mean = total / n
+        squares = torch.zeros(data.shape[1], dtype=torch.float64, device=data.device)
+        for part in data.split(chunk):
+            squares += ((part.to(torch.float64) - mean) ** 2).sum((0, 2, 3))
+        std = (squares / (n * data.shape[2] * data.shape[3])).sqrt()
+        return cls(tuple(variables), mean.cpu().numpy(), std.cpu().numpy())
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -60,11 +73,11 @@ class Normaliser:
                             f"(it knows {', '.join(self.variables)})")
         return self.variables.index(variable)
 
-    def to_dict(self) -> dict:
-        return {"variables": list(self.variables), "mean": self.mean.tolist(),
-                "std": self.std.tolist()}
+    def to_config(self) -> NormaliserConfig:
+        """The block stored in ``polydiff.json`` (config.normaliser)."""
+        return NormaliserConfig(list(self.variables), self.mean.tolist(), self.std.tolist())
 
     @classmethod
-    def from_dict(cls, d: dict) -> Normaliser:
-        return cls(tuple(d["variables"]), np.asarray(d["mean"], dtype=np.float64),
-                   np.asarray(d["std"], dtype=np.float64))
+    def from_config(cls, cfg: NormaliserConfig) -> Normaliser:
+        return cls(tuple(cfg.variables), np.asarray(cfg.mean, dtype=np.float64),
+                   np.asarray(cfg.std, dtype=np.float64))

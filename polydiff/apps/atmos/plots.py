@@ -46,3 +46,33 @@ def extent_of(lat: np.ndarray, lon: np.ndarray) -> tuple[float, float, float, fl
     dlon = (lon[-1] - lon[0]) / max(len(lon) - 1, 1) / 2
     return (float(lon[0] - dlon), float(lon[-1] + dlon), float(lat[0] - dlat),
             float(lat[-1] + dlat))
+
+
+def _upsampled(coarse: np.ndarray, factor: int) -> np.ndarray:
+    return np.kron(coarse, np.ones((factor, factor)))
+
+
+def plot_synthetic(path: str | Path, truth, coarse, factor: int | None) -> Path:
+    """Truth (and its block means) at the first time step of a generated dataset."""
+    variables = list(truth.data_vars)
+    columns = {"truth": {v: truth[v].values[0] for v in variables}}
+    if coarse is not None:
+        columns[f"coarse x{factor}"] = {v: _upsampled(coarse[v].values[0], factor)
+                                        for v in variables}
+    return plot_maps(path, columns, extent_of(truth.latitude.values, truth.longitude.values),
+                     title=f"synthetic fields, {str(truth.time.values[0])[:16]}")
+
+
+def plot_ensemble(path: str | Path, result, coarse, factor: int | None,
+                  variables: list[str]) -> Path:
+    """Coarse input, ensemble mean, one member and the spread at the first time step."""
+    columns = {}
+    if coarse is not None:
+        columns[f"coarse x{factor}"] = {
+            v: _upsampled(coarse[v].isel(time=0).values, factor) for v in variables}
+    columns["mean"] = {v: result[f"{v}_mean"].values[0] for v in variables}
+    columns["member 0"] = {v: result[v].values[0, 0] for v in variables}
+    columns["spread (std)"] = {v: result[f"{v}_std"].values[0] for v in variables}
+    return plot_maps(path, columns, extent_of(result.latitude.values, result.longitude.values),
+                     title=f"{result.sizes['member']} members, "
+                           f"{str(result.time.values[0])[:16]}")

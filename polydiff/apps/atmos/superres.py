@@ -11,6 +11,7 @@ pulls each one towards the data of a ``Stack`` of measurement operators in norma
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -20,7 +21,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from polydiff.apps.atmos.normalise import Normaliser
+from polydiff.apps.atmos.model import AtmosModel
 from polydiff.diffusion import (
     AvgPool,
     Denoiser,
@@ -28,14 +29,12 @@ from polydiff.diffusion import (
     Operator,
     SparseLinear,
     Stack,
-    load_checkpoint,
     sample,
     switch_scheduler,
 )
-from polydiff.physics.era5 import VARIABLES, time_batches
-from polydiff.physics.observations import observation_matrix
-from polydiff.runtime import UserError
-from polydiff.weights import bundled_path
+from polydiff.physics.era5 import VARIABLES, open_era5, select, time_batches
+from polydiff.physics.observations import observation_matrix, read_observations
+from polydiff.runtime import UserError, check_finite, check_memory
 
 
 @dataclass
@@ -51,26 +50,64 @@ class SuperresOptions:
     scheduler: str = "ddim"
     batch: int = 4  # time steps read from disk at a time
 
+    def __post_init__(self) -> None:
+        if self.factor is not None and self.factor < 1:
+            raise UserError(f"the factor must be >= 1, got {self.factor}")
+        if self.members < 1 or self.steps < 1 or self.batch < 1:
+            raise UserError("members, steps and batch must be >= 1")
+        if not (math.isfinite(self.guidance) and self.guidance >= 0):
+            raise UserError(f"the guidance weight must be finite and >= 0, got {self.guidance}")
+        if not (math.isfinite(self.coarse_sigma) and self.coarse_sigma > 0):
+            raise UserError(f"the coarse noise must be finite and > 0, got {self.coarse_sigma}")
 
-class AtmosModel(NamedTuple):
-    """A loaded atmos checkpoint."""
+    def hint(self) -> str:
+        """The likely cause of a non-finite ensemble, in the user's option names."""
+        return (f"guidance too strong for this input (--guidance {self.guidance:g}, "
+                f"--coarse-sigma {self.coarse_sigma:g}): lower --guidance or raise "
+                "--coarse-sigma")
 
-    net: torch.nn.Module
-    scheduler: object
-    normaliser: Normaliser
+
+class SuperresInputs(NamedTuple):
+    """What ``superres`` reads, checked: the coarse dataset, observations, target grid."""
+
+    coarse: xr.Dataset | None
+    obs: pd.DataFrame | None
+    grid: tuple[np.ndarray, np.ndarray, np.ndarray] | None
 
 
-def load_model(folder: str | Path | None, device: torch.device) -> AtmosModel:
-    """The checkpoint ``folder`` (default: the bundled one) with its normaliser."""
-    folder = Path(folder) if folder is not None else bundled_path("atmos")
-    if not folder.is_dir():
-        raise UserError(f"no atmos checkpoint at {folder}: train one with `polydiff atmos "
-                        "train --config configs/atmos/tiny_cpu.yaml` or pass --model DIR")
-    ckpt = load_checkpoint(folder, device=device)
-    if "atmos" not in ckpt.config:
-        raise UserError(f"{folder} is not an atmos checkpoint (no 'atmos' block in its config)")
-    return AtmosModel(ckpt.net, ckpt.scheduler,
-                      Normaliser.from_dict(ckpt.config["atmos"]["normaliser"]))
+def check_sources(opts: SuperresOptions, *, coarse: Path | None, obs: Path | None,
+                  grid: Path | None) -> None:
+    """The combination of inputs must say what to condition on and on which grid."""
+    if coarse is None and obs is None:
+        raise UserError("give a coarse NetCDF file and/or --obs observations.csv")
+    if coarse is not None and opts.factor is None:
+        raise UserError("--factor K is required with a coarse file")
+    if coarse is None and grid is None:
+        raise UserError("--obs without a coarse file needs --grid fine_template.nc")
+
+
+def read_inputs(model: AtmosModel, opts: SuperresOptions, *, coarse: Path | None,
+                obs: Path | None, grid: Path | None) -> SuperresInputs:
+    """Open the coarse file (lazily) and the observations; the grid template with obs only."""
+    check_sources(opts, coarse=coarse, obs=obs, grid=grid)
+    observations = read_observations(obs) if obs is not None else None
+    coarse_ds = None
+    if coarse is not None:
+        coarse_ds = select(open_era5(coarse, batch=opts.batch), list(model.normaliser.variables))
+        if "time" not in coarse_ds.dims:
+            raise UserError(f"{coarse} has no time dimension")
+    target = None
+    if coarse is None:
+        template = open_era5(grid)
+        times = np.array(sorted(observations["time"].unique()), dtype="datetime64[ns]")
+        target = (times, template["latitude"].values, template["longitude"].values)
+    return SuperresInputs(coarse_ds, observations, target)
+
+
+def output_bytes(model: AtmosModel, opts: SuperresOptions, times: int) -> int:
+    """Memory estimate (bytes) of the assembled ensemble and its NetCDF encoding."""
+    c, h, w = model.normaliser.shape
+    return int(times * (opts.members + 2) * c * h * w * (8 + 4 + 4))
 
 
 def regular_step(coord: np.ndarray, name: str) -> float:
@@ -127,17 +164,24 @@ def point_operator(model: AtmosModel, obs: pd.DataFrame, lat: np.ndarray, lon: n
 def posterior_members(model: AtmosModel, operators: list[Operator], ys: list[torch.Tensor],
                       opts: SuperresOptions, generator: torch.Generator,
                       device: torch.device, progress: bool = False) -> torch.Tensor:
-    """``opts.members`` posterior samples (M, C, H, W) in physical units, float64."""
+    """``opts.members`` posterior samples (M, C, H, W) in physical units, float64, on the CPU.
+
+    Measurements and operators move to ``device`` once, before the reverse process; the
+    samples come back to the host once, after it, checked finite (a UserError naming the
+    likely cause otherwise).
+    """
     scheduler = switch_scheduler(model.scheduler, opts.scheduler)
     c, h, w = model.normaliser.shape
     hooks = []
     if operators:
-        stack = Stack(operators)
+        stack = Stack([op.to(device) if isinstance(op, SparseLinear) else op
+                       for op in operators])
         y = [v.to(device).expand(opts.members, *v.shape[1:]) for v in ys]
         hooks.append(MeasurementGuidance(stack, y, weight=opts.guidance, mode=opts.mode))
     x = sample(Denoiser(model.net), scheduler, (opts.members, c, h, w), steps=opts.steps,
                generator=generator, hooks=hooks, device=device, progress=progress).sample
-    return model.normaliser.decode(x.detach().cpu().to(torch.float64))
+    check_finite(x, "the super-resolved ensemble", opts.hint())
+    return model.normaliser.decode(x.detach().to(torch.float64)).cpu()
 
 
 def _observations_at(obs: pd.DataFrame | None, time) -> pd.DataFrame | None:
@@ -173,6 +217,8 @@ def superres(model: AtmosModel, opts: SuperresOptions, *, coarse: xr.Dataset | N
     """
     norm = model.normaliser
     variables = list(norm.variables)
+    if coarse is not None and "time" not in coarse.dims:
+        raise UserError("the coarse dataset has no time dimension")
     # 1. the fine grid and the time steps
     if coarse is not None:
         check_factor(model, opts.factor)
@@ -196,6 +242,8 @@ def superres(model: AtmosModel, opts: SuperresOptions, *, coarse: xr.Dataset | N
     if obs is not None:  # every station and variable checked before any sampling
         check_observation_times(obs, times)
         observation_matrix(obs, norm.variables, lat, lon)
+    check_memory(output_bytes(model, opts, len(times)), f"an ensemble of {opts.members} "
+                 f"members x {len(times)} time steps")
     # 2. sample each time step
     out = []
     steps = iter(batches) if batches is not None else None
@@ -218,6 +266,7 @@ def superres(model: AtmosModel, opts: SuperresOptions, *, coarse: xr.Dataset | N
                                      progress=progress))
     # 3. assemble
     members = torch.stack(out, dim=1).numpy()  # (M, T, C, H, W)
+    check_finite(members, "the super-resolved ensemble", opts.hint())
     return ensemble_dataset(members, variables, times, lat, lon)
 
 

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from polydiff.apps.atmos.config import AtmosConfig
+from polydiff.apps.atmos.config import AtmosConfig, AtmosModelConfig
+from polydiff.apps.atmos.data import training_fields
+from polydiff.apps.atmos.model import APP
 from polydiff.apps.atmos.normalise import Normaliser
-from polydiff.diffusion import TrainResult, build_network, make_scheduler, train
-from polydiff.physics.atmos_fields import generate_fields
-from polydiff.runtime import make_generator
+from polydiff.apps.contract import checkpoint_meta, report, seeded
+from polydiff.diffusion import (
+    TrainResult,
+    build_network,
+    count_parameters,
+    distributed,
+    make_scheduler,
+    train,
+)
+from polydiff.physics.atmos_fields import FIELD_VARIABLES, check_device_memory
+from polydiff.runtime import UserError
 
 
 def fields_array(ds, variables: list[str]) -> np.ndarray:
@@ -19,31 +30,47 @@ def fields_array(ds, variables: list[str]) -> np.ndarray:
     return np.stack([ds[v].values for v in variables], axis=1).astype(np.float64)
 
 
-def training_set(cfg: AtmosConfig, *, progress: bool = True) -> tuple[torch.Tensor, Normaliser]:
-    """Normalised training fields (N, C, H, W) float32 and the normaliser fitted on them."""
-    gen = make_generator(cfg.data.seed)
-    ds = generate_fields(cfg.data.trajectories * cfg.data.snapshots, cfg.fields, gen,
-                         trajectories=cfg.data.trajectories, progress=progress)
-    data = fields_array(ds, cfg.variables)
-    norm = Normaliser.fit(tuple(cfg.variables), data)
-    x = norm.encode(torch.as_tensor(data)).float()
+def training_set(fields: torch.Tensor, norm: Normaliser, shifted_copies: int,
+                 generator: torch.Generator) -> torch.Tensor:
+    """Normalised fields (N·(1 + copies), C, H, W) float32 on ``fields``' device.
+
+    ``fields``: physical (N, C, H, W). Each copy rolls every field by a random periodic
+    shift (the anomalies are periodic and statistically homogeneous).
+    """
+    check_device_memory(fields.numel() * 4 * (2 + shifted_copies), fields.device,
+                        f"a training set of {len(fields) * (1 + shifted_copies)} fields")
+    x = torch.cat([norm.encode(part.to(torch.float64)).float() for part in fields.split(1024)])
     copies = [x]
-    for _ in range(cfg.data.shifted_copies):  # anomalies are periodic and homogeneous
-        shifts = torch.randint(0, cfg.fields.size, (len(x), 2), generator=gen)
-        copies.append(torch.stack([torch.roll(xi, (int(a), int(b)), dims=(-2, -1))
+    size = x.shape[-1]
+    for _ in range(shifted_copies):
+        shifts = torch.randint(0, size, (len(x), 2), generator=generator,
+                               device=generator.device).tolist()  # one transfer, not per item
+        copies.append(torch.stack([torch.roll(xi, (a, b), dims=(-2, -1))
                                    for xi, (a, b) in zip(x, shifts)]))
-    return torch.cat(copies), norm
+    return torch.cat(copies)
 
 
-def checkpoint_config(cfg: AtmosConfig, norm: Normaliser) -> dict:
-    """The app's block of ``polydiff.json``: normalisation and the grid it was trained on."""
-    return {"atmos": {"normaliser": norm.to_dict(), "fields": dataclasses.asdict(cfg.fields)}}
+def run_training(cfg: AtmosConfig, *, data_cache: Path | None = None,
+                 progress: bool = True) -> TrainResult:
+    """Simulate (or read) the data on the training device, fit the normaliser, train.
 
-
-def run_training(cfg: AtmosConfig, *, progress: bool = True) -> TrainResult:
-    """Generate the data, build the network and scheduler, train; writes ``train.out_dir``."""
-    x, norm = training_set(cfg, progress=progress)
-    net = build_network(cfg.network)
+    Writes the checkpoint folder ``cfg.train.out_dir`` (rank 0 under torchrun).
+    """
+    try:
+        group = distributed.setup(cfg.train.device)
+    except (RuntimeError, ValueError) as err:
+        raise UserError(f"cannot use device {cfg.train.device!r}: {err}") from err
+    progress = progress and group.is_main
+    fields, generator = training_fields(cfg, group, cache=data_cache, progress=progress)
+    channels = [FIELD_VARIABLES.index(v) for v in cfg.variables]
+    fields = fields[:, channels]
+    norm = Normaliser.fit(tuple(cfg.variables), fields)
+    x = training_set(fields, norm, cfg.data.shifted_copies, generator)
+    del fields
+    net = seeded(cfg.train.seed, lambda: build_network(cfg.network))
     scheduler = make_scheduler(cfg.scheduler, prediction_type=cfg.prediction_type)
-    return train(net, scheduler, x, cfg.train, config=checkpoint_config(cfg, norm),
-                 progress=progress)
+    report(f"atmos train: {len(x)} fields of {tuple(x.shape[1:])} on {group.device}, "
+           f"{count_parameters(net) / 1e6:.2f} M parameters")
+    model_cfg = AtmosModelConfig(cfg.fields, norm.to_config())
+    return train(net, scheduler, x, cfg.train,
+                 config=checkpoint_meta(APP, dataclasses.asdict(model_cfg)), progress=progress)

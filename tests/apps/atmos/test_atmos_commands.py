@@ -1,54 +1,17 @@
 """The atmos commands end to end on a 16x16 grid with a briefly trained tiny prior."""
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import xarray as xr
 
-from polydiff.apps.atmos.config import AtmosConfig, DataConfig
-from polydiff.apps.atmos.superres import SuperresOptions, load_model, superres
-from polydiff.apps.atmos.train import run_training
+from polydiff.apps.atmos.model import load_model
+from polydiff.apps.atmos.superres import SuperresOptions, superres
 from polydiff.cli import main
-from polydiff.diffusion import TrainConfig
-from polydiff.physics.atmos_fields import FieldConfig, block_mean
+from polydiff.physics.atmos_fields import block_mean
 from polydiff.physics.era5 import open_era5
 from polydiff.runtime import make_generator
-
-FIELDS = FieldConfig(size=16, resolution=2.0, sim_factor=1, spinup_steps=200, sample_every=20)
-NETWORK = {"type": "unet2d", "periodic": True, "sample_size": 16, "in_channels": 4,
-           "out_channels": 4, "block_out_channels": [8, 16], "layers_per_block": 1,
-           "down_block_types": ["DownBlock2D"] * 2, "up_block_types": ["UpBlock2D"] * 2,
-           "norm_num_groups": 4}
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("model")
-    cfg = AtmosConfig(fields=FIELDS, data=DataConfig(trajectories=2, snapshots=8),
-                      network=NETWORK, train=TrainConfig(steps=40, batch_size=8, lr=2e-3,
-                                                         ema_decay=0.0, out_dir=str(out),
-                                                         device="cpu", resume=False))
-    run_training(cfg, progress=False)
-    return out
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("data")
-    truth = folder / "truth.nc"
-    rc = main(["atmos", "generate", "--n", "2", "--size", "16", "--resolution", "2",
-               "--spinup", "100", "--coarsen", "4", "--obs", "6", "-o", str(truth)])
-    assert rc == 0
-    return {"truth": truth, "coarse": folder / "truth_coarse.nc", "obs": folder / "truth_obs.csv"}
-
-
-def _superres(data, model_dir, out, *extra) -> int:
-    return main(["atmos", "superres", str(data["coarse"]), "--obs", str(data["obs"]),
-                 "--factor", "4", "--members", "2", "--steps", "4", "--model", str(model_dir),
-                 "--device", "cpu", "-o", str(out), *extra])
 
 
 def test_generate_writes_truth_its_block_means_and_observations(data):
@@ -61,9 +24,11 @@ def test_generate_writes_truth_its_block_means_and_observations(data):
     assert data["truth"].with_suffix(".png").is_file()
 
 
-def test_superres_writes_a_cf_ensemble_and_evaluate_scores_it(data, model_dir, tmp_path, capsys):
+def test_superres_writes_a_cf_ensemble_and_evaluate_scores_it(data, run_superres, tmp_path,
+                                                              capsys):
     out = tmp_path / "fine.nc"
-    assert _superres(data, model_dir, out) == 0
+    assert run_superres(out) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"wrote {out}, {out.with_suffix('.png')}"
     ds = xr.open_dataset(out)
     assert ds["t2m"].dims == ("member", "time", "latitude", "longitude")
     assert ds["t2m"].shape == (2, 2, 16, 16)
@@ -80,10 +45,10 @@ def test_superres_writes_a_cf_ensemble_and_evaluate_scores_it(data, model_dir, t
     assert "RMSE" in capsys.readouterr().out and metrics.is_file()
 
 
-def test_same_seed_same_file_other_seed_other_file(data, model_dir, tmp_path):
+def test_same_seed_same_file_other_seed_other_file(run_superres, tmp_path):
     paths = [tmp_path / f"{name}.nc" for name in ("a", "b", "c")]
     for path, seed in zip(paths, ("3", "3", "4")):
-        assert _superres(data, model_dir, path, "--seed", seed, "--steps", "2") == 0
+        assert run_superres(path, "--seed", seed, "--steps", "2") == 0
     a, b, c = (xr.open_dataset(p)["t2m"].values for p in paths)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
@@ -140,7 +105,7 @@ def test_coarse_guidance_makes_the_output_match_the_input(data, model_dir):
 
 
 def test_evaluate_gives_zero_error_for_an_ensemble_of_the_truth(data, tmp_path):
-    from polydiff.apps.atmos.pipeline import evaluate_files
+    from polydiff.apps.atmos.evaluate import evaluate_files
     from polydiff.apps.atmos.superres import ensemble_dataset
 
     truth = xr.open_dataset(data["truth"])
@@ -155,6 +120,7 @@ def test_evaluate_gives_zero_error_for_an_ensemble_of_the_truth(data, tmp_path):
         m = report["variables"][v]
         assert m["rmse"] == pytest.approx(0, abs=1e-3) and m["crps"] == pytest.approx(0, abs=1e-3)
         np.testing.assert_allclose(m["spectrum"]["mean"], m["spectrum"]["truth"], rtol=1e-5)
+        assert m["spread_skill"] is None  # no error to compare the spread with: not NaN
 
 
 def test_train_refuses_unknown_config_keys(tmp_path, capsys):

@@ -1,0 +1,81 @@
+"""Scores of a super-resolved ensemble against the truth (WeatherBench-style metrics)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from polydiff.physics.atmos_metrics import (
+    crps_ensemble,
+    lat_weighted_rmse,
+    latitude_weights,
+    radial_spectrum,
+    spread_skill,
+)
+from polydiff.physics.era5 import open_era5, select
+from polydiff.runtime import UserError, check_finite
+
+
+def ensemble_metrics(members: np.ndarray, truth: np.ndarray, lat: np.ndarray) -> dict:
+    """RMSE of the mean, CRPS, spread/skill and spectra for (M, T, H, W) members."""
+    w = latitude_weights(lat)[:, None]
+    crps = crps_ensemble(members, truth) if len(members) > 1 else np.abs(members[0] - truth)
+    ss = spread_skill(members, truth, lat) if len(members) > 1 else None
+    k, p_truth = radial_spectrum(truth)
+    _, p_mean = radial_spectrum(members.mean(0))
+    _, p_members = radial_spectrum(members)
+    spread = float(np.sqrt(np.mean(ss.spread**2))) if ss else 0.0
+    skill = float(np.sqrt(np.mean(ss.skill**2))) if ss else 0.0
+    ratio = spread / skill * math.sqrt((len(members) + 1) / len(members)) if skill > 0 else None
+    return {
+        "rmse": float(np.sqrt(np.mean(lat_weighted_rmse(members.mean(0), truth, lat) ** 2))),
+        "crps": float((crps * w).mean()),
+        "spread": spread,
+        "spread_skill": ratio,  # None when the mean is exact (no skill error to compare)
+        "spectrum": {"wavenumber": k.tolist(), "truth": p_truth.mean(0).tolist(),
+                     "mean": p_mean.mean(0).tolist(),
+                     "members": p_members.mean((0, 1)).tolist()},
+    }
+
+
+def evaluate_files(truth_path: Path, pred_path: Path) -> dict:
+    """Metrics of a superres ensemble file against a fine truth file, per variable."""
+    truth = open_era5(truth_path)
+    if not Path(pred_path).is_file():
+        raise UserError(f"prediction file not found: {pred_path}")
+    try:
+        pred = xr.open_dataset(pred_path)
+    except Exception as err:  # xarray raises many kinds of errors on a corrupt file
+        raise UserError(f"{pred_path} is not a readable NetCDF file "
+                        f"({type(err).__name__})") from err
+    missing_dims = [d for d in ("member", "time", "latitude", "longitude") if d not in pred.dims]
+    if missing_dims:
+        raise UserError(f"{pred_path} is not a superres ensemble (no {missing_dims[0]} "
+                        "dimension)")
+    variables = [v for v in pred.data_vars if "member" in pred[v].dims]
+    if not variables:
+        raise UserError(f"{pred_path} holds no ensemble variable with a member dimension")
+    truth = select(truth, variables)
+    if (truth.sizes["latitude"], truth.sizes["longitude"]) != (pred.sizes["latitude"],
+                                                               pred.sizes["longitude"]):
+        raise UserError("truth and prediction grids differ")
+    if not np.allclose(truth.latitude.values, pred.latitude.values, atol=1e-4):
+        raise UserError("truth and prediction latitudes differ")
+    missing = np.setdiff1d(pred.time.values, truth.time.values)
+    if len(missing):
+        raise UserError(f"time {str(missing[0])[:19]} of the prediction is not in the truth file")
+    truth = truth.sel(time=pred.time.values)
+    report = {"truth": str(truth_path), "pred": str(pred_path), "members": pred.sizes["member"],
+              "times": pred.sizes["time"], "variables": {}}
+    lat = pred.latitude.values
+    for v in variables:
+        members = pred[v].transpose("member", "time", "latitude", "longitude").values
+        target = truth[v].transpose("time", "latitude", "longitude").values
+        check_finite(members, f"variable {v} of {pred_path}", "a damaged prediction file")
+        check_finite(target, f"variable {v} of {truth_path}", "a damaged truth file")
+        m = ensemble_metrics(members.astype(np.float64), target.astype(np.float64), lat)
+        report["variables"][v] = {"units": pred[v].attrs.get("units", ""), **m}
+    return report

@@ -1,0 +1,61 @@
+"""Synthetic test data: fine truth fields, their block means, radiosonde-like observations."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from polydiff.physics.atmos_fields import FieldConfig, block_mean, generate_fields
+from polydiff.physics.observations import simulate_observations
+from polydiff.runtime import UserError, make_generator
+
+
+class SyntheticData(NamedTuple):
+    """A truth dataset (time, latitude, longitude) and what an observer would see of it."""
+
+    truth: xr.Dataset
+    coarse: xr.Dataset | None  # block means, when a factor was asked for
+    obs: pd.DataFrame | None  # station observations, when stations were asked for
+    factor: int | None
+
+
+def coarsen_dataset(ds: xr.Dataset, factor: int) -> xr.Dataset:
+    """Block means of every (time, latitude, longitude) variable and of the coordinates."""
+    data = {}
+    for name, da in ds.data_vars.items():
+        values = block_mean(torch.as_tensor(da.values, dtype=torch.float64), factor).numpy()
+        data[name] = (da.dims, values.astype(np.float32), da.attrs)
+    lat = ds["latitude"].values.reshape(-1, factor).mean(1)
+    lon = ds["longitude"].values.reshape(-1, factor).mean(1)
+    out = xr.Dataset(data, coords={"time": ds["time"].values, "latitude": lat,
+                                   "longitude": lon}, attrs=dict(ds.attrs))
+    for c in ("latitude", "longitude", "time"):
+        out[c].attrs = ds[c].attrs
+    out.attrs["coarsening_factor"] = factor
+    return out
+
+
+def check_request(cfg: FieldConfig, coarsen: int | None) -> None:
+    """Refuse a factor that does not divide the grid (before any simulation)."""
+    if coarsen is not None and (coarsen < 1 or cfg.size % coarsen):
+        raise UserError(f"grid {cfg.size}x{cfg.size} is not a multiple of the factor {coarsen}")
+
+
+def synthetic_data(n: int, cfg: FieldConfig, *, seed: int, trajectories: int,
+                   coarsen: int | None, stations: int | None,
+                   device: torch.device | str = "cpu", progress: bool = False) -> SyntheticData:
+    """``n`` truth states simulated on ``device``, their ``coarsen``× block means and
+    ``stations`` observing every variable at every time (seeded by ``seed``)."""
+    check_request(cfg, coarsen)
+    if stations is not None and stations < 1:
+        raise UserError("--obs needs at least one station")
+    truth = generate_fields(n, cfg, make_generator(seed, device), trajectories=trajectories,
+                            progress=progress).drop_vars("trajectory")
+    coarse = coarsen_dataset(truth, coarsen) if coarsen else None
+    obs = simulate_observations(truth, stations, np.random.default_rng(seed)) if stations \
+        else None
+    return SyntheticData(truth, coarse, obs, coarsen)

@@ -1,0 +1,47 @@
+"""Load an atmos checkpoint through the app contract: network, scheduler, grid, normaliser."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from polydiff.apps.atmos.config import AtmosModelConfig
+from polydiff.apps.atmos.normalise import Normaliser
+from polydiff.apps.contract import load_app_checkpoint, typed_config
+from polydiff.runtime import UserError
+
+APP = "atmos"
+
+
+class AtmosModel(NamedTuple):
+    """A loaded atmos checkpoint."""
+
+    net: torch.nn.Module
+    scheduler: object
+    normaliser: Normaliser
+    config: AtmosModelConfig
+    folder: Path
+
+
+def load_model(folder: str | os.PathLike | None, device: torch.device | str = "cpu",
+               ) -> AtmosModel:
+    """The checkpoint ``folder`` (default: the bundled one) on ``device``.
+
+    A UserError when the folder is not an atmos checkpoint or its network does not fit the
+    grid and variables of its normaliser.
+    """
+    ckpt = load_app_checkpoint(APP, folder, device)
+    cfg = typed_config(ckpt, AtmosModelConfig)
+    norm = Normaliser.from_config(cfg.normaliser)
+    c, h, w = norm.shape
+    net_cfg = ckpt.net.config
+    size = net_cfg.get("sample_size")
+    size = tuple(size) if isinstance(size, (list, tuple)) else (size, size)
+    if (net_cfg.get("in_channels"), net_cfg.get("out_channels")) != (c, c) or size != (h, w):
+        raise UserError(f"{ckpt.folder}: the network ({net_cfg.get('in_channels')} channels, "
+                        f"{size[0]}x{size[1]}) does not fit the normaliser ({c} variables, "
+                        f"{h}x{w})")
+    return AtmosModel(ckpt.net, ckpt.scheduler, norm, cfg, ckpt.folder)
