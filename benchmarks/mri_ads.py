@@ -3,21 +3,21 @@
 Held-out phantoms (a seed the bundled prior never saw) and scikit-image's Shepp-Logan
 phantom, at 4x and 8x with equal line budgets. Metrics as fastMRI defines them (the held-out
 set treated as one volume), seconds per slice on this machine. BART's λ is tuned on a separate
-validation split. Writes benchmarks/results/mri_ads.json and .png.
+validation split. Writes benchmarks/results/mri_ads.json and .png (``POLYDIFF_BENCH_RESULTS``
+elsewhere; the diffusion runs on ``--device`` of benchmarks.run).
 
     .venv/bin/python -m benchmarks.mri_ads [--quick]
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from benchmarks.common import bench_device, figure_path, write_json
 from polydiff.apps.mri.config import ReconConfig
 from polydiff.apps.mri.model import MriModel, load_model
 from polydiff.apps.mri.plots import order_image, save_figure
@@ -30,7 +30,6 @@ from polydiff.medical.metrics import evaluate_volume, ssim
 from polydiff.medical.phantoms import phantom_volume, real_slices, shepp_logan
 from polydiff.runtime import make_generator
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TEST_SEED, VALID_SEED = 12345, 777
 BART_LAMBDAS = (0.001, 0.003, 0.01, 0.03)
 
@@ -84,7 +83,7 @@ def _diffusion_policies(runs: Runs, model: MriModel, kspace: torch.Tensor, acc: 
     for policy in ("ads", "random", "equispaced"):
         cfg = ReconConfig(acceleration=acc, policy=policy, particles=particles, steps=steps,
                           guidance_weight=weight)
-        gen = make_generator(0)
+        gen = make_generator(0, next(model.net.parameters()).device)
         outs, t = _timed(lambda cfg=cfg, gen=gen: [
             reconstruct_slice(model, k, cfg, gen, mask_seed=1000 + i)
             for i, k in enumerate(kspace)])
@@ -135,7 +134,7 @@ def _figure_row(runs: Runs, truth: np.ndarray, i: int, size: int, acc: int) -> l
 def main(quick: bool = False) -> dict:
     """Run the comparison; returns (and writes) the results dict."""
     torch.set_num_threads(1)
-    model = load_model(None, torch.device("cpu"))
+    model = load_model(None, bench_device())
     size = model.size
     n_phantoms, particles, steps = (2, 8, 20) if quick else (4, 16, 30)
     weight = ReconConfig.guidance_weight
@@ -160,9 +159,8 @@ def main(quick: bool = False) -> dict:
             "methods": _table(runs, truth, names),
             "ads_acquisition_order": {n: o.tolist() for n, o in zip(names, runs.order)}}
         figure += [_figure_row(runs, truth, i, size, acc) for i in sorted({0, len(names) - 1})]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "mri_ads.json").write_text(json.dumps(results, indent=2, default=float))
-    save_figure(RESULTS / "mri_ads.png", figure, title=f"mri ADS benchmark ({size}x{size}, "
+    write_json("mri_ads", results)
+    save_figure(figure_path("mri_ads"), figure, title=f"mri ADS benchmark ({size}x{size}, "
                 f"{particles} particles, {steps} steps; rows: 4x then 8x, a phantom and "
                 f"{names[-1]})")
     return results

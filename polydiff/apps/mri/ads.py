@@ -108,7 +108,7 @@ class ActiveAcquisition(SamplerHook):
     def take(self, cols: Tensor) -> None:
         """Acquire the columns ``cols`` (k,) int64: set the mask, copy their data into y."""
         cols = cols.to(self.mask.device)
-        self.mask[cols] = True
+        self.mask.index_fill_(0, cols, True)  # a scalar fill: nothing crosses to the host
         self.guidance.y[..., cols] = self.scanner(cols).to(self.guidance.y)
         self.taken.append(cols)
 

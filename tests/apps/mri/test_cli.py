@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -236,15 +237,14 @@ def test_bad_numbers_are_refused_by_the_parser(phantoms, tmp_path, option, value
     _nothing_written(tmp_path, "r.h5", "r.png")
 
 
+def _copy_checkpoint(src, dst):
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("train_state"))
+    return dst
+
+
 def test_non_finite_reconstruction_is_an_error_and_no_file(tiny_model, phantoms, tmp_path,
                                                            capsys):
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    for part in ("unet", "scheduler"):
-        (broken / part).mkdir()
-        for f in (tiny_model / part).iterdir():
-            (broken / part / f.name).write_bytes(f.read_bytes())
-    (broken / "polydiff.json").write_bytes((tiny_model / "polydiff.json").read_bytes())
+    broken = _copy_checkpoint(tiny_model, tmp_path / "broken")
     weights = broken / "unet" / "diffusion_pytorch_model.safetensors"
     tensors = load_file(weights)
     tensors = {k: v.fill_(float("nan")) if k.startswith("conv_out") else v
@@ -257,16 +257,23 @@ def test_non_finite_reconstruction_is_an_error_and_no_file(tiny_model, phantoms,
 
 
 def test_checkpoint_of_another_app_is_refused(tiny_model, phantoms, tmp_path, capsys):
-    other = tmp_path / "other"
-    other.mkdir()
-    for part in ("unet", "scheduler"):
-        (other / part).mkdir()
-        for f in (tiny_model / part).iterdir():
-            (other / part / f.name).write_bytes(f.read_bytes())
+    other = _copy_checkpoint(tiny_model, tmp_path / "other")
     meta = json.loads((tiny_model / "polydiff.json").read_text())
     (other / "polydiff.json").write_text(json.dumps({**meta, "app": "pde"}))
     assert _recon(phantoms, tmp_path / "r.h5", other) == 2
     _one_line_error(capsys, "checkpoint of the pde app, not of mri")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_same_seed_same_file(tiny_model, phantoms, tmp_path):
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    for out in (a, b):
+        assert main(["mri", "reconstruct", str(phantoms), "--members", "4", "--steps", "5",
+                     "-o", str(out), "--device", "cuda", "--model", str(tiny_model)]) == 0
+    assert a.read_bytes() == b.read_bytes()
+    with h5py.File(a) as f:
+        assert np.isfinite(f["reconstruction"][()]).all()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
