@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 from tqdm.auto import tqdm
@@ -28,6 +29,44 @@ def ssp_rk3_step(rhs: RHS, t: float, u: Tensor, dt: float) -> Tensor:
     u1 = u + dt * rhs(t, u)
     u2 = 0.75 * u + 0.25 * (u1 + dt * rhs(t + dt, u1))
     return u / 3.0 + (2.0 / 3.0) * (u2 + dt * rhs(t + 0.5 * dt, u2))
+
+
+MAX_WORK = 1e12
+"""The most point-updates (grid points x time steps x trajectories) one command may ask of a
+solver: about an hour of this package's finite-difference solvers on a CPU core."""
+
+
+class SolverCost(NamedTuple):
+    """What a solve takes at least: ``points`` per trajectory, ``steps`` in time, ``n``
+    trajectories and ``nbytes`` of peak memory (floats: an absurd request stays a number)."""
+
+    points: float
+    steps: float
+    n: int
+    nbytes: float
+
+    @property
+    def work(self) -> float:
+        """Point-updates in all (each one a few stages of the time integrator)."""
+        return self.points * self.steps * self.n
+
+    def check(self, what: str, hint: str) -> None:
+        """Refuse (UserError with the numbers) a solve beyond :data:`MAX_WORK` or beyond the
+        memory this machine can give; ``hint`` says what to change."""
+        from polydiff.runtime import UserError, check_memory
+
+        if not math.isfinite(self.work) or self.work > MAX_WORK:
+            raise UserError(f"{what} needs about {self.steps:.3g} time steps on {self.points:.3g} "
+                            f"points for each of {self.n} trajectories ({self.work:.3g} "
+                            f"point-updates), beyond the {MAX_WORK:.0e} a command may ask of "
+                            f"the solver; {hint}")
+        check_memory(self.nbytes, what)
+
+
+def march_bytes(n: int, points: float, nt: int) -> float:
+    """Peak bytes of :func:`march` in float64: the ``nt`` saved states, their stacked copy
+    and the stages of one step."""
+    return 8.0 * n * points * (2 * nt + 12)
 
 
 def march(
@@ -145,9 +184,21 @@ def solve_advection(
         (N, nt, nx), entry 0 equal to u0.
     """
     dx = length / u0.shape[-1]
-    dt = cfl * dx / max(abs(beta), 1e-12)
+    dt = _advection_dt(dx, beta, cfl)
     return march(lambda t, u: advection_rhs(u, beta, dx), u0, times, lambda u: dt,
                  progress=progress, desc="advection")
+
+
+def _advection_dt(dx: float, beta: float, cfl: float) -> float:
+    return cfl * dx / max(abs(beta), 1e-12)
+
+
+def advection_cost(n: int, nx: int, times: int, t_final: float, *, beta: float,
+                   length: float = 1.0, cfl: float = 0.8) -> SolverCost:
+    """What :func:`solve_advection` of ``n`` states on ``nx`` cells, saved at ``times``
+    times spanning ``t_final``, takes."""
+    steps = max(t_final / _advection_dt(length / nx, beta, cfl), 0.0) + (times - 1)
+    return SolverCost(float(nx), steps, n, march_bytes(n, nx, times))
 
 
 def advection_exact(u0: Tensor, times: Sequence[float] | Tensor, *, beta: float,

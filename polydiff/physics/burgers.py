@@ -35,10 +35,20 @@ from dataclasses import dataclass
 
 import torch
 
-from polydiff.physics.advection import march, periodic_grid, random_sine_waves
+from polydiff.physics.advection import (
+    SolverCost,
+    march,
+    march_bytes,
+    periodic_grid,
+    random_sine_waves,
+)
 
 Tensor = torch.Tensor
 Forcing = Callable[[float, Tensor], Tensor]  # (t, x (nx,)) -> (N, nx)
+
+INITIAL_AMPLITUDE = 2.0
+"""The largest |u0| the random problems draw (WDNO: Gaussians of amplitude at most 2;
+periodic: two sine waves of amplitude at most 1): what cost estimates size the steps for."""
 
 
 @dataclass(frozen=True)
@@ -181,9 +191,29 @@ def default_refine(grid: BurgersGrid, nu: float, u_max: float) -> int:
     """The internal refinement used unless one is given: 2 (Dirichlet) or 1 (periodic), or
     more where the cell Peclet number u_max dx / nu would exceed 2 (the central scheme
     oscillates beyond that); odd on periodic grids."""
-    need = math.ceil(u_max * grid.dx / (2.0 * max(nu, 1e-12)))
-    refine = max(need, 1 if grid.periodic else 2)
+    need = u_max * grid.dx / (2.0 * max(nu, 1e-12))
+    if not math.isfinite(need):
+        raise ValueError(f"no refinement keeps the cell Peclet number at u_max = {u_max:g}, "
+                         f"nu = {nu:g}")
+    refine = max(math.ceil(need), 1 if grid.periodic else 2)
     return refine + 1 if grid.periodic and refine % 2 == 0 else refine
+
+
+def _max_dt(dx: float, nu: float, speed: float, cfl: float) -> float:
+    """The SSP-RK3 step limit of the scheme: advective dx / |u| and diffusive dx^2 / (2 nu)."""
+    return cfl * min(dx / max(speed, 1e-12), dx * dx / (2.0 * max(nu, 1e-12)))
+
+
+def burgers_cost(grid: BurgersGrid, n: int, *, nu: float, u_max: float,
+                 refine: int | None = None, cfl: float = 0.9) -> SolverCost:
+    """What :func:`solve_burgers` of ``n`` states of amplitude ``u_max`` takes at least (the
+    flow may speed up under forcing, which shortens the steps further)."""
+    refine = refine or default_refine(grid, nu, u_max)
+    points = float(grid.nx * refine if grid.periodic else (grid.nx + 1) * refine - 1)
+    dx = grid.dx / refine
+    steps = grid.t_final / _max_dt(dx, nu, u_max, cfl) + (grid.nt - 1)
+    forcing_bytes = 8.0 * n * grid.nt * points  # saved-grid forcings prolonged inside
+    return SolverCost(points, steps, n, march_bytes(n, points, grid.nt) + forcing_bytes)
 
 
 def _prolong(u: Tensor, grid: BurgersGrid, refine: int) -> Tensor:
@@ -262,8 +292,7 @@ def solve_burgers(
         return out if force is None else out + force(t, x)
 
     def max_dt(v: Tensor) -> float:
-        speed = float(v.abs().max())
-        return cfl * min(dx / max(speed, 1e-12), dx * dx / (2.0 * max(nu, 1e-12)))
+        return _max_dt(dx, nu, float(v.abs().max()), cfl)
 
     fine = march(rhs, u, grid.t(), max_dt, progress=progress, desc="burgers")
     return fine[..., index]

@@ -18,6 +18,7 @@ import math
 import torch
 from tqdm.auto import tqdm
 
+from polydiff.physics.advection import SolverCost
 from polydiff.runtime import UserError
 
 TWO_PI = 2.0 * math.pi
@@ -133,6 +134,15 @@ def _integrate(
                                 "use a smaller dt (see stable_dt) or a larger viscosity")
             saved.append(f)
     return torch.stack(saved, dim=-3)
+
+
+def ns2d_cost(n: int, size: int, steps: float, saves: int) -> SolverCost:
+    """What :func:`solve_ns2d` of ``n`` fields on ``size`` x ``size`` for ``steps`` steps,
+    keeping ``saves`` states, takes: the saved float64 states and their stacked copy, and
+    about 24 complex spectra of the IF-RK4 stages."""
+    points = float(size) * size
+    nbytes = 8.0 * n * points * (2 * saves + 2) + 16.0 * n * points * 24
+    return SolverCost(points, steps, n, nbytes)
 
 
 def solve_ns2d(

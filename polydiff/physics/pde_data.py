@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 import torch
 
-from polydiff.runtime import UserError, atomic_output, require_file
+from polydiff.runtime import UserError, atomic_output, check_memory, require_file
 
 Tensor = torch.Tensor
 HDF5_SUFFIXES = (".h5", ".hdf5")
@@ -150,13 +150,29 @@ def _write_hdf5(traj: Trajectories, path: Path) -> None:
             h5.attrs[key] = value
 
 
-def _dataset(h5: h5py.File, name: str) -> np.ndarray:
+def checked_dataset(h5: h5py.File, name: str, what: str = "", *,
+                    whole: bool = True) -> h5py.Dataset:
+    """The HDF5 dataset ``name``, refused (UserError) when it is missing, not numeric, kept
+    outside the file (external storage, a virtual dataset: it could point anywhere), or, if
+    it is to be read ``whole``, larger than the memory this machine can give (from its
+    header, before reading)."""
+    what = what or f"dataset {name!r}"
     if name not in h5 or not isinstance(h5[name], h5py.Dataset):
         raise UserError(f"no dataset {name!r} in the file (PDEBench layout expected)")
-    data = np.asarray(h5[name])
-    if not np.issubdtype(data.dtype, np.number):
-        raise UserError(f"dataset {name!r} does not hold numbers")
-    return data
+    ds = h5[name]
+    if ds.is_virtual or ds.external:
+        raise UserError(f"{what} is stored outside the file (external or virtual dataset); "
+                        "only data inside the file are read")
+    if not np.issubdtype(ds.dtype, np.number):
+        raise UserError(f"{what} does not hold numbers")
+    if whole:
+        check_memory(float(ds.size) * max(ds.dtype.itemsize, 4) * 3,
+                     f"reading {what} of shape {ds.shape}")
+    return ds
+
+
+def _dataset(h5: h5py.File, name: str) -> np.ndarray:
+    return np.asarray(checked_dataset(h5, name))
 
 
 def _read_hdf5(path: Path) -> Trajectories:
@@ -198,6 +214,10 @@ def _read_netcdf(path: Path) -> Trajectories:
         dims = ("sample", "t", *spatial)
         if set(ds["u"].dims) != set(dims):
             raise UserError(f"variable 'u' has dims {ds['u'].dims}, expected {dims}")
+        for name in ("u", "forcing"):
+            if name in ds:
+                check_memory(float(ds[name].size) * max(ds[name].dtype.itemsize, 4) * 3,
+                             f"reading variable {name!r} of shape {ds[name].shape}")
         u = ds["u"].transpose(*dims).values
         forcing = None
         if "forcing" in ds:

@@ -62,11 +62,18 @@ def _check_shape(shape: torch.Size, levels: int, what: str) -> None:
         )
 
 
+@functools.lru_cache(maxsize=64)
+def _filter_tensor(family: str, n: int, synthesis: bool, dtype: torch.dtype,
+                   device: torch.device) -> torch.Tensor:
+    """:func:`_filter_matrix` as a tensor on ``device``, made once: a transform inside a
+    sampling loop copies nothing from the host."""
+    return torch.as_tensor(_filter_matrix(family, n, synthesis), dtype=dtype, device=device)
+
+
 def _apply_axes(x: torch.Tensor, family: str, synthesis: bool) -> torch.Tensor:
     """Multiply every axis after the channel axis by its filter matrix."""
     for axis in range(2, x.dim()):
-        m = _filter_matrix(family, x.shape[axis], synthesis)
-        m = torch.as_tensor(m, dtype=x.dtype, device=x.device)
+        m = _filter_tensor(family, x.shape[axis], synthesis, x.dtype, x.device)
         x = torch.movedim(torch.movedim(x, axis, -1) @ m.T, -1, axis)
     return x
 

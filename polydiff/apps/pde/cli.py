@@ -1,225 +1,386 @@
-"""``polydiff pde ...``: generate, train, simulate, control, evaluate; and the demo."""
+"""``polydiff pde ...``: generate, train, simulate, control, evaluate; and the demo.
+
+Argument handling only: the work is done by the module named after each command
+(:mod:`~polydiff.apps.pde.generate`, :mod:`~polydiff.apps.pde.train`, ...). This module
+imports neither torch nor numpy at import time, so ``polydiff pde --help`` and argument
+errors answer at once; each command imports what it needs when it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+from polydiff.apps.contract import (
+    Outputs,
+    add_eval_args,
+    add_members,
+    add_number,
+    add_output,
+    add_runtime_args,
+    add_steps,
+    add_train_args,
+    apply_train_args,
+    default_json,
+    progress_enabled,
+    report,
+    write_json,
+)
+from polydiff.runtime import UserError
 
-from polydiff.apps.contract import add_runtime_args
-from polydiff.runtime import UserError, make_generator, pick_device
+if TYPE_CHECKING:
+    import torch
+
+EQUATIONS = ("burgers", "burgers-periodic", "advection", "ns2d")
+"""The equations of ``generate`` (the keys of ``generate.EQUATIONS``, named here so that
+``--help`` needs no torch)."""
+
+SUFFIXES = (".h5", ".hdf5", ".nc")
 
 
 def register(subparsers, name: str, help_text: str) -> None:
     """Add ``polydiff pde`` and its sub-commands."""
-    p = subparsers.add_parser(name, help=help_text)
+    p = subparsers.add_parser(name, help=help_text, description=help_text)
     sub = p.add_subparsers(dest="pde_command", metavar="COMMAND", required=True)
     _add_generate(sub)
-    t = sub.add_parser("train", help="train a WDNO / super-resolution model from a config")
-    t.add_argument("--config", type=Path, required=True, help="configs/pde/<name>.yaml")
-    t.add_argument("--out", type=Path, default=None, help="output folder (default: from config)")
-    t.add_argument("--steps", type=int, default=None, help="override train.steps")
-    t.add_argument("--data-cache", type=Path, default=None,
-                   help="safetensors cache of the solver data (written if absent)")
-    t.set_defaults(func=run_train)
+    _add_train(sub)
+    _add_simulate(sub)
+    _add_control(sub)
+    _add_evaluate(sub)
 
-    s = sub.add_parser("simulate", help="Burgers trajectories from an initial state by WDNO")
-    _add_problem_args(s)
-    s.add_argument("--forcing", type=Path, default=None,
-                   help="forcing (nt+1, nx) as .npy/.nc/.h5 (default: none, f = 0)")
-    s.add_argument("--members", type=int, default=1, help="ensemble members (default: 1)")
-    s.add_argument("-o", "--output", type=Path, required=True, help="output NetCDF (.nc)")
-    s.set_defaults(func=run_simulate)
 
-    c = sub.add_parser("control", help="least-energy forcing from u0 to a target final state")
-    _add_problem_args(c)
-    c.add_argument("--target", type=Path, required=True,
-                   help="target final state (nx,) as .npy/.nc/.h5")
-    c.add_argument("--members", type=int, default=4, help="candidate forcings (default: 4)")
-    c.add_argument("--alpha", type=float, default=0.01, help="energy weight in J (default 0.01)")
-    c.add_argument("--sigma", type=float, default=0.1,
-                   help="guidance likelihood std; smaller pulls harder (default 0.1)")
-    c.add_argument("-o", "--output", type=Path, required=True, help="output NetCDF (.nc)")
-    c.set_defaults(func=run_control)
+# ================================================================================ parsers
+def _add_generate(sub) -> None:
+    p = sub.add_parser("generate", help="solver trajectories as PDEBench HDF5 or NetCDF",
+                       description="Solve seeded random problems of one equation and write "
+                                   "them as a PDEBench-layout HDF5 (.h5) or NetCDF (.nc) file.")
+    p.add_argument("--equation", required=True, choices=EQUATIONS, help="the equation")
+    add_number(p, "--n", kind=int, lo=1, hi=10**6, default=16, help="number of trajectories")
+    add_number(p, "--nx", kind=int, lo=4, hi=10**6,
+               help="grid points per side (default: the equation's)")
+    add_number(p, "--nt", kind=int, lo=2, hi=10**6,
+               help="saved times including t = 0 (default: the equation's)")
+    add_number(p, "--t-final", lo=0, lo_open=True, hi=1e4,
+               help="final time (default: the equation's)")
+    add_number(p, "--nu", lo=0, lo_open=True, hi=10,
+               help="viscosity, burgers* and ns2d (default: 0.01; ns2d 0.001)")
+    add_number(p, "--beta", lo=-100, hi=100, help="advection speed, advection (default: 1)")
+    add_number(p, "--refine", kind=int, lo=1, hi=1000,
+               help="burgers*: the solver's internal grid refinement (default: from the "
+                    "cell Peclet number)")
+    add_output(p, "data file: .h5/.hdf5 (PDEBench layout) or .nc")
+    add_runtime_args(p, model=False)
+    p.set_defaults(func=run_generate)
 
-    e = sub.add_parser("evaluate", help="MSE, nRMSE and time to decorrelation on a test set")
-    e.add_argument("--data", type=Path, required=True, help="test set (.h5 PDEBench layout, .nc)")
-    e.add_argument("--steps", type=int, default=None, help="reverse diffusion steps")
-    e.add_argument("--superres-model", type=Path, default=None,
-                   help="super-resolution checkpoint (default: superres/ in the model folder)")
-    e.add_argument("-o", "--output", type=Path, default=None,
-                   help="metrics JSON (default: <data>.metrics.json beside the test set)")
-    add_runtime_args(e)
-    e.set_defaults(func=run_evaluate)
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a WDNO or super-resolution model from a config",
+                       description="Solve the config's training data (or read --data-cache), "
+                                   "fit the normalisation and train; runs under torchrun too.")
+    add_train_args(p, "pde")
+    p.add_argument("--data-cache", type=Path, default=None, metavar="FILE",
+                   help="safetensors cache of the solver data: read when it exists (it must "
+                        "hold the config's data), else written")
+    p.set_defaults(func=run_train)
 
 
 def _add_problem_args(p: argparse.ArgumentParser) -> None:
     """Arguments shared by simulate and control."""
-    p.add_argument("--equation", default="burgers", help="the equation (the models serve: burgers)")
+    p.add_argument("--equation", default="burgers", choices=("burgers",),
+                   help="the equation the models serve (default: burgers)")
     p.add_argument("--init", type=Path, default=None,
                    help="initial state (nx,) as .npy/.nc/.h5 (default: drawn with --seed)")
-    p.add_argument("--nx", type=int, default=None,
-                   help="interior grid points (base 31; 63, 127 ... through super-resolution)")
-    p.add_argument("--steps", type=int, default=None, help="reverse diffusion steps")
-    p.add_argument("--superres-model", type=Path, default=None,
-                   help="super-resolution checkpoint (default: superres/ in the model folder)")
+    add_number(p, "--nx", kind=int, lo=1, hi=10**6,
+               help="interior grid points: 31 (the bundled model's base grid), or 63, 127, 255 "
+                    "through super-resolution (default: the base grid, or the --init length)")
+    add_steps(p, None, help="reverse diffusion (sampling) steps (default: the model's, 50)")
+    p.add_argument("--superres-model", type=Path, default=None, metavar="DIR",
+                   help="super-resolution checkpoint (default: superres/ in the --model folder, "
+                        "else the bundled one)")
     add_runtime_args(p)
 
 
-def _add_generate(sub) -> None:
-    try:
-        from polydiff.apps.pde.generate import add_generate_parser
-    except ModuleNotFoundError as err:  # part of the app still being written
-        if err.name != "polydiff.apps.pde.generate":
-            raise
-        return
-    add_generate_parser(sub)
+def _add_simulate(sub) -> None:
+    p = sub.add_parser("simulate", help="Burgers trajectories from an initial state by WDNO",
+                       description="Sample whole trajectories (u, and the forcing when not "
+                                   "given) from an initial state with the WDNO model.")
+    _add_problem_args(p)
+    p.add_argument("--forcing", type=Path, default=None,
+                   help="forcing (nt + 1, nx) as .npy/.nc/.h5 (default: none, f = 0)")
+    add_members(p, 1)
+    add_output(p, "output NetCDF (.nc); the x-t picture goes beside it as .png")
+    p.set_defaults(func=run_simulate)
+
+
+def _add_control(sub) -> None:
+    p = sub.add_parser("control", help="least-energy forcing from u0 to a target final state",
+                       description="Sample forcings that drive u0 to a target u(T) with least "
+                                   "energy (guided WDNO), each checked with the solver.")
+    _add_problem_args(p)
+    p.add_argument("--target", type=Path, required=True,
+                   help="target final state (nx,) as .npy/.nc/.h5")
+    add_members(p, 4, "candidate forcings")
+    add_number(p, "--alpha", lo=0, lo_open=True, hi=100, default=0.01,
+               help="energy weight in J = misfit + alpha * energy")
+    add_number(p, "--sigma", lo=1e-3, hi=100, default=0.1,
+               help="guidance likelihood std; smaller pulls harder")
+    add_output(p, "output NetCDF (.nc); the picture goes beside it as .png")
+    p.set_defaults(func=run_control)
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="MSE, nRMSE and time to decorrelation on a test set",
+                       description="Score predicted trajectories against a test set on its "
+                                   "future states t_1..t_nt: MSE, nRMSE as PDEBench defines it "
+                                   "(over space per time, then averaged), Pearson correlation "
+                                   "and the time until it drops below 0.8.")
+    add_eval_args(p, truth="test set (.h5 PDEBench layout or .nc): u (N, nt, nx), forcing",
+                  pred="predicted trajectories in the test set's layout and grid (default: "
+                       "the WDNO model's, run on the test set's initial states and forcings)",
+                  pred_required=False)
+    add_steps(p, None, help="reverse diffusion steps of the model's run (default: the "
+                            "model's, 50)")
+    p.add_argument("--superres-model", type=Path, default=None, metavar="DIR",
+                   help="super-resolution checkpoint for test sets finer than the model's "
+                        "base grid (default: superres/ in the --model folder, else bundled)")
+    add_runtime_args(p)
+    p.set_defaults(func=run_evaluate)
+
+
+# ================================================================================ commands
+def _is_real(path: Path) -> bool:
+    """False for the stand-in path of a process that does not write (torchrun rank > 0)."""
+    return path != Path(os.devnull)
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    """Check, solve, write whole or not at all, report."""
+    from polydiff.apps.pde.generate import GenerateRequest, describe, generate
+    from polydiff.physics.pde_data import write_trajectories
+    from polydiff.runtime import pick_device
+
+    if args.output.suffix.lower() not in SUFFIXES:
+        raise UserError(f"the output must end in .h5, .hdf5 or .nc, got {args.output}")
+    advection = args.equation == "advection"
+    if (args.beta if not advection else args.nu) is not None:
+        raise UserError(f"--{'nu' if advection else 'beta'} does not apply to --equation "
+                        f"{args.equation}")
+    req = GenerateRequest(args.equation, args.n, args.nx, args.nt, args.t_final,
+                          args.beta if advection else args.nu, args.seed, args.refine)
+    with Outputs(overwrite=args.overwrite) as out:
+        tmp = out.file(args.output, named=True)
+        try:
+            traj = generate(req, device=pick_device(args.device), progress=progress_enabled())
+        except FloatingPointError as err:
+            raise UserError(f"{err}: try a larger --nu or a smaller --t-final") from err
+        if _is_real(tmp):
+            write_trajectories(traj, tmp)
+    report(f"generated {describe(traj)}")
+    report(out.summary())
+    return 0
 
 
 def run_train(args: argparse.Namespace) -> int:
+    """Train from a config (the checkpoint folder is written whole by the backbone)."""
     from polydiff.apps.pde.config import PDEConfig
     from polydiff.apps.pde.train import run_training
     from polydiff.diffusion.config import load_config
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     try:
         config = load_config(args.config, PDEConfig)
-    except ValueError as err:
+    except ValueError as err:  # a value the typed config refuses (kind, domain ...)
         raise UserError(f"{args.config}: {err}") from err
-    if args.out is not None:
-        config.train.out_dir = str(args.out)
-    if args.steps is not None:
-        config.train.steps = args.steps
-    main_process = os.environ.get("RANK", "0") == "0"  # torchrun: one report, one bar
-    result = run_training(config, data_file=args.data_cache, progress=main_process)
-    if not main_process:
-        return 0
+    apply_train_args(config.train, args)
+    cache = args.data_cache
+    written = [Path(config.train.out_dir)]
+    if cache is not None and not cache.is_file():
+        Outputs(inputs=[args.config]).check(cache, named=True)
+        written.append(cache)
+    result = run_training(config, data_file=cache, progress=progress_enabled())
     tail = result.losses[-100:]
-    print(f"trained {result.step} steps, final loss {sum(tail) / max(len(tail), 1):.4g}; "
-          f"checkpoint in {config.train.out_dir}")
+    report(f"trained {result.step} steps, final loss {sum(tail) / max(len(tail), 1):.4g}")
+    report("wrote " + ", ".join(str(p) for p in written))
     return 0
 
 
 def _problem(args: argparse.Namespace):
-    """Model, initial state and device of simulate/control, after checking the inputs."""
+    """Model and initial state of simulate/control, after checking the inputs."""
     from polydiff.apps.pde.inputs import read_field
     from polydiff.apps.pde.model import load_model
     from polydiff.apps.pde.simulate import draw_initial
+    from polydiff.runtime import pick_device
 
-    if args.equation != "burgers":
-        raise UserError(f"unknown equation {args.equation!r} (the pde models serve: burgers)")
     if args.output.suffix.lower() != ".nc":
         raise UserError(f"the output must be a NetCDF file ending in .nc, got {args.output}")
-    device = pick_device(args.device)
-    model = load_model(args.model, device)
+    model = load_model(args.model, pick_device(args.device))
     if args.init is not None:
         u0 = read_field(args.init, "init")
         if args.nx is not None and u0.shape[-1] != args.nx:
-            raise UserError(f"--nx {args.nx} disagrees with the initial state's {u0.shape[-1]} "
-                            "points")
+            raise UserError(f"--nx {args.nx} disagrees with the initial state's "
+                            f"{u0.shape[-1]} points")
     else:
         u0 = draw_initial(model, args.nx or model.config.data.nx, args.seed)
-    return model, u0, device
+    return model, u0
+
+
+def _problem_outputs(args: argparse.Namespace, *extra_inputs: Path | None) -> Outputs:
+    return Outputs(inputs=[args.init, args.model, args.superres_model, *extra_inputs],
+                   overwrite=args.overwrite)
 
 
 def run_simulate(args: argparse.Namespace) -> int:
+    """Sample trajectories and write the NetCDF and its picture."""
     from polydiff.apps.pde.inputs import read_field
-    from polydiff.apps.pde.output import plot_xt, write_netcdf
+    from polydiff.apps.pde.plots import plot_xt
     from polydiff.apps.pde.simulate import Request, simulate
+    from polydiff.apps.pde.trajectories import write_netcdf
 
-    model, u0, _ = _problem(args)
-    forcing = read_field(args.forcing, "forcing") if args.forcing is not None else None
-    req = Request(u0=u0, forcing=forcing, members=args.members, steps=args.steps, seed=args.seed)
-    traj = simulate(model, req, superres_folder=args.superres_model, progress=True)
-    write_netcdf(traj, args.output)
-    png = args.output.with_suffix(".png")
-    plot_xt(png, {"u (member 0)": traj.u[0], "forcing (member 0)": traj.f[0]}, traj.t, traj.x,
-            title=f"WDNO Burgers, nx = {traj.x.size}, {traj.attrs['steps']} steps")
-    print(f"wrote {args.output} ({traj.u.shape[0]} member(s) x {traj.u.shape[1]} times x "
-          f"{traj.u.shape[2]} points) and {png}")
+    with _problem_outputs(args, args.forcing) as out:
+        nc = out.file(args.output, named=True)
+        png = out.file(args.output.with_suffix(".png"))
+        model, u0 = _problem(args)
+        forcing = read_field(args.forcing, "forcing") if args.forcing is not None else None
+        req = Request(u0=u0, forcing=forcing, members=args.members, steps=args.steps,
+                      seed=args.seed)
+        traj = simulate(model, req, superres_folder=args.superres_model,
+                        progress=progress_enabled())
+        traj.check_finite("a model or checkpoint that diverged on this input")
+        if _is_real(nc):
+            write_netcdf(traj, nc)
+            plot_xt(png, {"u (member 0)": traj.u[0], "forcing (member 0)": traj.f[0]}, traj.t,
+                    traj.x, title=f"WDNO Burgers, nx = {traj.x.size}, {traj.attrs['steps']} "
+                                  "steps")
+    report(f"simulated {traj.u.shape[0]} member(s) x {traj.u.shape[1]} times x "
+           f"{traj.u.shape[2]} points")
+    report(out.summary())
     return 0
 
 
 def run_control(args: argparse.Namespace) -> int:
+    """Sample candidate forcings towards the target, check them with the solver, write."""
     from polydiff.apps.pde.control import ControlSettings, control
     from polydiff.apps.pde.inputs import read_field
-    from polydiff.apps.pde.output import plot_xt, write_netcdf
+    from polydiff.apps.pde.plots import plot_xt
+    from polydiff.apps.pde.trajectories import write_netcdf
 
-    model, u0, _ = _problem(args)
-    target = read_field(args.target, "init")
-    if args.alpha < 0 or args.sigma <= 0:
-        raise UserError("--alpha must be >= 0 and --sigma > 0")
-    settings = ControlSettings(alpha=args.alpha, sigma=args.sigma)
-    result = control(model, u0, target, members=args.members, steps=args.steps, seed=args.seed,
-                     settings=settings, progress=True)
-    write_netcdf(result, args.output)
-    best = result.attrs["best_member"]
-    png = args.output.with_suffix(".png")
-    plot_xt(png, {"forcing": result.f[best], "u (solver)": result.extra["u_solver"][1][best]},
-            result.t, result.x, title=f"control, best member {best}")
+    with _problem_outputs(args, args.target) as out:
+        nc = out.file(args.output, named=True)
+        png = out.file(args.output.with_suffix(".png"))
+        model, u0 = _problem(args)
+        target = read_field(args.target, "init")
+        settings = ControlSettings(alpha=args.alpha, sigma=args.sigma)
+        result = control(model, u0, target, members=args.members, steps=args.steps,
+                         seed=args.seed, settings=settings, progress=progress_enabled())
+        result.check_finite("guidance too strong: use a larger --sigma or a smaller --alpha")
+        best = result.attrs["best_member"]
+        if _is_real(nc):
+            write_netcdf(result, nc)
+            plot_xt(png, {"forcing": result.f[best],
+                          "u (solver)": result.extra["u_solver"][1][best]},
+                    result.t, result.x, title=f"control, best member {best}")
     _, misfit, _ = result.extra["misfit"]
     _, energy, _ = result.extra["energy"]
-    print(f"best member {best}: J = {misfit[best] + energy[best]:.4g} (terminal misfit "
-          f"{misfit[best]:.4g}, energy {energy[best]:.4g}); wrote {args.output} and {png}")
+    report(f"best member {best}: J = {misfit[best] + energy[best]:.4g} (terminal misfit "
+           f"{misfit[best]:.4g}, energy {energy[best]:.4g})")
+    report(out.summary())
     return 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    import json
-
-    from polydiff.apps.pde.evaluate import predict, score
-    from polydiff.apps.pde.model import load_model
+    """Score a prediction file, or the model's run on the test set; write JSON and PNG."""
+    from polydiff.apps.pde.evaluate import from_file, score
+    from polydiff.apps.pde.plots import plot_scores
     from polydiff.physics.pde_data import read_trajectories
-    from polydiff.runtime import atomic_output
+    from polydiff.runtime import check_finite
 
-    out = args.output or args.data.with_suffix(".metrics.json")
-    data = read_trajectories(args.data)
-    model = load_model(args.model, pick_device(args.device))
-    if args.steps is not None and args.steps < 1:
-        raise UserError("--steps must be at least 1")
-    metrics = score(predict(model, data, steps=args.steps, seed=args.seed,
-                            superres_folder=args.superres_model))
-    metrics.update(model=str(model.folder), data=str(args.data), seed=args.seed,
-                   steps=args.steps or model.config.sampling.steps)
-    with atomic_output(out) as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2))
-    print(f"MSE {metrics['mse']:.4g}  nRMSE {metrics['nrmse']:.4g}  time until correlation < 0.8: "
-          f"{metrics['time_until_decorrelation']:.3g} (of {metrics['times'][-1]:.3g}); "
-          f"wrote {out}")
+    if args.pred is not None:
+        given = [flag for flag, value in (("--model", args.model), ("--steps", args.steps),
+                                          ("--superres-model", args.superres_model))
+                 if value is not None]
+        if given:
+            raise UserError(f"{given[0]} is for the model's run; with --pred the file is scored")
+    json_path = args.json or default_json(args.pred, args.truth)
+    png_path = json_path.with_suffix(".png")
+    with Outputs(inputs=[args.truth, args.pred, args.model, args.superres_model],
+                 overwrite=args.overwrite) as out:
+        out.check(json_path, named=args.json is not None)
+        out.check(png_path)
+        truth = read_trajectories(args.truth)
+        if args.pred is not None:
+            prediction = from_file(read_trajectories(args.pred), truth)
+            source = {"pred": str(args.pred)}
+        else:
+            prediction, source = _model_prediction(args, truth)
+        metrics = score(prediction)
+        check_finite([metrics["mse"], metrics["nrmse"]], "the metrics",
+                     "a test set whose states are all zero at some time")
+        metrics.update(truth=str(args.truth), **source)
+        write_json(json_path, metrics, out, named=args.json is not None)
+        png = out.file(png_path)
+        if _is_real(png):
+            plot_scores(png, metrics, prediction.truth[0], prediction.pred[0], prediction.t,
+                        prediction.x, title=f"{args.pred or 'WDNO'} against {args.truth}")
+    report(f"MSE {metrics['mse']:.4g}  nRMSE {metrics['nrmse']:.4g} (PDEBench)  time until "
+           f"correlation < 0.8: {metrics['time_until_decorrelation']:.3g} (of "
+           f"{metrics['times'][-1]:.3g})")
+    report(out.summary())
     return 0
 
 
+def _model_prediction(args: argparse.Namespace, truth):
+    """The WDNO model's prediction of ``truth`` and what to record about the run."""
+    from polydiff.apps.pde.evaluate import predict
+    from polydiff.apps.pde.model import load_model
+    from polydiff.runtime import pick_device
+
+    model = load_model(args.model, pick_device(args.device))
+    prediction = predict(model, truth, steps=args.steps, seed=args.seed,
+                         superres_folder=args.superres_model)
+    return prediction, {"model": str(model.folder), "seed": args.seed,
+                        "steps": args.steps or model.config.sampling.steps}
+
+
+# ================================================================================ demo
 def demo(out_dir: Path, *, device: torch.device, seed: int) -> str:
     """Simulate one forced Burgers problem with the bundled WDNO model and check it against
     the numerical solver; writes ``burgers.nc`` and ``burgers.png`` into ``out_dir``."""
     import numpy as np
+    import torch
 
     from polydiff.apps.pde.model import load_model
-    from polydiff.apps.pde.output import plot_xt, write_netcdf
+    from polydiff.apps.pde.plots import plot_xt
     from polydiff.apps.pde.simulate import Request, simulate
+    from polydiff.apps.pde.trajectories import write_netcdf
     from polydiff.physics.burgers import sample_burgers_problem, solve_burgers
     from polydiff.physics.pde_metrics import mse, nrmse
+    from polydiff.runtime import make_generator
 
-    model = load_model(None, device)
-    grid = model.config.data.grid(0)
-    problem = sample_burgers_problem(1, grid, make_generator(seed))
-    x, t = grid.x(), grid.t()
-    forcing = problem.forcing.on_grid(t, x)
-    truth = solve_burgers(problem.u0, grid, nu=model.config.data.nu, forcing=forcing)[0].numpy()
-    req = Request(u0=truth[0].astype(np.float32), forcing=forcing[0].float().numpy(),
-                  members=2, seed=seed)
-    traj = simulate(model, req)
-    traj.extra["u_solver"] = (("t", "x"), truth.astype(np.float32),
-                              {"long_name": "numerical solver's trajectory"})
     out_dir = Path(out_dir)
-    write_netcdf(traj, out_dir / "burgers.nc")
-    plot_xt(out_dir / "burgers.png", {"solver": truth, "WDNO member 0": traj.u[0],
-                                      "error": traj.u[0] - truth}, traj.t, traj.x,
-            title="forced Burgers, nu = 0.01")
+    with Outputs() as out:
+        nc = out.file(out_dir / "burgers.nc", named=True)
+        png = out.file(out_dir / "burgers.png", named=True)
+        model = load_model(None, device)
+        grid = model.config.data.grid(0)
+        problem = sample_burgers_problem(1, grid, make_generator(seed))
+        x, t = grid.x(), grid.t()
+        forcing = problem.forcing.on_grid(t, x)
+        truth = solve_burgers(problem.u0, grid, nu=model.config.data.nu,
+                              forcing=forcing)[0].numpy()
+        req = Request(u0=truth[0].astype(np.float32), forcing=forcing[0].float().numpy(),
+                      members=2, seed=seed)
+        traj = simulate(model, req)
+        traj.extra["u_solver"] = (("t", "x"), truth.astype(np.float32),
+                                  {"long_name": "numerical solver's trajectory"})
+        traj.check_finite("a model or checkpoint that diverged")
+        if _is_real(nc):
+            write_netcdf(traj, nc)
+            plot_xt(png, {"solver": truth, "WDNO member 0": traj.u[0],
+                          "error": traj.u[0] - truth}, traj.t, traj.x,
+                    title="forced Burgers, nu = 0.01")
     pred = torch.from_numpy(traj.u[:, 1:])
     ref = torch.from_numpy(truth[None, 1:]).float().expand_as(pred)
     return (f"WDNO Burgers ({traj.u.shape[0]} members, {traj.attrs['steps']} steps): "
-            f"MSE {mse(pred, ref):.3g}, nRMSE {nrmse(pred, ref):.3g} against the solver; "
-            f"wrote {out_dir / 'burgers.nc'} and {out_dir / 'burgers.png'}")
+            f"MSE {mse(pred, ref):.3g}, nRMSE {nrmse(pred, ref):.3g} (PDEBench) against the "
+            f"solver; {out.summary()}")

@@ -24,14 +24,14 @@ from torch import Tensor
 
 from polydiff.apps.pde.dataset import from_model_grid
 from polydiff.apps.pde.model import PDEModel
-from polydiff.apps.pde.output import TrajectorySet
-from polydiff.apps.pde.pipeline import conditions, sample_level
 from polydiff.apps.pde.representation import Layout
-from polydiff.apps.pde.simulate import Request, check_request
+from polydiff.apps.pde.sampling import conditions, sample_level
+from polydiff.apps.pde.simulate import Request, check_range, check_request
+from polydiff.apps.pde.trajectories import TrajectorySet
 from polydiff.diffusion.guidance import MeasurementGuidance
 from polydiff.diffusion.operators import Operator, Stack
 from polydiff.physics.burgers import solve_burgers
-from polydiff.runtime import UserError, make_generator
+from polydiff.runtime import UserError, check_finite, make_generator
 
 
 class Readout(Operator):
@@ -105,11 +105,17 @@ def control(model: PDEModel, u0: np.ndarray, target: np.ndarray, *, members: int
     (member) from the solver's trajectories, and attribute ``best_member``.
     """
     settings = settings or ControlSettings()
-    level, grid = check_request(model, Request(u0=u0, members=members, steps=steps))
+    if not (settings.alpha > 0 and settings.sigma > 0):  # also refuses NaN
+        raise UserError(f"--alpha and --sigma must be positive numbers, got {settings.alpha} "
+                        f"and {settings.sigma}")
+    level, grid = check_request(model, Request(u0=u0, members=members, steps=steps),
+                                grad=settings.guided)
     if level != 0:
         raise UserError(f"control runs on the model's base grid (nx = {model.config.data.nx})")
-    if target.shape != u0.shape or not np.all(np.isfinite(target)):
-        raise UserError(f"the target must be a finite profile of {u0.shape[0]} points")
+    if target.shape != u0.shape:
+        raise UserError(f"the target must be a profile of {u0.shape[0]} points like the "
+                        f"initial state, got shape {target.shape}")
+    check_range(model, target, "u", "the target")
     layout, nt = model.config.layout, model.config.data.nt
     dt, dx = grid.t_final / nt, grid.dx
     pad = torch.nn.functional.pad
@@ -126,11 +132,21 @@ def control(model: PDEModel, u0: np.ndarray, target: np.ndarray, *, members: int
                      steps=steps or model.config.sampling.steps,
                      generator=make_generator(seed, model.device), hooks=hooks,
                      progress=progress, desc="control")
-    if not torch.isfinite(x).all():
-        raise UserError("the guided sampling diverged (non-finite values); use a larger --sigma")
     u, f = (v.detach().cpu() for v in from_model_grid(layout.decode(x)))
-    solved = solve_burgers(torch.as_tensor(u0, dtype=torch.float64)[None].expand(members, -1),
-                           grid, nu=model.config.data.nu, forcing=f.double()).float().numpy()
+    too_strong = (f"guidance too strong (it grows as 1 / sigma^2 = {settings.sigma ** -2:.3g} "
+                  f"and with alpha = {settings.alpha:g}): use a larger --sigma or a smaller "
+                  "--alpha")
+    check_finite(torch.cat([u, f], 1), "the guided sample", too_strong)
+    try:  # the solver check below would crawl through a forcing far beyond the model's
+        check_range(model, f.numpy(), "f", "the guided forcing")
+    except UserError as err:
+        raise UserError(f"{err}; likely cause: {too_strong}") from err
+    try:
+        solved = solve_burgers(torch.as_tensor(u0, dtype=torch.float64)[None].expand(members, -1),
+                               grid, nu=model.config.data.nu, forcing=f.double()).float().numpy()
+    except FloatingPointError as err:
+        raise UserError(f"the solver check of the sampled forcings failed ({err}); use a larger "
+                        "--sigma") from err
     f = f.numpy()
     misfit, energy = objective(solved, f, target, dt, dx, settings.alpha)
     total = misfit + energy

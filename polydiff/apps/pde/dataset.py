@@ -17,7 +17,13 @@ import torch
 from torch import Tensor
 
 from polydiff.apps.pde.representation import Fields
-from polydiff.physics.burgers import BurgersGrid, sample_burgers_problem, solve_burgers
+from polydiff.physics.burgers import (
+    INITIAL_AMPLITUDE,
+    BurgersGrid,
+    burgers_cost,
+    sample_burgers_problem,
+    solve_burgers,
+)
 
 
 @dataclass
@@ -85,15 +91,24 @@ def coarsen(fields: Fields, times: int = 1) -> Fields:
     return fields
 
 
-def grid_level(nx: int, base_nx: int) -> int:
-    """How many 2x levels ``nx`` interior nodes lie above the base; ValueError if none."""
+MAX_LEVELS = 3
+"""Super-resolution levels served above the base grid: 8x, WDNO's 80 x 120 -> 640 x 960."""
+
+
+def grid_level(nx: int, base_nx: int, max_levels: int = MAX_LEVELS) -> int:
+    """How many 2x levels ``nx`` interior nodes lie above the base; ValueError if none, or
+    if more than ``max_levels``."""
     n, base = nx + 1, base_nx + 1
     level = 0
     while base * 2**level < n:
         level += 1
+    sizes = ", ".join(str(base * 2**k - 1) for k in range(max_levels + 1))
+    served = (f"the model serves nx = {sizes} interior points (its base grid and up to "
+              f"{max_levels} super-resolution levels)")
     if base * 2**level != n:
-        sizes = ", ".join(str(base * 2**k - 1) for k in range(4))
-        raise ValueError(f"the model serves nx = {sizes} ... interior points, not {nx}")
+        raise ValueError(f"{served}, not {nx}")
+    if level > max_levels:
+        raise ValueError(f"{served}; nx = {nx} would need {level} levels")
     return level
 
 
@@ -107,6 +122,9 @@ def solve_trajectories(data: BurgersData, level: int, generator: torch.Generator
     """
     n = data.n if n is None else n
     grid = data.grid(level)
+    burgers_cost(grid, n, nu=data.nu, u_max=INITIAL_AMPLITUDE, refine=refine or data.refine).check(
+        f"solving {n} training trajectories on the {grid.nt} x {grid.nx} grid",
+        "choose a smaller data block (n, nx, nt, finer) or a larger nu")
     problem = sample_burgers_problem(n, grid, generator)
     x, t = grid.x(), grid.t()
     f = problem.forcing.on_grid(t, x)

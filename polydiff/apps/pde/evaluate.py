@@ -1,7 +1,9 @@
-"""``polydiff pde evaluate``: a WDNO model against a solver test set (PDEBench-layout file).
+"""``polydiff pde evaluate``: predicted trajectories against a solver test set.
 
-Each test trajectory's initial state (and forcing, when the file holds one; else f = 0) is
-handed to the model; the predicted future states t_1..t_nt are scored against the file's.
+The predictions are either a file (``--pred``, the test set's layout and grid: any model's
+output) or made here: each test trajectory's initial state (and forcing, when the file
+holds one; else f = 0) is handed to the WDNO model. The future states t_1..t_nt are scored
+against the test set's (MSE, PDEBench nRMSE, correlation, time until decorrelation).
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ import torch
 
 from polydiff.apps.pde.dataset import from_model_grid
 from polydiff.apps.pde.model import PDEModel, superres_for
-from polydiff.apps.pde.pipeline import simulate_fields
-from polydiff.apps.pde.simulate import level_grid
+from polydiff.apps.pde.sampling import sampling_bytes, simulate_fields
+from polydiff.apps.pde.simulate import check_range, level_grid
 from polydiff.physics.pde_data import Trajectories
 from polydiff.physics.pde_metrics import evaluate_predictions
-from polydiff.runtime import UserError, make_generator
+from polydiff.runtime import UserError, check_finite, check_memory, make_generator
 
 
 @dataclass
@@ -55,6 +57,11 @@ def predict(model: PDEModel, data: Trajectories, *, steps: int | None = None, se
             batch: int = 32, superres_folder: Path | None = None) -> Prediction:
     """The model's trajectories for every test item, in batches of ``batch``."""
     level = check_test_set(model, data)
+    check_range(model, data.u[:, 0].numpy(), "u0", f"an initial state of {data.n} in the test set")
+    if data.forcing is not None:
+        check_range(model, data.forcing.numpy(), "f", "a forcing of the test set")
+    check_memory(sampling_bytes(model.config, min(batch, data.n), level),
+                 f"sampling batches of {min(batch, data.n)} test trajectories")
     superres = superres_for(model, superres_folder, model.device) if level > 0 else None
     pad = torch.nn.functional.pad
     generator = make_generator(seed, model.device)
@@ -67,7 +74,20 @@ def predict(model: PDEModel, data: Trajectories, *, steps: int | None = None, se
         fields = simulate_fields(model, u0, f, level=level, superres=superres, steps=steps,
                                  generator=generator, progress=True)
         preds.append(from_model_grid(fields)[0].cpu().numpy())
-    return Prediction(np.concatenate(preds), data.u.numpy(), data.t.numpy(), data.x.numpy())
+    pred = np.concatenate(preds)
+    check_finite(pred, "the model's predictions", "a model or checkpoint that diverged")
+    return Prediction(pred, data.u.numpy(), data.t.numpy(), data.x.numpy())
+
+
+def from_file(pred: Trajectories, truth: Trajectories) -> Prediction:
+    """A prediction read from a file, after checking it matches the test set."""
+    if tuple(pred.u.shape) != tuple(truth.u.shape):
+        raise UserError(f"the predictions have shape {tuple(pred.u.shape)}, the test set "
+                        f"{tuple(truth.u.shape)} (N, nt, nx): they must match")
+    for name, a, b in (("times", pred.t, truth.t), ("positions", pred.x, truth.x)):
+        if not np.allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-6):
+            raise UserError(f"the predictions' {name} differ from the test set's")
+    return Prediction(pred.u.numpy(), truth.u.numpy(), truth.t.numpy(), truth.x.numpy())
 
 
 def score(p: Prediction) -> dict:

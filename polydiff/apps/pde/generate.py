@@ -16,17 +16,14 @@ ns2d               64     21    10    vorticity on [0, 2 pi)^2, nu = 1e-3, drag 
 
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from polydiff.apps.contract import add_runtime_args
 from polydiff.physics import advection, burgers, navier_stokes
-from polydiff.physics.pde_data import Trajectories, write_trajectories
-from polydiff.runtime import UserError, make_generator, pick_device
+from polydiff.physics.pde_data import Trajectories
+from polydiff.runtime import UserError, check_memory, make_generator
 
 
 @dataclass(frozen=True)
@@ -45,6 +42,8 @@ EQUATIONS: dict[str, Defaults] = {
     "advection": Defaults(256, 101, 2.0, 1.0),
     "ns2d": Defaults(64, 21, 10.0, 1e-3),
 }
+
+HINT = "choose fewer --n, a coarser --nx, fewer --nt, a shorter --t-final or a larger --nu"
 
 
 @dataclass(frozen=True)
@@ -67,15 +66,19 @@ class GenerateRequest:
                             f"(choose from {', '.join(EQUATIONS)})")
         d = EQUATIONS[self.equation]
         req = GenerateRequest(
-            self.equation, self.n, self.nx or d.nx, self.nt or d.nt,
+            self.equation, self.n, d.nx if self.nx is None else self.nx,
+            d.nt if self.nt is None else self.nt,
             d.t_final if self.t_final is None else self.t_final,
             d.param if self.param is None else self.param, self.seed, self.refine)
         if req.n < 1 or req.nx < 4 or req.nt < 2:
             raise UserError(f"need --n >= 1, --nx >= 4 and --nt >= 2 (got {req.n}, {req.nx}, "
                             f"{req.nt})")
-        for name, value in (("--t-final", req.t_final), ("the equation parameter", req.param)):
-            if not math.isfinite(value) or value < 0 or (name == "--t-final" and value == 0):
-                raise UserError(f"{name} must be a finite positive number, got {value}")
+        if not (math.isfinite(req.t_final) and req.t_final > 0):
+            raise UserError(f"--t-final must be a finite positive number, got {req.t_final}")
+        viscous = req.equation != "advection"
+        if not math.isfinite(req.param) or (viscous and req.param <= 0):
+            raise UserError(f"{'--nu' if viscous else '--beta'} must be finite"
+                            f"{' and positive' if viscous else ''}, got {req.param}")
         if req.refine is not None and (req.refine < 1 or (req.equation == "burgers-periodic"
                                                            and req.refine % 2 == 0)):
             raise UserError(f"--refine must be >= 1 (and odd for burgers-periodic), "
@@ -84,19 +87,56 @@ class GenerateRequest:
             raise UserError(f"ns2d needs an even --nx, got {req.nx}")
         return req
 
+    def output_bytes(self) -> float:
+        """Bytes of the trajectories as they are made and written (float64 then float32,
+        with a forcing of the same size)."""
+        space = self.nx * self.nx if self.equation == "ns2d" else self.nx
+        return 2 * 12.0 * self.n * self.nt * space
+
+    def check_cost(self) -> None:
+        """Refuse before any work what would take more memory or solver time than allowed.
+
+        The solver's cost is estimated from the grid and the equation's parameter at the
+        initial amplitude the problems draw (a lower bound); ns2d is checked again once its
+        initial fields set the time step.
+        """
+        what = (f"pde generate --equation {self.equation} (n {self.n}, nx {self.nx}, nt "
+                f"{self.nt}, T {self.t_final:g})")
+        check_memory(self.output_bytes(), what)
+        if self.equation == "ns2d":
+            cost = navier_stokes.ns2d_cost(self.n, self.nx, self.nt - 1, self.nt)
+        elif self.equation == "advection":
+            cost = advection.advection_cost(self.n, self.nx, self.nt, self.t_final,
+                                            beta=self.param)
+        else:
+            grid = self.grid()
+            try:
+                cost = burgers.burgers_cost(grid, self.n, nu=self.param,
+                                            u_max=burgers.INITIAL_AMPLITUDE,
+                                            refine=self.refine)
+            except ValueError as err:
+                raise UserError(f"{what}: {err}; {HINT}") from err
+        cost.check(what, HINT)
+
+    def grid(self) -> burgers.BurgersGrid:
+        """The saved grid of a 1-D equation."""
+        return burgers.BurgersGrid(nx=self.nx, nt=self.nt, t_final=self.t_final,
+                                   periodic=self.equation != "burgers")
+
 
 def generate(req: GenerateRequest, *, device: torch.device | str = "cpu",
              progress: bool = False) -> Trajectories:
     """Draw ``req.n`` seeded problems of ``req.equation`` and solve them on ``device``.
 
     The problems are drawn on the CPU, so a seed gives the same problems on every device.
+    Requests beyond the time or memory bounds are refused before any work (UserError).
     """
     req = req.resolved()
+    req.check_cost()
     g = make_generator(req.seed)
     if req.equation == "ns2d":
         return _generate_ns2d(req, g, device, progress)
-    periodic = req.equation != "burgers"
-    grid = burgers.BurgersGrid(nx=req.nx, nt=req.nt, t_final=req.t_final, periodic=periodic)
+    grid = req.grid()
     x, t = grid.x(), grid.t()
     if req.equation == "advection":
         u0 = advection.random_sine_waves(req.n, x, g).to(device)
@@ -123,6 +163,9 @@ def _generate_ns2d(req: GenerateRequest, g: torch.Generator, device: torch.devic
     interval = req.t_final / (req.nt - 1)
     # the flow speeds up under forcing: leave a factor 4 on the initial CFL step
     substeps = max(1, math.ceil(interval / (0.25 * navier_stokes.stable_dt(w0))))
+    navier_stokes.ns2d_cost(req.n, req.nx, substeps * (req.nt - 1), req.nt).check(
+        f"pde generate --equation ns2d (n {req.n}, nx {req.nx}, nt {req.nt}, T "
+        f"{req.t_final:g})", HINT)
     w = navier_stokes.solve_ns2d(w0, nu=req.param, dt=interval / substeps,
                                  n_steps=substeps * (req.nt - 1), save_every=substeps,
                                  forcing=force, drag=0.1, progress=progress).cpu()
@@ -133,38 +176,7 @@ def _generate_ns2d(req: GenerateRequest, g: torch.Generator, device: torch.devic
                         "ns2d", {"nu": req.param, "drag": 0.1, "forcing_wavenumber": 4.0})
 
 
-def add_generate_parser(subparsers) -> argparse.ArgumentParser:
-    """Register ``generate`` on the ``polydiff pde`` sub-command parsers."""
-    p = subparsers.add_parser("generate", help="solver trajectories as PDEBench HDF5 or NetCDF")
-    p.add_argument("--equation", required=True,
-                   help=f"one of {', '.join(EQUATIONS)}")
-    p.add_argument("--n", type=int, default=16, help="number of trajectories (default: 16)")
-    p.add_argument("--nx", type=int, default=None, help="grid points per side (default: per eq.)")
-    p.add_argument("--nt", type=int, default=None,
-                   help="saved times including t = 0 (default: per equation)")
-    p.add_argument("--t-final", type=float, default=None, help="final time (default: per eq.)")
-    p.add_argument("--nu", type=float, default=None, help="viscosity (burgers*, ns2d)")
-    p.add_argument("--beta", type=float, default=None, help="advection speed (advection)")
-    p.add_argument("--refine", type=int, default=None,
-                   help="burgers*: internal grid refinement (default: from the Peclet number)")
-    p.add_argument("-o", "--output", type=Path, required=True, help="data.h5 or data.nc")
-    add_runtime_args(p, model=False)
-    p.set_defaults(func=run_generate)
-    return p
-
-
-def run_generate(args: argparse.Namespace) -> int:
-    """The ``generate`` command: check, solve, write atomically, report."""
-    if args.output.suffix.lower() not in (".h5", ".hdf5", ".nc"):
-        raise UserError(f"the output must end in .h5, .hdf5 or .nc, got {args.output}")
-    param = args.beta if args.equation == "advection" else args.nu
-    req = GenerateRequest(args.equation, args.n, args.nx, args.nt, args.t_final, param,
-                          args.seed, args.refine)
-    try:
-        traj = generate(req, device=pick_device(args.device), progress=True)
-    except FloatingPointError as err:
-        raise UserError(f"{err}: try a larger --nu or a smaller --t-final") from err
-    write_trajectories(traj, args.output)
-    print(f"wrote {args.output}: {traj.equation} {tuple(traj.u.shape)} "
-          f"{', '.join(f'{k}={v:g}' for k, v in traj.params.items())}")
-    return 0
+def describe(traj: Trajectories) -> str:
+    """``burgers (16, 81, 120) Nu=0.01``: what a generated file holds."""
+    params = ", ".join(f"{k}={v:g}" for k, v in traj.params.items())
+    return f"{traj.equation} {tuple(traj.u.shape)} {params}"

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from polydiff.runtime import UserError, require_file
+from polydiff.physics.pde_data import checked_dataset
+from polydiff.runtime import UserError, check_memory, require_file
 
 SUFFIXES = (".npy", ".nc", ".h5", ".hdf5")
 
@@ -24,21 +25,28 @@ def _squeeze_leading(a: np.ndarray, ndim: int) -> np.ndarray:
     return a
 
 
+def _values(var, path: Path):
+    """The values of an xarray variable after checking their size from the header."""
+    check_memory(float(var.size) * max(var.dtype.itemsize, 4) * 2,
+                 f"reading {var.name!r} of shape {var.shape} from {path}")
+    return var.values
+
+
 def _from_netcdf(path: Path, kind: str) -> np.ndarray:
     import xarray as xr
 
     with xr.open_dataset(path, engine="h5netcdf") as ds:
         if kind == "init":
             if "u0" in ds:
-                return ds["u0"].values
+                return _values(ds["u0"], path)
             if "u" in ds and "t" in ds["u"].dims:
                 u = ds["u"].isel(t=0)
-                return (u.isel(member=0) if "member" in u.dims else u).values
+                return _values(u.isel(member=0) if "member" in u.dims else u, path)
             raise UserError(f"{path}: no variable 'u0' or 'u' (with a t dimension) in the file")
         if "forcing" not in ds:
             raise UserError(f"{path}: no variable 'forcing' in the file")
         f = ds["forcing"]
-        return (f.isel(member=0) if "member" in f.dims else f).values
+        return _values(f.isel(member=0) if "member" in f.dims else f, path)
 
 
 def _from_hdf5(path: Path, kind: str) -> np.ndarray:
@@ -47,13 +55,14 @@ def _from_hdf5(path: Path, kind: str) -> np.ndarray:
     with h5py.File(path, "r") as h5:
         if kind == "init":
             if "u0" in h5:
-                return np.asarray(h5["u0"])
-            if "tensor" in h5 and h5["tensor"].ndim == 3:
-                return np.asarray(h5["tensor"][0, 0])
+                return np.asarray(checked_dataset(h5, "u0"))
+            if "tensor" in h5 and getattr(h5["tensor"], "ndim", 0) == 3:
+                return np.asarray(checked_dataset(h5, "tensor", whole=False)[0, 0])
             raise UserError(f"{path}: no dataset 'u0' or PDEBench 'tensor' (N, nt, nx)")
         if "forcing" not in h5:
             raise UserError(f"{path}: no dataset 'forcing' in the file")
-        f = h5["forcing"]
+        f = checked_dataset(h5, "forcing", whole=False)
+        check_memory(float(np.prod(f.shape[-2:])) * 8, f"reading a forcing of shape {f.shape}")
         return np.asarray(f[0] if f.ndim == 3 else f)
 
 
@@ -66,7 +75,10 @@ def read_field(path: Path, kind: str) -> np.ndarray:
         raise UserError(f"{path}: unsupported file type {suffix!r} (use {', '.join(SUFFIXES)})")
     try:
         if suffix == ".npy":
-            data = np.load(path, allow_pickle=False)
+            data = np.load(path, mmap_mode="r", allow_pickle=False)  # the header only
+            check_memory(float(data.size) * max(data.dtype.itemsize, 4) * 2,
+                         f"reading {path} of shape {data.shape}")
+            data = np.array(data)
         elif suffix == ".nc":
             data = _from_netcdf(path, kind)
         else:

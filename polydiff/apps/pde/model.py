@@ -1,8 +1,9 @@
-"""A loaded pde model (network, scheduler, layout, grid) and where the bundled ones live.
+"""A loaded pde model (network, scheduler, typed config) through the app contract.
 
-A checkpoint folder is the backbone's layout (``unet/``, ``scheduler/``, ``polydiff.json``);
-``polydiff.json`` holds the whole :class:`~polydiff.apps.pde.config.PDEConfig`, fitted
-normalisation included. The bundled WDNO model is ``polydiff/weights/pde/`` and its
+A checkpoint folder is the contract's layout (``unet/``, ``scheduler/``, ``polydiff.json``
+of format 1 with ``"app": "pde"``, ``"kind": "wdno"`` or ``"superres"`` and the whole
+:class:`~polydiff.apps.pde.config.PDEConfig`, fitted normalisation included, as
+``"config"``). The bundled WDNO model is ``polydiff/weights/pde/`` and its
 super-resolution model ``polydiff/weights/pde/superres/``.
 """
 
@@ -14,12 +15,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from polydiff.apps.contract import load_app_checkpoint, typed_config
 from polydiff.apps.pde.config import PDEConfig
-from polydiff.diffusion.checkpoint import load_checkpoint
-from polydiff.diffusion.config import from_dict
 from polydiff.runtime import UserError
 from polydiff.weights import bundled_path
 
+APP = "pde"
 SUPERRES_DIR = "superres"
 
 
@@ -30,46 +31,48 @@ class PDEModel:
     net: nn.Module
     scheduler: object
     config: PDEConfig
-    folder: Path
+    folder: Path | None
 
     @property
     def device(self) -> torch.device:
         return next(self.net.parameters()).device
 
 
-def default_folder() -> Path:
-    """The bundled WDNO checkpoint folder."""
-    return bundled_path("pde")
+def bundled_folder(kind: str = "wdno") -> Path:
+    """The bundled checkpoint folder of ``kind`` (``wdno`` or ``superres``)."""
+    return bundled_path(APP) / SUPERRES_DIR if kind == "superres" else bundled_path(APP)
 
 
 def load_model(folder: Path | None, device: torch.device | str = "cpu",
                kind: str = "wdno") -> PDEModel:
-    """Load a pde checkpoint folder (the bundled one when ``folder`` is None).
+    """Load a pde checkpoint folder of ``kind`` (the bundled one when ``folder`` is None).
 
-    Raises UserError when the folder is missing, is not a pde checkpoint of ``kind``, or
-    holds pickles.
+    A plain diffusers folder (``unet/`` without ``polydiff.json``) takes the bundled
+    model's config. Raises UserError when the folder is missing, belongs to another app or
+    kind, holds pickles, or does not fit.
     """
-    folder = Path(folder) if folder is not None else default_folder()
-    if kind == "superres" and folder == default_folder():
-        folder = folder / SUPERRES_DIR
-    if not folder.is_dir():
-        raise UserError(f"model folder not found: {folder}")
-    ckpt = load_checkpoint(folder, device=device)
-    if ckpt.config.get("app") != "pde":
-        raise UserError(f"{folder} is not a pde checkpoint (app = {ckpt.config.get('app')!r})")
-    try:
-        config = from_dict(ckpt.config["pde"], PDEConfig, where=f"{folder}/polydiff.json:pde")
-    except (KeyError, ValueError) as err:
-        raise UserError(f"{folder}: bad pde config ({err})") from err
+    ckpt = load_app_checkpoint(APP, folder, device, kind=kind, bundled=bundled_folder(kind))
+    config = typed_config(ckpt, PDEConfig)
     if config.kind != kind:
-        raise UserError(f"{folder} holds a {config.kind} model where a {kind} one is needed")
-    return PDEModel(ckpt.net, ckpt.scheduler, config, folder)
+        raise UserError(f"{ckpt.folder} holds a {config.kind} model where a {kind} one is "
+                        "needed")
+    return PDEModel(ckpt.net, ckpt.scheduler, config, ckpt.folder)
 
 
 def superres_for(model: PDEModel, folder: Path | None,
                  device: torch.device | str = "cpu") -> PDEModel:
-    """The super-resolution model: ``folder``, else ``superres/`` inside the WDNO folder."""
-    folder = folder if folder is not None else model.folder / SUPERRES_DIR
-    if not folder.is_dir():
-        raise UserError(f"no super-resolution model in {folder}; finer grids need one")
-    return load_model(folder, device, kind="superres")
+    """The super-resolution model for ``model``: ``folder``; else ``superres/`` inside the
+    WDNO model's folder when there is one; else the bundled one. Its grid must be the
+    WDNO model's."""
+    if folder is None and model.folder is not None \
+            and (model.folder / SUPERRES_DIR / "polydiff.json").is_file():
+        folder = model.folder / SUPERRES_DIR
+    superres = load_model(folder, device, kind="superres")
+    ours, theirs = model.config.data, superres.config.data
+    if (ours.nx, ours.nt, ours.t_final, ours.nu) != (theirs.nx, theirs.nt, theirs.t_final,
+                                                     theirs.nu):
+        raise UserError(f"the super-resolution model {superres.folder} was trained on another "
+                        f"grid (nx {theirs.nx}, nt {theirs.nt}, T {theirs.t_final}, nu "
+                        f"{theirs.nu}) than the WDNO model (nx {ours.nx}, nt {ours.nt}, T "
+                        f"{ours.t_final}, nu {ours.nu}); give a matching --superres-model")
+    return superres

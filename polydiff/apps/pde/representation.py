@@ -15,6 +15,8 @@ measurement operators of control can differentiate through them).
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import asdict, dataclass, field
 from typing import NamedTuple
 
@@ -82,7 +84,19 @@ class Layout:
     def _scale(self, like: Tensor) -> Tensor:
         if len(self.scale) != self.channels:
             raise ValueError(f"layout has {len(self.scale)} scales for {self.channels} channels")
-        return torch.as_tensor(self.scale, dtype=like.dtype, device=like.device)[:, None, None]
+        return _scale_tensor(tuple(self.scale), like.dtype, like.device)
+
+    def field_rms(self, name: str) -> float:
+        """RMS over the training data of the physical channel ``name``, from the scales.
+
+        The scales are the RMS of each sub-band; an orthonormal transform (haar, db, sym;
+        the physical domain) keeps sums of squares, so the field's mean square is the mean
+        of its bands' (for biorthogonal families such as bior2.4 it is close to it).
+        """
+        if len(self.scale) != self.channels:
+            raise ValueError(f"layout has {len(self.scale)} scales for {self.channels} channels")
+        bands = self.scale[self.group(name)]
+        return math.sqrt(sum(s * s for s in bands) / len(bands))
 
     def raw(self, fields: Fields) -> Tensor:
         """Unnormalised sample ``(B, C, h, w)`` of physical fields."""
@@ -115,9 +129,18 @@ class Layout:
         return asdict(self)
 
 
-def known_mask(layout: Layout, shape: tuple[int, ...], *, forcing_known: bool) -> Tensor:
-    """Boolean mask ``(1, C, 1, 1)`` of the sample channels fixed by the conditions."""
-    mask = torch.zeros(1, shape[1], 1, 1, dtype=torch.bool)
+@functools.lru_cache(maxsize=16)
+def _scale_tensor(scale: tuple[float, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+    """The scales as a (C, 1, 1) tensor on ``device``, made once per layout and device (so
+    that decoding inside a sampling loop copies nothing from the host)."""
+    return torch.as_tensor(scale, dtype=dtype, device=device)[:, None, None]
+
+
+def known_mask(layout: Layout, shape: tuple[int, ...], *, forcing_known: bool,
+               device: torch.device | str = "cpu") -> Tensor:
+    """Boolean mask ``(1, C, 1, 1)`` on ``device`` of the sample channels fixed by the
+    conditions."""
+    mask = torch.zeros(1, shape[1], 1, 1, dtype=torch.bool, device=device)
     mask[:, layout.group("u0")] = True
     if forcing_known:
         mask[:, layout.group("f")] = True

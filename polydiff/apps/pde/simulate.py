@@ -10,10 +10,16 @@ import torch
 
 from polydiff.apps.pde.dataset import from_model_grid, grid_level
 from polydiff.apps.pde.model import PDEModel, superres_for
-from polydiff.apps.pde.output import TrajectorySet
-from polydiff.apps.pde.pipeline import simulate_fields
+from polydiff.apps.pde.sampling import sampling_bytes, simulate_fields
+from polydiff.apps.pde.trajectories import TrajectorySet
 from polydiff.physics.burgers import BurgersGrid, sample_burgers_problem
-from polydiff.runtime import UserError, make_generator
+from polydiff.runtime import UserError, check_memory, make_generator
+
+KNOWN_RANGE = 10.0
+"""Inputs may reach this many times the RMS of the model's training data (from its
+normalisation); the training data themselves stay within about 3x (u0) and 6.3x (forcing)."""
+
+FIELD_NAMES = {"u0": "initial states", "f": "forcings", "u": "states"}
 
 
 @dataclass
@@ -44,21 +50,41 @@ def draw_initial(model: PDEModel, nx: int, seed: int) -> np.ndarray:
     return problem.u0(grid.x())[0].float().numpy()
 
 
-def check_request(model: PDEModel, req: Request) -> tuple[int, BurgersGrid]:
-    """Refuse what the model cannot serve, naming the problem; return level and grid."""
+def check_range(model: PDEModel, values: np.ndarray, field: str, what: str) -> None:
+    """Refuse ``values`` of the physical channel ``field`` (``u0``, ``f`` or ``u``) that are
+    not finite or reach beyond :data:`KNOWN_RANGE` times the RMS of the training data."""
+    if not np.all(np.isfinite(values)):
+        raise UserError(f"{what} holds NaN or infinite values")
+    rms = model.config.layout.field_rms(field)
+    limit = KNOWN_RANGE * rms
+    peak = float(np.abs(values).max()) if values.size else 0.0
+    if peak > limit:
+        raise UserError(f"{what} reaches |value| = {peak:.3g}, outside what the model knows: "
+                        f"it was trained on {FIELD_NAMES[field]} of RMS {rms:.3g} (its "
+                        f"normalisation) and takes values up to {limit:.3g} "
+                        f"({KNOWN_RANGE:g} x that RMS)")
+
+
+def check_request(model: PDEModel, req: Request, *, grad: bool = False,
+                  ) -> tuple[int, BurgersGrid]:
+    """Refuse what the model cannot serve, naming the problem; return level and grid.
+
+    Checks shapes, finiteness and range of the inputs, and the memory of sampling
+    ``req.members`` trajectories (``grad``: with guidance gradients).
+    """
     if req.u0.ndim != 1:
         raise UserError(f"the initial state must be one profile (nx,), got shape {req.u0.shape}")
-    if not np.all(np.isfinite(req.u0)):
-        raise UserError("the initial state holds NaN or infinite values")
     level, grid = level_grid(model, req.u0.shape[0])
+    check_range(model, req.u0, "u0", "the initial state")
     if req.forcing is not None:
         if req.forcing.shape != (grid.nt, grid.nx):
             raise UserError(f"the forcing must have shape (nt + 1, nx) = {(grid.nt, grid.nx)} "
                             f"for this grid, got {req.forcing.shape}")
-        if not np.all(np.isfinite(req.forcing)):
-            raise UserError("the forcing holds NaN or infinite values")
+        check_range(model, req.forcing, "f", "the forcing")
     if req.members < 1 or (req.steps is not None and req.steps < 1):
         raise UserError("--members and --steps must be at least 1")
+    check_memory(sampling_bytes(model.config, req.members, level, grad=grad),
+                 f"sampling {req.members} member(s) on the {grid.nt} x {grid.nx} grid")
     return level, grid
 
 

@@ -13,12 +13,15 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from polydiff.apps.contract import checkpoint_meta, report, seeded
 from polydiff.apps.pde.config import PDEConfig
 from polydiff.apps.pde.dataset import coarsen, solve_trajectories
+from polydiff.apps.pde.model import APP
 from polydiff.apps.pde.representation import Fields, Layout
 from polydiff.diffusion.networks import Denoiser, build_network, count_parameters
 from polydiff.diffusion.schedulers import make_scheduler
 from polydiff.diffusion.training import TrainResult, denoising_loss, train
+from polydiff.runtime import UserError, atomic_output, is_main_process
 
 
 def make_scheduler_for(config: PDEConfig):
@@ -93,8 +96,8 @@ def build_dataset(config: PDEConfig, fields: Fields, generator: torch.Generator)
 
 
 def config_record(config: PDEConfig) -> dict:
-    """What ``polydiff.json`` keeps of a config (read back by :func:`model.load_model`)."""
-    return {"app": "pde", "pde": dataclasses.asdict(config)}
+    """The app's part of ``polydiff.json`` (format 1; read back by :func:`model.load_model`)."""
+    return checkpoint_meta(APP, dataclasses.asdict(config), kind=config.kind)
 
 
 def run_training(config: PDEConfig, *, data_file: Path | None = None,
@@ -107,9 +110,7 @@ def run_training(config: PDEConfig, *, data_file: Path | None = None,
     """
     fields = load_or_solve(config, data_file, progress)
     dataset = build_dataset(config, fields, torch.Generator().manual_seed(config.data.seed + 1))
-    with torch.random.fork_rng(devices=[]):  # a seeded initialisation, global state restored
-        torch.manual_seed(config.train.seed)
-        net = build_network(config.network_block())
+    net = seeded(config.train.seed, lambda: build_network(config.network_block()))
     scheduler = make_scheduler_for(config)
 
     def loss_fn(model, batch, noise, timesteps):
@@ -120,29 +121,47 @@ def run_training(config: PDEConfig, *, data_file: Path | None = None,
                               known=batch["known"], known_clean=True)
 
     if progress:
-        print(f"pde train: {config.kind} ({config.layout.domain}) with "
-              f"{count_parameters(net) / 1e6:.3f} M parameters on "
-              f"{len(dataset['x'])} samples of shape {tuple(dataset['x'].shape[1:])}", flush=True)
+        report(f"pde train: {config.kind} ({config.layout.domain}) with "
+               f"{count_parameters(net) / 1e6:.3f} M parameters on "
+               f"{len(dataset['x'])} samples of shape {tuple(dataset['x'].shape[1:])}")
     return train(net, scheduler, dataset, config.train, loss_fn=loss_fn,
                  config=config_record(config), progress=progress)
 
 
 def load_or_solve(config: PDEConfig, data_file: Path | None, progress: bool) -> Fields:
-    """Solver fields on level ``config.data.finer``, from the cache file when it exists and
-    was made with the same data settings (else it is solved again and rewritten)."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
+    """Solver fields on level ``config.data.finer``: read from the cache file when it exists
+    (it must have been made with the same data settings: a cache of other data is refused,
+    never overwritten), else solved and, when ``data_file`` is given, written there (by the
+    main process only, whole or not at all)."""
+    from safetensors.torch import save_file
 
     key = json.dumps(dataclasses.asdict(config.data), sort_keys=True)
     if data_file is not None and Path(data_file).is_file():
-        with safe_open(str(data_file), framework="pt") as handle:
-            same = (handle.metadata() or {}).get("data") == key
-        if same:
-            return Fields(**load_file(data_file))
+        return read_cache(Path(data_file), key)
     generator = torch.Generator().manual_seed(config.data.seed)
     fields = solve_trajectories(config.data, config.data.finer, generator, progress=progress)
-    if data_file is not None:
-        Path(data_file).parent.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in fields._asdict().items()}, data_file,
-                  metadata={"data": key})
+    if data_file is not None and is_main_process():
+        with atomic_output(data_file) as tmp:
+            save_file({k: v.contiguous() for k, v in fields._asdict().items()}, tmp,
+                      metadata={"data": key})
     return fields
+
+
+def read_cache(path: Path, key: str) -> Fields:
+    """The fields of a data cache made with the data settings ``key`` (UserError otherwise)."""
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            made_with = (handle.metadata() or {}).get("data")
+        tensors = load_file(path) if made_with == key else None
+    except (SafetensorError, OSError, ValueError) as err:
+        raise UserError(f"--data-cache {path} is not a safetensors data cache: "
+                        f"{str(err).splitlines()[0]}") from err
+    if tensors is None:
+        raise UserError(f"--data-cache {path} holds data made with other settings than the "
+                        "config's data block; name another file (it is never overwritten)")
+    if set(tensors) != set(Fields._fields):
+        raise UserError(f"--data-cache {path} does not hold the fields {Fields._fields}")
+    return Fields(**tensors)

@@ -1,7 +1,10 @@
-"""``polydiff pde simulate|control`` end to end with the bundled checkpoint, and bad input."""
+"""``polydiff pde simulate|control|evaluate`` end to end with the bundled checkpoint."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -10,12 +13,13 @@ import pytest
 import torch
 import xarray as xr
 
-from polydiff.apps.pde.model import default_folder, load_model
-from polydiff.cli import main
+from polydiff.apps.pde.model import bundled_folder, load_model
 from polydiff.physics.burgers import BurgersGrid, sample_burgers_problem, solve_burgers
+from polydiff.physics.pde_data import Trajectories, read_trajectories, write_trajectories
 from polydiff.runtime import make_generator
+from tests.apps.pde.pde_testing import cli
 
-pytestmark = pytest.mark.skipif(not (default_folder() / "polydiff.json").is_file(),
+pytestmark = pytest.mark.skipif(not (bundled_folder() / "polydiff.json").is_file(),
                                 reason="bundled pde checkpoint missing")
 
 
@@ -34,11 +38,25 @@ def problem(tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
-def test_simulate_writes_the_netcdf_and_holds_u0(problem, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def test_set(tmp_path_factory) -> Path:
+    """Two solver trajectories on the model's base grid, as a PDEBench-layout file."""
+    grid = BurgersGrid(nx=31, nt=33, t_final=8.0)
+    p = sample_burgers_problem(2, grid, make_generator(1))
+    f = p.forcing.on_grid(grid.t(), grid.x())
+    u = solve_burgers(p.u0, grid, forcing=f)
+    path = tmp_path_factory.mktemp("pde_eval") / "test.h5"
+    write_trajectories(Trajectories(u, grid.x(), grid.t(), forcing=f, equation="burgers",
+                                    params={"Nu": 0.01}), path)
+    return path
+
+
+def test_simulate_writes_the_netcdf_and_holds_u0(problem, tmp_path: Path, capsys) -> None:
     out = tmp_path / "traj.nc"
-    rc = main(["pde", "simulate", "--init", str(problem["u0"]), "--forcing", str(problem["f"]),
-               "--members", "2", "--steps", "4", "--device", "cpu", "-o", str(out)])
+    rc = cli("simulate", "--init", problem["u0"], "--forcing", problem["f"], "--members", 2,
+             "--steps", 4, "--device", "cpu", "-o", out)
     assert rc == 0 and out.is_file() and out.with_suffix(".png").is_file()
+    assert capsys.readouterr().out.splitlines()[-1] == f"wrote {out}, {out.with_suffix('.png')}"
     with xr.open_dataset(out, engine="h5netcdf") as ds:
         assert ds["u"].dims == ("member", "t", "x") and ds["u"].shape == (2, 33, 31)
         assert ds["t"].values[-1] == pytest.approx(8.0) and ds.attrs["steps"] == 4
@@ -51,20 +69,19 @@ def test_simulate_writes_the_netcdf_and_holds_u0(problem, tmp_path: Path) -> Non
 
 
 def test_same_seed_same_file(tmp_path: Path) -> None:
-    args = ["pde", "simulate", "--steps", "3", "--device", "cpu", "--seed", "7"]
+    args = ["simulate", "--steps", 3, "--device", "cpu"]
     a, b, c = tmp_path / "a.nc", tmp_path / "b.nc", tmp_path / "c.nc"
-    assert main([*args, "-o", str(a)]) == 0 and main([*args, "-o", str(b)]) == 0
+    assert cli(*args, "--seed", 7, "-o", a) == 0 and cli(*args, "--seed", 7, "-o", b) == 0
     assert a.read_bytes() == b.read_bytes()
-    assert main([*args[:-1], "8", "-o", str(c)]) == 0
+    assert cli(*args, "--seed", 8, "-o", c) == 0
     with xr.open_dataset(a, engine="h5netcdf") as da, xr.open_dataset(c, engine="h5netcdf") as dc:
         assert not np.allclose(da["u0"].values, dc["u0"].values)  # --seed draws another u0
 
 
-def _bad(tmp_path: Path, *extra: str) -> None:
+def _bad(tmp_path: Path, *extra) -> None:
     out = tmp_path / "bad.nc"
-    rc = main(["pde", "simulate", "--steps", "2", "--device", "cpu", *extra, "-o", str(out)])
-    assert rc != 0
-    assert not out.exists() and not list(tmp_path.glob(".bad.nc*"))
+    assert cli("simulate", "--steps", 2, "--device", "cpu", *extra, "-o", out) == 2
+    assert not out.exists() and not list(tmp_path.glob(".bad.*"))
 
 
 def test_bad_input_fails_without_output(tmp_path: Path, capsys) -> None:
@@ -77,17 +94,19 @@ def test_bad_input_fails_without_output(tmp_path: Path, capsys) -> None:
     empty = tmp_path / "empty.h5"
     with h5py.File(empty, "w") as h5:
         h5["other"] = np.zeros(3)
-    _bad(tmp_path, "--init", str(wrong))                 # wrong length
-    _bad(tmp_path, "--init", str(nan))                   # NaNs
-    _bad(tmp_path, "--init", str(corrupt))               # not HDF5
-    _bad(tmp_path, "--init", str(empty))                 # no u0 / tensor
-    _bad(tmp_path, "--init", str(tmp_path / "missing.npy"))
-    _bad(tmp_path, "--equation", "kdv")                  # unknown equation
-    _bad(tmp_path, "--nx", "50")                         # a grid the model cannot serve
-    _bad(tmp_path, "--nx", "63", "--superres-model", str(tmp_path))  # no SR model there
-    err = capsys.readouterr().err.strip().splitlines()
-    assert all(line.startswith("polydiff pde: error: ") for line in err if "error" in line)
-    assert any("unknown equation 'kdv'" in line for line in err)
+    _bad(tmp_path, "--init", wrong)                 # wrong length
+    _bad(tmp_path, "--init", nan)                   # NaNs
+    _bad(tmp_path, "--init", corrupt)               # not HDF5
+    _bad(tmp_path, "--init", empty)                 # no u0 / tensor
+    _bad(tmp_path, "--init", tmp_path / "missing.npy")
+    _bad(tmp_path, "--equation", "kdv")             # unknown equation
+    _bad(tmp_path, "--nx", 50)                      # a grid the model cannot serve
+    _bad(tmp_path, "--nx", 63, "--superres-model", tmp_path)  # no SR model there
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(err) == 8
+    assert all(line.startswith(("polydiff pde: error: ", "polydiff pde simulate: error: "))
+               for line in err)
+    assert any("invalid choice: 'kdv'" in line for line in err)
     assert any("NaN" in line for line in err)
 
 
@@ -103,39 +122,74 @@ def test_control_reduces_the_terminal_misfit(problem, tmp_path: Path) -> None:
     g, f = guided.extra["misfit"][1], free.extra["misfit"][1]
     assert np.mean(g) < 0.5 * np.mean(f)
     out = tmp_path / "control.nc"
-    rc = main(["pde", "control", "--init", str(problem["u0"]), "--target", str(problem["uT"]),
-               "--members", "2", "--steps", "4", "--device", "cpu", "-o", str(out)])
+    rc = cli("control", "--init", problem["u0"], "--target", problem["uT"], "--members", 2,
+             "--steps", 4, "--device", "cpu", "-o", out)
     assert rc == 0
     with xr.open_dataset(out, engine="h5netcdf") as ds:
         assert ds["objective"].dims == ("member",) and "u_solver" in ds
 
 
-def test_evaluate_writes_metrics_and_refuses_other_grids(tmp_path: Path) -> None:
-    import json
-
-    from polydiff.physics.pde_data import Trajectories, write_trajectories
-
-    grid = BurgersGrid(nx=31, nt=33, t_final=8.0)
-    p = sample_burgers_problem(2, grid, make_generator(1))
-    f = p.forcing.on_grid(grid.t(), grid.x())
-    u = solve_burgers(p.u0, grid, forcing=f)
-    data = tmp_path / "test.h5"
-    write_trajectories(Trajectories(u, grid.x(), grid.t(), forcing=f, equation="burgers",
-                                    params={"Nu": 0.01}), data)
+def test_evaluate_the_model_writes_metrics_and_refuses_other_grids(test_set: Path,
+                                                                   tmp_path: Path) -> None:
     out = tmp_path / "m.json"
-    assert main(["pde", "evaluate", "--data", str(data), "--steps", "3", "--device", "cpu",
-                 "-o", str(out)]) == 0
+    assert cli("evaluate", "--truth", test_set, "--steps", 3, "--device", "cpu",
+               "--json", out) == 0
     metrics = json.loads(out.read_text())
     assert metrics["n"] == 2 and metrics["nt"] == 32 and len(metrics["nrmse_per_time"]) == 32
     assert metrics["mse"] > 0 and 0 <= metrics["time_until_decorrelation"] <= 8.0
+    assert metrics["nrmse"] == pytest.approx(np.mean(metrics["nrmse_per_time"]))
+    assert metrics["steps"] == 3 and out.with_suffix(".png").is_file()
     other = tmp_path / "other.h5"  # 40 time levels: not the model's grid
     g2 = BurgersGrid(nx=31, nt=40, t_final=8.0)
     write_trajectories(Trajectories(torch.zeros(1, 40, 31), g2.x(), g2.t(),
                                     equation="burgers", params={"Nu": 0.01}), other)
     bad = tmp_path / "bad.json"
-    assert main(["pde", "evaluate", "--data", str(other), "--device", "cpu",
-                 "-o", str(bad)]) != 0
-    assert not bad.exists()
+    assert cli("evaluate", "--truth", other, "--device", "cpu", "--json", bad) == 2
+    assert not bad.exists() and not bad.with_suffix(".png").exists()
+
+
+def test_evaluate_a_prediction_file(test_set: Path, tmp_path: Path, capsys) -> None:
+    """A prediction 1.1 x the truth has nRMSE 0.1 at every time and correlation 1; the
+    metrics go beside the prediction by default."""
+    truth = read_trajectories(test_set)
+    pred = tmp_path / "pred.nc"
+    write_trajectories(Trajectories(1.1 * truth.u, truth.x, truth.t, equation="burgers"), pred)
+    assert cli("evaluate", "--truth", test_set, "--pred", pred) == 0
+    out = tmp_path / "pred.metrics.json"
+    metrics = json.loads(out.read_text())
+    assert metrics["nrmse"] == pytest.approx(0.1, rel=1e-5)
+    np.testing.assert_allclose(metrics["nrmse_per_time"], 0.1, rtol=1e-5)
+    np.testing.assert_allclose(metrics["correlation_per_time"], 1.0, rtol=1e-6)
+    assert metrics["mse"] == pytest.approx(0.01 * float(truth.u[:, 1:].double().pow(2).mean()),
+                                           rel=1e-4)
+    assert capsys.readouterr().out.splitlines()[-1] == \
+        f"wrote {out}, {tmp_path / 'pred.metrics.png'}"
+    # the prediction must be of the test set's shape, and --model belongs to the model's run
+    short = tmp_path / "short.nc"
+    write_trajectories(truth.select(slice(0, 1)), short)
+    assert cli("evaluate", "--truth", test_set, "--pred", short, "--json",
+               tmp_path / "s.json") == 2
+    assert cli("evaluate", "--truth", test_set, "--pred", pred, "--model", tmp_path,
+               "--json", tmp_path / "s.json") == 2
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_help_and_argument_errors_need_no_torch() -> None:
+    """The pde CLI module imports neither torch nor numpy; help and argument errors answer
+    without them."""
+    code = ("import sys\n"
+            "import polydiff.apps.pde.cli\n"
+            "from polydiff.cli import main\n"
+            "for argv in (['pde', 'simulate', '--help'], ['pde', 'generate', '--nx', '0']):\n"
+            "    try:\n"
+            "        main(argv)\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            "heavy = [m for m in ('torch', 'numpy', 'xarray', 'h5py') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "--members" in done.stdout and "outside [4, 1e+06]" in done.stderr
 
 
 @pytest.mark.slow
@@ -143,6 +197,7 @@ def test_demo_writes_its_files(tmp_path: Path) -> None:
     from polydiff.apps.pde.cli import demo
 
     text = demo(tmp_path / "pde", device=torch.device("cpu"), seed=0)
-    assert "nRMSE" in text
+    assert "nRMSE" in text and text.endswith(
+        f"wrote {tmp_path / 'pde' / 'burgers.nc'}, {tmp_path / 'pde' / 'burgers.png'}")
     assert (tmp_path / "pde" / "burgers.nc").is_file()
     assert (tmp_path / "pde" / "burgers.png").is_file()

@@ -5,14 +5,14 @@ import math
 import pytest
 import torch
 
-from polydiff.cli import main
 from polydiff.physics.advection import advection_exact
 from polydiff.physics.pde_data import read_trajectories
+from tests.apps.pde.pde_testing import cli
 
 
 def run(tmp_path, name, *args):
     out = tmp_path / name
-    return main(["pde", "generate", *args, "-o", str(out)]), out
+    return cli("generate", *args, "-o", out), out
 
 
 def test_advection_file_is_the_exact_shift(tmp_path):
@@ -70,17 +70,36 @@ def test_same_seed_same_file(tmp_path, suffix):
 @pytest.mark.parametrize("args", [
     ["--equation", "heat"],
     ["--equation", "burgers", "--nu", "nan"],
+    ["--equation", "burgers", "--nu", "0"],            # once tried to allocate 7.7 TB
+    ["--equation", "burgers", "--nu", "-0.01"],
     ["--equation", "advection", "--beta", "inf"],
     ["--equation", "burgers", "--n", "0"],
+    ["--equation", "burgers", "--nx", "0"],            # once fell back to the default
+    ["--equation", "burgers", "--nt", "0"],
+    ["--equation", "burgers", "--beta", "1"],          # a parameter of another equation
     ["--equation", "ns2d", "--nx", "15"],
     ["--equation", "burgers-periodic", "--refine", "2"],
 ])
 def test_bad_input_fails_without_a_file(tmp_path, capsys, args):
     rc, out = run(tmp_path, "bad.h5", *args, "--nt", "3", "--t-final", "0.1")
-    assert rc != 0 and not out.exists()
-    assert "error:" in capsys.readouterr().err
+    assert rc == 2 and not out.exists()
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
     rc, out = run(tmp_path, "bad.csv", "--equation", "burgers")
-    assert rc != 0 and not out.exists()
+    assert rc == 2 and not out.exists()
+
+
+@pytest.mark.parametrize("args, numbers", [
+    (["--nx", "100000"], ["7.11e+09 time steps", "2e+05 points", "1e+12"]),
+    (["--nu", "1e-9"], ["time steps", "point-updates", "1e+12"]),
+    (["--n", "1000000", "--nx", "1000000"], ["GiB"]),
+])
+def test_work_beyond_the_bounds_is_refused_with_the_estimate(tmp_path, capsys, args, numbers):
+    """Sizes that would take hours to years (or more memory than there is) are refused
+    before any work, with the estimate in the message."""
+    rc, out = run(tmp_path, "big.h5", "--equation", "burgers", *args)
+    err = capsys.readouterr().err
+    assert rc == 2 and not out.exists() and len(err.strip().splitlines()) == 1
+    assert all(n in err for n in numbers), err
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

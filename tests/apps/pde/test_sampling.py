@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from polydiff.apps.pde.dataset import coarsen
-from polydiff.apps.pde.pipeline import simulate_fields
 from polydiff.apps.pde.representation import Fields
+from polydiff.apps.pde.sampling import simulate_fields
 from polydiff.diffusion.networks import Denoiser
 from polydiff.diffusion.sampling import sample
 

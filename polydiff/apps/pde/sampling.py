@@ -1,5 +1,9 @@
 """WDNO sampling: whole trajectories from their conditions, level by level.
 
+Everything a step needs is on the model's device before the reverse loop starts (the known
+values and their mask, the normalisation, the wavelet filters), so on CUDA no step waits
+for a copy to or from the host.
+
 Stages of :func:`simulate_fields`:
 
 1. subsample the conditions (u0, forcing) to the base grid;
@@ -18,6 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from polydiff.apps.pde.config import PDEConfig
 from polydiff.apps.pde.dataset import coarsen
 from polydiff.apps.pde.model import PDEModel
 from polydiff.apps.pde.representation import Fields, known_mask
@@ -48,7 +53,7 @@ def sample_level(model: PDEModel, known: Fields, *, forcing_known: bool, steps: 
     """
     layout = model.config.layout
     values = layout.encode(known).to(model.device)  # (B, C, h, w); only known groups are read
-    mask = known_mask(layout, values.shape, forcing_known=forcing_known)
+    mask = known_mask(layout, values.shape, forcing_known=forcing_known, device=model.device)
     hooks = [ReplaceKnown(mask, values, noised=False), *hooks]
     hooks += [ProgressBar(desc)] if progress else []
     step_kwargs = {}
@@ -58,6 +63,26 @@ def sample_level(model: PDEModel, known: Fields, *, forcing_known: bool, steps: 
     out = sample(denoiser, model.scheduler, values.shape, steps=steps, generator=generator,
                  hooks=hooks, device=model.device, step_kwargs=step_kwargs)
     return out.sample.detach()
+
+
+def sampling_bytes(config: PDEConfig, batch: int, level: int, *, grad: bool = False) -> float:
+    """Estimated peak bytes of one reverse step of ``batch`` samples ``level`` times 2x
+    finer than the base (float32): the U-Net's skip activations and working tensors at every
+    resolution, attention maps where there are attention blocks, and the sample itself;
+    times 4 when the step keeps a graph for guidance (``grad``)."""
+    channels, h, w = config.layout.sample_shape(config.data.nt * 2**level,
+                                                (config.data.nx + 1) * 2**level)
+    block = config.network_block()
+    widths = block.get("block_out_channels", [64])
+    per_block = block.get("layers_per_block", 2) + 1
+    pixels = float(h) * w
+    per_item = (3 * channels + 6 * widths[0]) * pixels
+    for k, (width, kind) in enumerate(zip(widths, block.get("down_block_types", []))):
+        at = pixels / 4**k
+        per_item += 2 * width * per_block * at
+        if "Attn" in kind:
+            per_item += 2 * at * at
+    return 4.0 * batch * per_item * (4 if grad else 1)
 
 
 def simulate_fields(base: PDEModel, u0: Tensor, forcing: Tensor | None, *, level: int = 0,

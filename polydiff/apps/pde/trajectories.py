@@ -1,4 +1,4 @@
-"""Trajectory files of the pde app: CF-style NetCDF with dims (member, t, x), and x-t PNGs."""
+"""Trajectory files of the pde app: CF-style NetCDF with dims (member, t, x)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import xarray as xr
 
-from polydiff.plotting import pyplot, save_figure
-from polydiff.runtime import atomic_output
+from polydiff.runtime import check_finite
 
 
 @dataclass
@@ -33,8 +31,17 @@ class TrajectorySet:
     attrs: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
-    def to_dataset(self) -> xr.Dataset:
-        """The NetCDF dataset (float32 fields, float64 coordinates)."""
+    def check_finite(self, hint: str) -> None:
+        """A UserError naming the variable when any value is NaN or infinite."""
+        check_finite(self.u, "the sampled states u", hint)
+        check_finite(self.f, "the sampled forcing", hint)
+        for name, (_, values, _) in self.extra.items():
+            check_finite(values, f"the variable {name}", hint)
+
+    def to_dataset(self):
+        """The NetCDF dataset (an ``xarray.Dataset``; float32 fields, float64 coordinates)."""
+        import xarray as xr
+
         data_vars = {
             "u": (("member", "t", "x"), self.u.astype(np.float32),
                   {"long_name": "Burgers state u", "units": "1"}),
@@ -56,19 +63,5 @@ class TrajectorySet:
 
 
 def write_netcdf(traj: TrajectorySet, path: Path) -> None:
-    """Write ``traj`` to ``path`` whole or not at all."""
-    with atomic_output(path) as tmp:
-        traj.to_dataset().to_netcdf(tmp, engine="h5netcdf")
-
-
-def plot_xt(path: Path, panels: dict[str, np.ndarray], t: np.ndarray, x: np.ndarray,
-            title: str = "") -> None:
-    """One x-t image per panel (each (nt, nx)), written as PNG whole or not at all."""
-    fig, axes = pyplot().subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False)
-    extent = (float(x[0]), float(x[-1]), float(t[-1]), float(t[0]))
-    for ax, (name, img) in zip(axes[0], panels.items()):
-        lim = float(np.abs(img).max()) or 1.0
-        im = ax.imshow(img, aspect="auto", extent=extent, cmap="RdBu_r", vmin=-lim, vmax=lim)
-        ax.set(title=name, xlabel="x", ylabel="t")
-        fig.colorbar(im, ax=ax, shrink=0.8)
-    save_figure(fig, path, title=title, dpi=100)
+    """Write ``traj`` to ``path`` (a temporary path of :class:`~polydiff.apps.contract.Outputs`)."""
+    traj.to_dataset().to_netcdf(path, engine="h5netcdf")
