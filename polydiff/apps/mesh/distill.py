@@ -201,6 +201,7 @@ def render_field(field: TriplaneField, geo: Tensor, tex: Tensor, cameras: Camera
     ``mesh``: marching cubes (no gradient) then the MeshSDF surface through the
     rasterizer at ``supersample`` x the size, average-pooled back: silhouette gradients
     come from the rasterizer's edge antialiasing, which needs triangles larger than pixels.
+    Colour is rendered on the detached surface, so colour losses train only the RGB head.
     An object whose field has no surface falls back to volume rendering.
     """
     if cfg.render == "volume":
@@ -229,11 +230,13 @@ def render_field(field: TriplaneField, geo: Tensor, tex: Tensor, cameras: Camera
             colors.append(r.color[0])
             continue
         verts = differentiable_surface(field, g, mesh.verts)
-        rgb = field.rgb(t, verts[None])[0]
-        out = render_mesh(verts, mesh.faces, fine, colors=rgb, backend="torch")
+        out = render_mesh(verts, mesh.faces, fine, backend="torch")
+        # colour on the frozen surface: a colour loss trains the RGB head, never the shape
+        rgb = field.rgb(t, mesh.verts[None])[0]
+        color = render_mesh(mesh.verts, mesh.faces, fine, colors=rgb, backend="torch").color
         normals.append(pool(out.normals))
         masks.append(pool(out.mask[..., None]))
-        colors.append(pool(out.color))
+        colors.append(pool(color))
     return Renders(torch.stack(normals), torch.stack(masks), torch.stack(colors))
 
 
