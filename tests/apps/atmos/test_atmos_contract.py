@@ -2,6 +2,7 @@
 rank-0-only writing, seeded and cached training, a torch-free CLI module."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -219,3 +220,24 @@ def test_a_checkpoint_of_the_old_layout_is_refused_in_one_line(model_dir, tmp_pa
                  "-o", str(tmp_path / "x.nc")]) == 2
     _one_line_error(capsys, "not of atmos")
     assert not (tmp_path / "x.nc").exists()
+
+
+@pytest.mark.slow
+def test_torchrun_splits_the_flows_between_processes_and_matches_one_process(tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.is_file():
+        pytest.skip("torchrun is not installed beside this python")
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TRAIN_YAML.replace("block: 2", "block: 1"))  # 3 blocks on 2 processes
+    assert main(["atmos", "train", "--config", str(config), "-o", str(tmp_path / "one")]) == 0
+    run = subprocess.run([str(torchrun), "--nproc_per_node", "2", "-m", "polydiff.cli", "atmos",
+                          "train", "--config", str(config), "-o", str(tmp_path / "two")],
+                         capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.count("atmos train:") == 1 and run.stdout.count("trained 2 steps") == 1
+    one, two = (json.loads((tmp_path / d / "polydiff.json").read_text()) for d in ("one", "two"))
+    assert one["config"] == two["config"]  # the same simulated fields, to the last bit
+    a, b = (load_file(tmp_path / d / "unet" / "diffusion_pytorch_model.safetensors")
+            for d in ("one", "two"))
+    assert all(float((a[k] - b[k]).abs().max()) < 1e-5 for k in a)
