@@ -39,14 +39,16 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from polydiff.runtime import (
     UserError,
     is_main_process,
     make_parent,
+    process_rank,
     publish,
     remove_empty,
     temp_beside,
@@ -318,6 +320,118 @@ def write_json(path: Path, data: dict, outputs: Outputs, *, named: bool) -> Path
     if tmp != Path(os.devnull):
         tmp.write_text(json.dumps(data, indent=2, default=float))
     return path
+
+
+# ============================================================================ many inputs
+def add_resume(parser: argparse.ArgumentParser) -> None:
+    """``--resume``: skip the inputs whose outputs all exist already."""
+    parser.add_argument("--resume", action="store_true",
+                        help="skip inputs whose output files all exist already (an interrupted "
+                             "run, or one split over processes, goes on where it stopped)")
+
+
+def shard_of() -> tuple[int, int]:
+    """(index, count) of this process among those that share one list of inputs.
+
+    torchrun's ``RANK``/``WORLD_SIZE``, within each task of a Slurm array job
+    (``SLURM_ARRAY_TASK_ID``, ``_MIN``, ``_STEP``, ``_COUNT``): task a of A, rank r of W is
+    share a * W + r of A * W. (0, 1) for a plain run.
+    """
+    rank, world = process_rank(), int(os.environ.get("WORLD_SIZE", "1"))
+    task, tasks = 0, 1
+    if "SLURM_ARRAY_TASK_ID" in os.environ and "SLURM_ARRAY_TASK_COUNT" in os.environ:
+        first = int(os.environ.get("SLURM_ARRAY_TASK_MIN", "0"))
+        step = int(os.environ.get("SLURM_ARRAY_TASK_STEP", "1")) or 1
+        task = (int(os.environ["SLURM_ARRAY_TASK_ID"]) - first) // step
+        tasks = int(os.environ["SLURM_ARRAY_TASK_COUNT"])
+    index, count = task * world + rank, tasks * world
+    if not (count >= 1 and 0 <= index < count):
+        raise UserError(f"process {rank} of {world} (array task {task} of {tasks}) is not a "
+                        "valid share of the inputs; check RANK/WORLD_SIZE/SLURM_ARRAY_*")
+    return index, count
+
+
+def my_share(items: Sequence[T]) -> list[T]:
+    """The items this process works on: items i, i + n, i + 2n, ... for share (i, n)."""
+    index, count = shard_of()
+    return list(items)[index::count]
+
+
+class PerInput(Generic[T]):
+    """A command that writes its own files for each of many inputs.
+
+    The inputs are split between processes (:func:`my_share`: torchrun ranks and Slurm
+    array tasks need no glue); with ``resume`` an input whose outputs all exist is skipped;
+    every output of this process's share is checked by the :class:`Outputs` rules before
+    any work; and each input's files appear together as soon as that input is done, so an
+    interrupted run keeps what it finished::
+
+        batch = PerInput(paths, lambda p: [folder / (p.name + ".npy")], inputs=paths,
+                         overwrite=args.overwrite, resume=args.resume)
+        for path in batch.todo:
+            with batch.outputs(path) as (npy,):
+                np.save(npy, work(path))
+        batch.print_summary()
+    """
+
+    def __init__(self, items: Sequence[T], outputs_of: Callable[[T], Sequence[Path]], *,
+                 inputs: Iterable[str | os.PathLike | None] = (), overwrite: bool = False,
+                 resume: bool = False) -> None:
+        self.inputs = [Path(p) for p in inputs if p is not None]
+        self.overwrite = overwrite
+        self.outputs_of = outputs_of
+        self.share = shard_of()
+        self.mine = my_share(items)
+        self.skipped: list[T] = []
+        self.todo: list[T] = []
+        self.written: list[Path] = []
+        checker = Outputs(self.inputs, overwrite=overwrite, all_ranks=True)
+        for item in self.mine:
+            paths = [Path(p) for p in outputs_of(item)]
+            if resume and paths and all(p.is_file() for p in paths):
+                self.skipped.append(item)
+                continue
+            for path in paths:
+                checker.resolved.add(checker.check(path).resolve())
+            self.todo.append(item)
+
+    @contextmanager
+    def outputs(self, item: T) -> Iterator[list[Path]]:
+        """The temporary paths of ``item``'s outputs; they appear together when the block ends
+        without an error (none of them otherwise)."""
+        with Outputs(self.inputs, overwrite=self.overwrite, all_ranks=True) as out:
+            yield [out.file(p) for p in self.outputs_of(item)]
+        self.written += out.written
+
+    def summary(self) -> str:
+        """``wrote a, b; skipped 3 inputs whose outputs exist (--resume)``."""
+        text = "wrote " + ", ".join(map(str, self.written)) if self.written else "wrote nothing"
+        if self.skipped:
+            text += f"; skipped {len(self.skipped)} input(s) whose outputs exist (--resume)"
+        index, count = self.share
+        return f"[share {index + 1} of {count}: {len(self.mine)} input(s)] {text}" \
+            if count > 1 else text
+
+    def print_summary(self) -> None:
+        """Print :meth:`summary` in every process (each one wrote its own files)."""
+        print(self.summary(), flush=True)
+
+
+# ============================================================================ demo
+class DemoResult(NamedTuple):
+    """What an app's ``demo(out_dir, *, device, seed)`` returns to ``polydiff demo``.
+
+    ``metrics`` and ``baseline`` hold the same keys: the app's key numbers and those of a
+    simple reference (zero-filled MRI, a constant depth, the solver ...); lower is better
+    unless the key is in ``higher_is_better``.
+    """
+
+    summary: str                  # one line for the terminal
+    files: list[Path]             # every file the demo wrote
+    images: list[Path]            # the PNGs to show, in order (a subset of files)
+    metrics: dict[str, float]
+    baseline: dict[str, float]
+    higher_is_better: tuple[str, ...] = ()
 
 
 # ============================================================================ checkpoints
