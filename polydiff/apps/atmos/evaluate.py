@@ -16,7 +16,7 @@ from polydiff.physics.atmos_metrics import (
     spread_skill,
 )
 from polydiff.physics.era5 import open_era5, select
-from polydiff.runtime import UserError, check_finite
+from polydiff.runtime import UserError, check_finite, check_memory
 
 
 def ensemble_metrics(members: np.ndarray, truth: np.ndarray, lat: np.ndarray) -> dict:
@@ -68,6 +68,11 @@ def evaluate_files(truth_path: Path, pred_path: Path) -> dict:
     if len(missing):
         raise UserError(f"time {str(missing[0])[:19]} of the prediction is not in the truth file")
     truth = truth.sel(time=pred.time.values)
+    size = pred.sizes["member"] * pred.sizes["time"] * pred.sizes["latitude"] * \
+        pred.sizes["longitude"]
+    check_memory(size * 8 * 6, f"scoring {pred_path} ({pred.sizes['member']} members x "
+                 f"{pred.sizes['time']} times x {pred.sizes['latitude']}x"
+                 f"{pred.sizes['longitude']})")
     report = {"truth": str(truth_path), "pred": str(pred_path), "members": pred.sizes["member"],
               "times": pred.sizes["time"], "variables": {}}
     lat = pred.latitude.values

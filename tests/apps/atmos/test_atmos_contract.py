@@ -241,3 +241,25 @@ def test_torchrun_splits_the_flows_between_processes_and_matches_one_process(tmp
     a, b = (load_file(tmp_path / d / "unet" / "diffusion_pytorch_model.safetensors")
             for d in ("one", "two"))
     assert all(float((a[k] - b[k]).abs().max()) < 1e-5 for k in a)
+
+
+def test_a_prediction_declaring_a_huge_ensemble_is_refused_before_reading(data, tmp_path,
+                                                                         capsys):
+    import h5netcdf
+    import numpy as np
+
+    truth = xr.open_dataset(data["truth"])
+    hours = (truth.time.values - truth.time.values[0]) / np.timedelta64(1, "h")
+    path = tmp_path / "huge.nc"
+    with h5netcdf.File(path, "w") as f:  # 10^8 members declared, none stored: a small file
+        f.dimensions = {"member": 10**8, "time": 2, "latitude": 16, "longitude": 16}
+        f.create_variable("time", ("time",), float, data=hours).attrs["units"] = \
+            f"hours since {str(truth.time.values[0])[:19]}"
+        f.create_variable("latitude", ("latitude",), float, data=truth.latitude.values)
+        f.create_variable("longitude", ("longitude",), float, data=truth.longitude.values)
+        f.create_variable("t2m", ("member", "time", "latitude", "longitude"), "f4",
+                          chunks=(1000, 1, 16, 16))
+    assert path.stat().st_size < 100_000
+    assert main(["atmos", "evaluate", "--truth", str(data["truth"]), "--pred", str(path)]) == 2
+    _one_line_error(capsys, "needs about", "memory")  # the estimate, not a MemoryError
+    assert not (tmp_path / "huge.metrics.json").exists()
