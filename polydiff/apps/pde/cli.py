@@ -76,20 +76,26 @@ def _add_generate(sub) -> None:
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a WDNO or super-resolution model from a config",
+    p = sub.add_parser("train", help="train a WDNO, super-resolution or PDE-Refiner model "
+                                     "from a config",
                        description="Solve the config's training data (or read --data-cache), "
-                                   "fit the normalisation and train; runs under torchrun too.")
+                                   "fit the normalisation and train; runs under torchrun too. "
+                                   "A config with 'kind: refiner' trains PDE-Refiner (or, with "
+                                   "refinement_steps: 0, its MSE one-step twin).")
     add_train_args(p, "pde")
     p.add_argument("--data-cache", type=Path, default=None, metavar="FILE",
-                   help="safetensors cache of the solver data: read when it exists (it must "
-                        "hold the config's data), else written")
+                   help="WDNO configs: safetensors cache of the solver data: read when it "
+                        "exists (it must hold the config's data), else written")
     p.set_defaults(func=run_train)
 
 
-def _add_problem_args(p: argparse.ArgumentParser) -> None:
+def _add_problem_args(p: argparse.ArgumentParser, equations: tuple[str, ...] = ("burgers",),
+                      ) -> None:
     """Arguments shared by simulate and control."""
-    p.add_argument("--equation", default="burgers", choices=("burgers",),
-                   help="the equation the models serve (default: burgers)")
+    p.add_argument("--equation", default="burgers", choices=equations,
+                   help="the equation (default: burgers; ks, Kuramoto-Sivashinsky, with "
+                        "--method refiner)" if len(equations) > 1 else
+                   "the equation the models serve (default: burgers)")
     p.add_argument("--init", type=Path, default=None,
                    help="initial state (nx,) as .npy/.nc/.h5 (default: drawn with --seed)")
     add_number(p, "--nx", kind=int, lo=1, hi=10**6,
@@ -103,10 +109,20 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_simulate(sub) -> None:
-    p = sub.add_parser("simulate", help="Burgers trajectories from an initial state by WDNO",
+    p = sub.add_parser("simulate", help="trajectories from an initial state by WDNO or "
+                                        "PDE-Refiner",
                        description="Sample whole trajectories (u, and the forcing when not "
-                                   "given) from an initial state with the WDNO model.")
-    _add_problem_args(p)
+                                   "given) from an initial state with the WDNO model (Burgers), "
+                                   "or roll PDE-Refiner out step by step (--method refiner: "
+                                   "Kuramoto-Sivashinsky or Burgers; each step refined by "
+                                   "denoising).")
+    p.add_argument("--method", default="wdno", choices=("wdno", "refiner"),
+                   help="wdno (default) or refiner (PDE-Refiner; --model takes a refiner "
+                        "checkpoint, default the bundled one of --equation)")
+    _add_problem_args(p, ("burgers", "ks"))
+    add_number(p, "--t-final", lo=0, lo_open=True, hi=1e5,
+               help="refiner, ks: simulated time, rounded up to whole model steps (default: "
+                    "128, the PDE-Refiner test horizon); Burgers runs the model's grid")
     p.add_argument("--forcing", type=Path, default=None,
                    help="forcing (nt + 1, nx) as .npy/.nc/.h5 (default: none, f = 0)")
     add_members(p, 1)
@@ -186,8 +202,10 @@ def run_train(args: argparse.Namespace) -> int:
     """Train from a config (the checkpoint folder is written whole by the backbone)."""
     from polydiff.apps.pde.config import PDEConfig
     from polydiff.apps.pde.train import run_training
-    from polydiff.diffusion.config import load_config
+    from polydiff.diffusion.config import load_config, read_yaml
 
+    if read_yaml(args.config).get("kind") == "refiner":
+        return _train_refiner(args)
     try:
         config = load_config(args.config, PDEConfig)
     except ValueError as err:  # a value the typed config refuses (kind, domain ...)
@@ -202,6 +220,27 @@ def run_train(args: argparse.Namespace) -> int:
     tail = result.losses[-100:]
     report(f"trained {result.step} steps, final loss {sum(tail) / max(len(tail), 1):.4g}")
     report("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def _train_refiner(args: argparse.Namespace) -> int:
+    """``pde train`` of a refiner config (``kind: refiner``)."""
+    from polydiff.apps.pde.config import RefinerConfig
+    from polydiff.apps.pde.train import run_refiner_training
+    from polydiff.diffusion.config import load_config
+
+    if args.data_cache is not None:
+        raise UserError("--data-cache serves WDNO configs; a refiner config solves its data")
+    try:
+        config = load_config(args.config, RefinerConfig)
+        config.network_block()  # refuse a network that does not fit the grid before solving
+    except ValueError as err:
+        raise UserError(f"{args.config}: {err}") from err
+    apply_train_args(config.train, args)
+    result = run_refiner_training(config, progress=progress_enabled())
+    tail = result.losses[-100:]
+    report(f"trained {result.step} steps, final loss {sum(tail) / max(len(tail), 1):.4g}")
+    report(f"wrote {config.train.out_dir}")
     return 0
 
 
@@ -237,6 +276,11 @@ def run_simulate(args: argparse.Namespace) -> int:
     from polydiff.apps.pde.simulate import Request, simulate
     from polydiff.apps.pde.trajectories import write_netcdf
 
+    if args.method == "refiner":
+        return _simulate_refiner(args)
+    if args.equation != "burgers" or args.t_final is not None:
+        raise UserError(f"{'--t-final' if args.t_final is not None else '--equation ks'} needs "
+                        "--method refiner (WDNO serves Burgers on its grid)")
     with _problem_outputs(args, args.forcing) as out:
         nc = out.file(args.output, named=True)
         png = out.file(args.output.with_suffix(".png"))
@@ -254,6 +298,51 @@ def run_simulate(args: argparse.Namespace) -> int:
                                   "steps")
     report(f"simulated {traj.u.shape[0]} member(s) x {traj.u.shape[1]} times x "
            f"{traj.u.shape[2]} points")
+    report(out.summary())
+    return 0
+
+
+def _simulate_refiner(args: argparse.Namespace) -> int:
+    """``simulate --method refiner``: an autoregressive PDE-Refiner rollout."""
+    import math
+
+    from polydiff.apps.pde.inputs import read_field
+    from polydiff.apps.pde.model import load_refiner
+    from polydiff.apps.pde.plots import plot_xt
+    from polydiff.apps.pde.simulate import Request, draw_refiner_initial, simulate_refiner
+    from polydiff.apps.pde.trajectories import write_netcdf
+    from polydiff.runtime import pick_device
+
+    if args.output.suffix.lower() != ".nc":
+        raise UserError(f"the output must be a NetCDF file ending in .nc, got {args.output}")
+    if args.superres_model is not None:
+        raise UserError("--superres-model is for WDNO; PDE-Refiner runs on its own grid")
+    with _problem_outputs(args, args.forcing) as out:
+        nc = out.file(args.output, named=True)
+        png = out.file(args.output.with_suffix(".png"))
+        model = load_refiner(args.model, pick_device(args.device), equation=args.equation)
+        c = model.config
+        if c.equation != args.equation:
+            raise UserError(f"{model.folder} is a refiner of {c.equation}, not {args.equation}")
+        if args.t_final is not None and c.ks is None:
+            raise UserError("--t-final applies to ks; a Burgers refiner runs its grid")
+        u0 = read_field(args.init, "init") if args.init is not None else \
+            draw_refiner_initial(model, args.seed)
+        if args.nx is not None and u0.shape[-1] != args.nx:
+            raise UserError(f"--nx {args.nx} disagrees with the model's {u0.shape[-1]} points")
+        forcing = read_field(args.forcing, "forcing") if args.forcing is not None else None
+        steps = math.ceil((args.t_final or 128.0) / c.step_dt - 1e-9) if c.ks else None
+        req = Request(u0=u0, forcing=forcing, members=args.members, steps=args.steps,
+                      seed=args.seed)
+        traj = simulate_refiner(model, req, model_steps=steps, progress=progress_enabled())
+        traj.check_finite("a model or checkpoint that diverged on this input")
+        if _is_real(nc):
+            write_netcdf(traj, nc)
+            plot_xt(png, {"u (member 0)": traj.u[0]}, traj.t, traj.x,
+                    title=f"{traj.attrs['model_kind']}, {traj.attrs['equation']}, "
+                          f"step {c.step_dt:g}")
+    report(f"simulated {traj.u.shape[0]} member(s) x {traj.u.shape[1]} times x "
+           f"{traj.u.shape[2]} points ({traj.attrs['model_kind']})")
     report(out.summary())
     return 0
 

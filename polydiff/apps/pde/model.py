@@ -4,7 +4,9 @@ A checkpoint folder is the contract's layout (``unet/``, ``scheduler/``, ``polyd
 of format 1 with ``"app": "pde"``, ``"kind": "wdno"`` or ``"superres"`` and the whole
 :class:`~polydiff.apps.pde.config.PDEConfig`, fitted normalisation included, as
 ``"config"``). The bundled WDNO model is ``polydiff/weights/pde/`` and its
-super-resolution model ``polydiff/weights/pde/superres/``.
+super-resolution model ``polydiff/weights/pde/superres/``. PDE-Refiner checkpoints have
+``"kind": "refiner"`` and a :class:`~polydiff.apps.pde.config.RefinerConfig`; the bundled
+ones are ``polydiff/weights/pde/refiner_<equation>/``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 from torch import nn
 
 from polydiff.apps.contract import load_app_checkpoint, typed_config
-from polydiff.apps.pde.config import PDEConfig
+from polydiff.apps.pde.config import PDEConfig, RefinerConfig
 from polydiff.runtime import UserError
 from polydiff.weights import bundled_path
 
@@ -76,3 +78,36 @@ def superres_for(model: PDEModel, folder: Path | None,
                         f"{theirs.nu}) than the WDNO model (nx {ours.nx}, nt {ours.nt}, T "
                         f"{ours.t_final}, nu {ours.nu}); give a matching --superres-model")
     return superres
+
+
+@dataclass
+class RefinerModel:
+    """A loaded PDE-Refiner (or MSE one-step) model: ``net`` in eval mode, its scheduler,
+    typed config and folder."""
+
+    net: nn.Module
+    scheduler: object
+    config: RefinerConfig
+    folder: Path | None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+
+def bundled_refiner(equation: str = "ks") -> Path:
+    """The bundled refiner checkpoint folder of ``equation`` (``ks`` or ``burgers``)."""
+    return bundled_path(APP) / f"refiner_{equation}"
+
+
+def load_refiner(folder: Path | None, device: torch.device | str = "cpu", *,
+                 equation: str = "ks") -> RefinerModel:
+    """A refiner checkpoint folder (the bundled one of ``equation`` when ``folder`` is None).
+
+    Raises UserError when the folder is missing, holds pickles, belongs to another app or
+    kind, or (bundled) no refiner of ``equation`` is bundled.
+    """
+    ckpt = load_app_checkpoint(APP, folder, device, kind="refiner",
+                               bundled=bundled_refiner(equation))
+    config = typed_config(ckpt, RefinerConfig)
+    return RefinerModel(ckpt.net, ckpt.scheduler, config, ckpt.folder)

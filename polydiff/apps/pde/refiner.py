@@ -23,33 +23,17 @@ network call on zeros, trained on the MSE of y.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from pathlib import Path
-
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from polydiff.apps.contract import checkpoint_meta, load_app_checkpoint, seeded, typed_config
-from polydiff.apps.pde.refiner_config import RefinerConfig
-from polydiff.apps.pde.refiner_data import (
-    condition,
-    fit_scales,
-    from_network,
-    make_trajectories,
-    training_set,
-)
-from polydiff.diffusion.networks import Denoiser, build_network, count_parameters
+from polydiff.apps.pde.model import RefinerModel
+from polydiff.apps.pde.refiner_data import condition, from_network
+from polydiff.diffusion.networks import Denoiser
 from polydiff.diffusion.predictions import training_target
 from polydiff.diffusion.sampling import sample
 from polydiff.diffusion.schedulers import make_scheduler
-from polydiff.diffusion.training import TrainResult, train
 from polydiff.physics.pde_data import Trajectories
-from polydiff.runtime import UserError
-from polydiff.weights import bundled_path
-
-APP, KIND = "pde", "refiner"
 
 
 def refiner_betas(steps: int, min_noise_std: float) -> list[float]:
@@ -95,36 +79,6 @@ def refiner_loss(model, scheduler, y: Tensor, noise: Tensor, k: Tensor) -> Tenso
     y_k = torch.where(ab > 0, ab.sqrt() * y + (1 - ab).sqrt() * noise, torch.zeros_like(y))
     target = training_target(y, noise, ab, "v_prediction")
     return ((model(y_k, k) - target) ** 2).mean()
-
-
-@dataclass
-class RefinerModel:
-    """A loaded refiner: ``net`` in eval mode, its scheduler, typed config and folder."""
-
-    net: nn.Module
-    scheduler: object
-    config: RefinerConfig
-    folder: Path | None
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.net.parameters()).device
-
-
-def bundled_refiner(equation: str = "ks") -> Path:
-    """The bundled refiner checkpoint folder of ``equation``."""
-    return bundled_path(APP) / f"refiner_{equation}"
-
-
-def load_refiner(folder: Path | None, device: torch.device | str = "cpu", *,
-                 equation: str = "ks") -> RefinerModel:
-    """A refiner checkpoint folder (the bundled one of ``equation`` when ``folder`` is None);
-    UserError for a missing folder, pickles, another app or kind."""
-    ckpt = load_app_checkpoint(APP, folder, device, kind=KIND, bundled=bundled_refiner(equation))
-    config = typed_config(ckpt, RefinerConfig)
-    if folder is None and config.equation != equation:
-        raise UserError(f"{ckpt.folder} holds a {config.equation} refiner, not {equation}")
-    return RefinerModel(ckpt.net, ckpt.scheduler, config, ckpt.folder)
 
 
 @torch.no_grad()
@@ -178,27 +132,3 @@ def predict(model: RefinerModel, data: Trajectories, *, seed: int = 0, batch: in
         preds.append(rollout(model, data.u[part, 0], steps, forcing, generator=generator,
                              progress=progress).cpu())
     return torch.cat(preds), data.u[:, : steps * s + 1 : s]
-
-
-def train_refiner(config: RefinerConfig, *, data: Trajectories | None = None,
-                  progress: bool = True) -> TrainResult:
-    """Solve the training set (unless ``data`` is given), fit the scales into ``config``,
-    train with the backbone and export ``config.train.out_dir`` (kind "refiner")."""
-    traj = data if data is not None else make_trajectories(config, progress=progress)
-    config.scales = fit_scales(config, traj)
-    dataset = training_set(config, traj)
-    net = seeded(config.train.seed, lambda: build_network(config.network_block()))
-    scheduler = make_refiner_scheduler(config.refinement_steps, config.min_noise_std)
-    steps = config.refinement_steps
-
-    def loss_fn(net_, batch, noise, k):
-        return refiner_loss(RefinerDenoiser(net_, batch["cond"], steps), scheduler, batch["x"],
-                            noise, k)
-
-    if progress:
-        what = f"PDE-Refiner (K = {steps})" if steps else "MSE one-step model"
-        print(f"pde train: {what} on {config.equation}, {count_parameters(net) / 1e6:.3f} M "
-              f"parameters, {len(dataset['x'])} pairs of {config.points} points", flush=True)
-    meta = checkpoint_meta(APP, dataclasses.asdict(config), kind=KIND)
-    return train(net, scheduler, dataset, config.train, loss_fn=loss_fn, config=meta,
-                 progress=progress)

@@ -13,8 +13,8 @@ import torch
 from torch import Tensor
 from torch.nn.functional import pad
 
+from polydiff.apps.pde.config import RefinerConfig, Scales
 from polydiff.apps.pde.dataset import from_model_grid, solve_trajectories
-from polydiff.apps.pde.refiner_config import RefinerConfig, Scales
 from polydiff.physics.kuramoto_sivashinsky import sample_ks_trajectories
 from polydiff.physics.pde_data import Trajectories
 

@@ -1,4 +1,5 @@
-"""``polydiff pde simulate``: Burgers trajectories from an initial state (and forcing) by WDNO."""
+"""``polydiff pde simulate``: trajectories from an initial state (and forcing) by WDNO (Burgers,
+the whole trajectory at once) or PDE-Refiner (Kuramoto–Sivashinsky or Burgers, step by step)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import torch
 
 from polydiff.apps.pde.dataset import from_model_grid, grid_level
-from polydiff.apps.pde.model import PDEModel, superres_for
+from polydiff.apps.pde.model import PDEModel, RefinerModel, superres_for
 from polydiff.apps.pde.sampling import sampling_bytes, simulate_fields
 from polydiff.apps.pde.trajectories import TrajectorySet
 from polydiff.physics.burgers import BurgersGrid, sample_burgers_problem
@@ -114,3 +115,81 @@ def simulate(model: PDEModel, req: Request, *, superres_folder: Path | None = No
              "forcing": "given" if req.forcing is not None else "none (f = 0)"}
     return TrajectorySet(u=u, f=forcing, t=grid.t().numpy(), x=grid.x().numpy(),
                          u0=req.u0.astype(np.float32), attrs=attrs)
+
+
+# ============================================================ PDE-Refiner
+def refiner_grid(model: RefinerModel) -> tuple[np.ndarray, float]:
+    """Positions (nx,) of the refiner's states and the time of one model step."""
+    c = model.config
+    if c.ks is not None:
+        return c.ks.grid().x()[:: c.ks.refine].numpy(), c.step_dt
+    return c.burgers.grid(0).x().numpy(), c.step_dt
+
+
+def draw_refiner_initial(model: RefinerModel, seed: int) -> np.ndarray:
+    """One initial state (nx,) of the refiner's training distribution, drawn with ``seed``
+    (KS: a random state after the solver's burn-in)."""
+    from polydiff.apps.pde.refiner_data import make_trajectories
+
+    return make_trajectories(model.config, n=1, nt=1, seed=seed).u[0, 0].numpy()
+
+
+def simulate_refiner(model: RefinerModel, req: Request, *, model_steps: int | None = None,
+                     progress: bool = False) -> TrajectorySet:
+    """Roll PDE-Refiner out from ``req.u0`` (nx,) for ``model_steps`` steps (default: the
+    Burgers grid's nt / stride; KS needs it); ``req.members`` rollouts with independent
+    refinement noise (identical for an MSE model, K = 0). ``req.forcing`` (nt + 1, nx) on
+    the saved grid (Burgers) or None. Returns states at the model's steps."""
+    from polydiff.apps.pde.refiner import rollout
+
+    c = model.config
+    x, dt = refiner_grid(model)
+    if req.u0.shape != x.shape:
+        raise UserError(f"the initial state must have the model's {x.size} points, got shape "
+                        f"{req.u0.shape}")
+    if req.steps is not None:
+        raise UserError(f"PDE-Refiner refines each step {c.refinement_steps} times, as "
+                        "trained; --steps does not apply")
+    for values, what, rms in ((req.u0, "the initial state", c.scales.u),
+                              (req.forcing, "the forcing", c.scales.f)):
+        if values is not None and not np.all(np.isfinite(values)):
+            raise UserError(f"{what} holds NaN or infinite values")
+        if values is not None and np.abs(values).max() > KNOWN_RANGE * rms:
+            raise UserError(f"{what} reaches |value| = {np.abs(values).max():.3g}, beyond "
+                            f"{KNOWN_RANGE:g} x the RMS {rms:.3g} of the model's training data")
+    if c.burgers is not None:
+        model_steps = model_steps or c.burgers.nt // c.stride
+        saved = model_steps * c.stride + 1
+        if req.forcing is not None and req.forcing.shape != (saved, x.size):
+            raise UserError(f"the forcing must have shape (nt + 1, nx) = {(saved, x.size)}, "
+                            f"got {req.forcing.shape}")
+    elif req.forcing is not None:
+        raise UserError("Kuramoto-Sivashinsky has no forcing")
+    if not model_steps or model_steps < 1:
+        raise UserError("the number of model steps must be at least 1")
+    check_memory(4.0 * req.members * (model_steps + 1) * x.size * 4,
+                 f"{req.members} rollout(s) of {model_steps} steps")
+    u0 = torch.as_tensor(req.u0, dtype=torch.float32)[None].expand(req.members, -1)
+    forcing = None
+    if req.forcing is not None:
+        forcing = torch.as_tensor(req.forcing, dtype=torch.float32)[None]
+        forcing = forcing.expand(req.members, -1, -1)
+    generator = make_generator(req.seed, model.device)
+    u = rollout(model, u0, model_steps, forcing, generator=generator,
+                progress=progress).cpu().numpy()
+    f = np.zeros_like(u) if forcing is None else \
+        forcing[:, :: c.stride][:, : model_steps + 1].numpy()
+    kind = f"PDE-Refiner (K = {c.refinement_steps})" if c.refinement_steps else \
+        "MSE one-step U-Net (K = 0)"
+    attrs = {"equation": "kuramoto-sivashinsky" if c.ks is not None else "burgers",
+             "model": str(model.folder), "model_kind": kind, "seed": req.seed,
+             "step_dt": dt, "forcing": "given" if req.forcing is not None else "none (f = 0)"}
+    names = {}
+    if c.ks is not None:
+        attrs["length"] = c.ks.length
+        names = {"u_name": "Kuramoto-Sivashinsky state u",
+                 "x_name": f"position on the periodic domain [0, {c.ks.length:g})"}
+    else:
+        attrs["nu"] = c.burgers.nu
+    return TrajectorySet(u=u, f=f, t=np.arange(model_steps + 1) * dt, x=x,
+                         u0=req.u0.astype(np.float32), attrs=attrs, **names)

@@ -14,13 +14,14 @@ import torch
 from torch import Tensor
 
 from polydiff.apps.contract import checkpoint_meta, report, seeded
-from polydiff.apps.pde.config import PDEConfig
+from polydiff.apps.pde.config import PDEConfig, RefinerConfig
 from polydiff.apps.pde.dataset import coarsen, solve_trajectories
 from polydiff.apps.pde.model import APP
 from polydiff.apps.pde.representation import Fields, Layout
 from polydiff.diffusion.networks import Denoiser, build_network, count_parameters
 from polydiff.diffusion.schedulers import make_scheduler
 from polydiff.diffusion.training import TrainResult, denoising_loss, train
+from polydiff.physics.pde_data import Trajectories
 from polydiff.runtime import UserError, atomic_output, is_main_process
 
 
@@ -165,3 +166,35 @@ def read_cache(path: Path, key: str) -> Fields:
     if set(tensors) != set(Fields._fields):
         raise UserError(f"--data-cache {path} does not hold the fields {Fields._fields}")
     return Fields(**tensors)
+
+
+def run_refiner_training(config: RefinerConfig, *, data: Trajectories | None = None,
+                         progress: bool = True) -> TrainResult:
+    """PDE-Refiner (or its MSE twin): solve the training set (unless ``data`` is given), fit
+    the scales into ``config``, train with :func:`refiner.refiner_loss` and export
+    ``config.train.out_dir`` (kind "refiner")."""
+    from polydiff.apps.pde.refiner import (
+        RefinerDenoiser,
+        make_refiner_scheduler,
+        refiner_loss,
+    )
+    from polydiff.apps.pde.refiner_data import fit_scales, make_trajectories, training_set
+
+    traj = data if data is not None else make_trajectories(config, progress=progress)
+    config.scales = fit_scales(config, traj)
+    dataset = training_set(config, traj)
+    net = seeded(config.train.seed, lambda: build_network(config.network_block()))
+    scheduler = make_refiner_scheduler(config.refinement_steps, config.min_noise_std)
+    k_max = config.refinement_steps
+
+    def loss_fn(model, batch, noise, k):
+        return refiner_loss(RefinerDenoiser(model, batch["cond"], k_max), scheduler,
+                            batch["x"], noise, k)
+
+    if progress:
+        what = f"PDE-Refiner (K = {k_max})" if k_max else "MSE one-step model (K = 0)"
+        report(f"pde train: {what} on {config.equation} with {count_parameters(net) / 1e6:.3f} "
+               f"M parameters on {len(dataset['x'])} pairs of {config.points} points")
+    meta = checkpoint_meta(APP, dataclasses.asdict(config), kind="refiner")
+    return train(net, scheduler, dataset, config.train, loss_fn=loss_fn, config=meta,
+                 progress=progress)

@@ -21,6 +21,7 @@ class TrajectorySet:
         u0: (nx,) the initial state used.
         attrs: global attributes (equation, model, steps, seed ...).
         extra: further variables, name -> (dims, values, attrs).
+        u_name, x_name: long names of u and x in the file.
     """
 
     u: np.ndarray
@@ -30,6 +31,8 @@ class TrajectorySet:
     u0: np.ndarray
     attrs: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+    u_name: str = "Burgers state u"
+    x_name: str = "position (interior nodes of [0, 1])"
 
     def check_finite(self, hint: str) -> None:
         """A UserError naming the variable when any value is NaN or infinite."""
@@ -44,7 +47,7 @@ class TrajectorySet:
 
         data_vars = {
             "u": (("member", "t", "x"), self.u.astype(np.float32),
-                  {"long_name": "Burgers state u", "units": "1"}),
+                  {"long_name": self.u_name, "units": "1"}),
             "forcing": (("member", "t", "x"), self.f.astype(np.float32),
                         {"long_name": "forcing f (acting from each saved time to the next)",
                          "units": "1"}),
@@ -57,7 +60,7 @@ class TrajectorySet:
             "member": ("member", np.arange(self.u.shape[0], dtype=np.int32)),
             "t": ("t", self.t.astype(np.float64), {"long_name": "time", "units": "1"}),
             "x": ("x", self.x.astype(np.float64),
-                  {"long_name": "position (interior nodes of [0, 1])", "units": "1"}),
+                  {"long_name": self.x_name, "units": "1"}),
         }
         return xr.Dataset(data_vars, coords, attrs={"Conventions": "CF-1.8", **self.attrs})
 

@@ -9,11 +9,11 @@ import torch
 from torch import nn
 
 from polydiff.apps.contract import seeded
+from polydiff.apps.pde.config import KSData, RefinerConfig, Scales
 from polydiff.apps.pde.dataset import BurgersData
+from polydiff.apps.pde.model import RefinerModel, load_refiner
 from polydiff.apps.pde.refiner import (
     RefinerDenoiser,
-    RefinerModel,
-    load_refiner,
     make_refiner_scheduler,
     noise_levels,
     predict,
@@ -22,10 +22,9 @@ from polydiff.apps.pde.refiner import (
     rollout,
     step,
     time_multiplier,
-    train_refiner,
 )
-from polydiff.apps.pde.refiner_config import KSData, RefinerConfig, Scales
 from polydiff.apps.pde.refiner_data import make_trajectories, pairs, training_set
+from polydiff.apps.pde.train import run_refiner_training as train_refiner
 from polydiff.diffusion.networks import build_network
 from polydiff.diffusion.training import TrainConfig
 from polydiff.runtime import UserError
