@@ -140,9 +140,9 @@ def add_output(parser: argparse.ArgumentParser, help: str, *, required: bool = T
 
 
 def add_members(parser: argparse.ArgumentParser, default: int, what: str = "ensemble members",
-                *, aliases: Iterable[str] = (), hi: int = 256) -> None:
+                *, aliases: Iterable[str] = (), lo: int = 1, hi: int = 256) -> None:
     """``--members``: the size of an ensemble (or of a particle system)."""
-    add_number(parser, "--members", *aliases, kind=int, lo=1, hi=hi, default=default,
+    add_number(parser, "--members", *aliases, kind=int, lo=lo, hi=hi, default=default,
                dest="members", help=what)
 
 
