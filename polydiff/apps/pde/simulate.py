@@ -131,7 +131,8 @@ def draw_refiner_initial(model: RefinerModel, seed: int) -> np.ndarray:
     (KS: a random state after the solver's burn-in)."""
     from polydiff.apps.pde.refiner_data import make_trajectories
 
-    return make_trajectories(model.config, n=1, nt=1, seed=seed).u[0, 0].numpy()
+    nt = 1 if model.config.ks is not None else None  # Burgers: its grid (the state at t_0)
+    return make_trajectories(model.config, n=1, nt=nt, seed=seed).u[0, 0].numpy()
 
 
 def simulate_refiner(model: RefinerModel, req: Request, *, model_steps: int | None = None,

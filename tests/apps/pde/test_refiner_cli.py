@@ -104,3 +104,29 @@ def test_train_refuses_a_data_cache_and_a_bad_refiner_config(tmp_path, capsys) -
     assert cli("train", "--config", config, "--data-cache", tmp_path / "c.safetensors") == 2
     assert "--data-cache" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+def test_simulate_refiner_on_burgers_takes_the_forcing(tmp_path, capsys) -> None:
+    from polydiff.apps.pde.config import RefinerConfig
+    from polydiff.apps.pde.dataset import BurgersData
+    from polydiff.apps.pde.train import run_refiner_training
+    from polydiff.diffusion.training import TrainConfig
+
+    model = tmp_path / "burgers"
+    run_refiner_training(RefinerConfig(
+        equation="burgers", stride=1, refinement_steps=1,
+        burgers=BurgersData(n=2, nx=15, nt=8, refine=1), network={"block_out_channels": [8, 16]},
+        train=TrainConfig(steps=2, batch_size=8, ema_decay=0.0, device="cpu",
+                          out_dir=str(model))), progress=False)
+    forcing = tmp_path / "f.npy"
+    np.save(forcing, np.full((9, 15), 0.5, np.float32))
+    out = tmp_path / "b.nc"
+    assert cli("simulate", "--method", "refiner", "--model", model, "--forcing", forcing,
+               "--device", "cpu", "-o", out) == 0
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        assert ds["u"].shape == (1, 9, 15) and np.all(ds["forcing"].values == 0.5)
+        assert ds.attrs["equation"] == "burgers"
+    assert cli("simulate", "--method", "refiner", "--model", model, "--t-final", 2,
+               "-o", tmp_path / "c.nc") == 2
+    assert "--t-final applies to ks" in capsys.readouterr().err
+    assert cli("simulate", "--method", "refiner", "--model", model, "-o", tmp_path / "d.nc") == 0
