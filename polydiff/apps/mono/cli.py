@@ -146,21 +146,25 @@ def _image_line(path: Path, width: int, height: int, res) -> str:
 
 
 def run_estimate(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
+    from polydiff.apps.mono.images import find_images, image_size
 
-    from polydiff.apps.contract import progress_enabled
-    from polydiff.apps.mono.estimate import estimate_image
-    from polydiff.apps.mono.images import find_images, image_size, read_image
-    from polydiff.apps.mono.model import load_predictor
-    from polydiff.apps.mono.results import declare, result_kinds, write_result
-    from polydiff.runtime import make_generator, pick_device
-
-    # 1. check everything cheap before any work: options, output folder, image headers
+    # 1. check everything cheap before any work (and before importing torch): options,
+    # the output folder, the image headers
     options = _options(args, _tasks(args.tasks))
     height = None if args.relative else args.camera_height
     folder = _output_folder(args.output, args.input)
     paths = find_images(args.input)
     sizes = [image_size(p) for p in paths]
+
+    from tqdm.auto import tqdm
+
+    from polydiff.apps.contract import progress_enabled
+    from polydiff.apps.mono.estimate import estimate_image
+    from polydiff.apps.mono.images import read_image
+    from polydiff.apps.mono.model import load_predictor
+    from polydiff.apps.mono.results import declare, result_kinds, write_result
+    from polydiff.runtime import make_generator, pick_device
+
     device = pick_device(args.device)
     with Outputs(inputs=paths, overwrite=args.overwrite) as out:
         # 2. the model, then every output file declared before the first image runs

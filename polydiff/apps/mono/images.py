@@ -20,10 +20,11 @@ from polydiff.runtime import UserError, check_memory, format_bytes
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 MIN_SIDE, MAX_SIDE = 8, 16384
 MAX_MEGAPIXELS = 50
-# Peak memory of `mono estimate` per input pixel beyond the interpreter and torch, measured
-# on a 12-megapixel JPEG (benchmarks/mono_depth.py, "large_image"), rounded up.
+# Peak memory of `mono estimate` per input pixel beyond python, torch and diffusers: 57 bytes
+# measured on a 12-megapixel JPEG (peak RSS 1.0 GB, of which 0.32 GB the imports; see
+# benchmarks/mono_depth.py, "large_image"), with room to spare.
 BYTES_PER_PIXEL = 100
-BASE_BYTES = 600 * 2**20  # python, torch, the network
+BASE_BYTES = 600 * 2**20  # python, torch, diffusers, the network
 
 
 def estimate_bytes(width: int, height: int) -> float:

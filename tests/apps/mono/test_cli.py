@@ -112,6 +112,21 @@ def test_output_naming_an_existing_file_is_refused_before_any_work(tmp_path, cap
         "taken.txt", "x.png"]
 
 
+@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
+                    reason="root may write into any folder")
+def test_an_unwritable_output_folder_is_refused_before_the_work(tmp_path, capsys):
+    img = tmp_path / "x.png"
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(img)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    try:
+        assert _estimate(img, "-o", locked) == 2
+        assert "cannot write" in _one_line_error(capsys)
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o755)
+
+
 def test_existing_results_need_overwrite_and_other_files_are_kept(data, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
@@ -246,6 +261,21 @@ def test_a_header_declaring_64_megapixels_is_refused_from_the_header(tmp_path, c
     err = _one_line_error(capsys)
     assert "64.0 megapixels" in err and "50 megapixels" in err and "GiB" in err
     assert not (tmp_path / "out").exists()
+    # from the header alone: nothing decoded (64 MP would be > 64 MB), torch not imported
+    rc, torch_loaded, peak = _in_fresh_process(["mono", "estimate", big, "-o", tmp_path / "o"])
+    assert (rc, torch_loaded) == (2, False) and peak < 150 * 2**20, peak
+
+
+def _in_fresh_process(argv: list) -> tuple[int, bool, int]:
+    """Run ``polydiff ARGV`` in a new interpreter: exit status, whether torch was imported,
+    and the peak resident memory in bytes (VmHWM: of this process alone, not its parent)."""
+    code = ("import sys\nfrom polydiff.cli import main\n"
+            f"rc = main({[str(a) for a in argv]!r})\n"
+            "peak = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+            "print(rc, 'torch' in sys.modules, int(peak.split()[1]) * 1024)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    return int(out[-3]), out[-2] == "True", int(out[-1])
 
 
 def test_non_finite_results_are_refused_and_nothing_is_written(tmp_path, capsys):
@@ -326,3 +356,15 @@ def test_the_cli_module_imports_without_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_a_12_megapixel_photograph_stays_within_2_gib(tmp_path):
+    photo = tmp_path / "photo.jpg"
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)
+    Image.fromarray(small).resize((4000, 3000), Image.BICUBIC).save(photo, quality=90)
+    rc, _, peak = _in_fresh_process(["mono", "estimate", photo, "-o", tmp_path / "out",
+                                     "--device", "cpu"])
+    assert rc == 0 and peak < 2 * 2**30, f"peak {peak / 2**30:.2f} GiB"
+    assert np.load(tmp_path / "out" / "photo.jpg.depth.npy", mmap_mode="r").shape == (3000, 4000)
