@@ -67,9 +67,14 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                            f"{help_text} (not available yet)", add_help=False)
         p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
         p.set_defaults(func=_not_available(name))
-    p = sub.add_parser("demo", help="run every available app on its bundled default")
-    add_output(p, "output folder (default: demo_out)", required=False,
-               default=Path("demo_out"))
+    p = sub.add_parser("demo", help="run every app on its bundled checkpoint; write "
+                                    "DIR/<app>/ and DIR/report.html",
+                       description="Run every app on its bundled checkpoint with small "
+                                   "settings, write each app's files into DIR/<app>/ and a "
+                                   "report.html that shows them. Exit status 1 when an app "
+                                   "failed (the others still run).")
+    add_output(p, "output folder (default: demo_out); --overwrite replaces only what an "
+                  "earlier demo wrote there", required=False, default=Path("demo_out"))
     add_runtime_args(p, model=False)
     p.set_defaults(func=run_demo)
     p = sub.add_parser("info", help="versions, device, rasterizer and bundled checkpoints")
@@ -78,20 +83,17 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    """Every app's demo into ``-o DIR/<app>/`` and ``DIR/report.html``; 1 if an app failed."""
     from polydiff.runtime import pick_device
+    from polydiff.tour.run import run_tour
 
     device = pick_device(args.device)
-    missing = []
-    for name in APPS:
+    apps = {}
+    for name, (_, help_text) in APPS.items():
         app = load_app(name)
-        if app is None:
-            missing.append(name)
-            continue
-        print(f"== {name} ==", flush=True)
-        print(app.demo(args.output / name, device=device, seed=args.seed), flush=True)
-    if missing:
-        print(f"not available yet: {', '.join(missing)}")
-    return 0
+        apps[name] = (help_text, None if app is None else app.demo)
+    return run_tour(args.output, apps, device=device, seed=args.seed,
+                    overwrite=args.overwrite, version=__version__)
 
 
 def run_info(args: argparse.Namespace) -> int:

@@ -1,0 +1,1 @@
+"""``polydiff demo``: the tour of every app and its ``report.html``."""
