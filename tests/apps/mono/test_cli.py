@@ -368,3 +368,9 @@ def test_a_12_megapixel_photograph_stays_within_2_gib(tmp_path):
                                      "--device", "cpu"])
     assert rc == 0 and peak < 2 * 2**30, f"peak {peak / 2**30:.2f} GiB"
     assert np.load(tmp_path / "out" / "photo.jpg.depth.npy", mmap_mode="r").shape == (3000, 4000)
+
+
+def test_only_rank_0_writes_and_prints(data, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RANK", "1")  # another process of a torchrun launch
+    assert _estimate(data / "0000.png", "-o", tmp_path / "out") == 0
+    assert not (tmp_path / "out").exists() and capsys.readouterr().out == ""
