@@ -330,8 +330,9 @@ def test_cli_answers_help_without_torch():
 def test_demo_writes_its_files(tmp_path):
     from polydiff.apps.mri.cli import demo
 
-    summary = demo(tmp_path / "mri", device=torch.device("cpu"), seed=0)
-    assert "SSIM" in summary and "zero-filled" in summary
+    result = demo(tmp_path / "mri", device=torch.device("cpu"), seed=0)
+    assert "SSIM" in result.summary and "zero-filled" in result.summary
     for name in ("phantoms.h5", "recon.h5", "recon.png"):
-        assert (tmp_path / "mri" / name).is_file() and str(tmp_path / "mri" / name) in summary
-    assert demo(tmp_path / "mri", device=torch.device("cpu"), seed=0) == summary  # rerunnable
+        assert (tmp_path / "mri" / name).is_file() and tmp_path / "mri" / name in result.files
+    assert result.metrics["SSIM"] > result.baseline["SSIM"]  # ADS beats zero-filling
+    assert demo(tmp_path / "mri", device=torch.device("cpu"), seed=0) == result  # rerunnable
