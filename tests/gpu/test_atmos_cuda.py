@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_runs_on_cuda_and_lands_near_the_truth(tmp_path, cuda):
-    summary = demo(tmp_path, device=cuda, seed=0)
-    assert "RMSE" in summary
+    result = demo(tmp_path, device=cuda, seed=0)
+    assert "RMSE" in result.summary
     pred, truth = xr.open_dataset(tmp_path / "superres.nc"), xr.open_dataset(tmp_path / "truth.nc")
     for v in ("t2m", "u10", "v10", "msl"):
         err = float(((pred[f"{v}_mean"] - truth[v]) ** 2).mean() ** 0.5)

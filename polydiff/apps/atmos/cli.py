@@ -12,6 +12,7 @@ import shlex
 from pathlib import Path
 
 from polydiff.apps.contract import (
+    DemoResult,
     Outputs,
     Parser,
     add_eval_args,
@@ -246,22 +247,50 @@ def _run(argv: list[str]) -> int:
     return args.func(args)
 
 
-def demo(out_dir: Path, *, device, seed: int) -> str:
-    """Generate one field, super-resolve its 4x coarse version with 8 stations, score it.
+def _interpolated_rmse(truth: Path, coarse: Path, factor: int) -> dict[str, float]:
+    """The baseline: each variable's lat-weighted RMSE of the coarse field interpolated
+    bilinearly back to the fine grid."""
+    import numpy as np
+    from scipy.ndimage import zoom
+
+    from polydiff.physics.atmos_metrics import lat_weighted_rmse
+    from polydiff.physics.era5 import open_era5
+
+    fine, low = open_era5(truth), open_era5(coarse)
+    out = {}
+    for v in low.data_vars:
+        guess = zoom(low[v].values, (1, factor, factor), order=1, mode="nearest",
+                     grid_mode=True)
+        err = lat_weighted_rmse(guess, fine[v].values, fine.latitude.values)
+        out[v] = float(np.sqrt(np.mean(err**2)))
+    return out
+
+
+def demo(out_dir: Path, *, device, seed: int) -> DemoResult:
+    """Generate one field, super-resolve its 4x coarse version with 8 stations, score it
+    against bilinear interpolation of the coarse field.
 
     The demo's files sit in its own folder ``out_dir`` and are replaced on a rerun.
     """
     out_dir = Path(out_dir)
     truth, fine = out_dir / "truth.nc", out_dir / "superres.nc"
+    coarse, obs = out_dir / "truth_coarse.nc", out_dir / "truth_obs.csv"
     common = ["--seed", str(seed), "--overwrite"]
     _run(["generate", "--n", "1", "--spinup", "600", "--coarsen", "4", "--obs", "8",
           "--device", str(device), *common, "-o", str(truth)])
-    _run(["superres", str(out_dir / "truth_coarse.nc"), "--obs", str(out_dir / "truth_obs.csv"),
-          "--factor", "4", "--members", "4", "--steps", "20", "--device", str(device),
-          *common, "-o", str(fine)])
+    _run(["superres", str(coarse), "--obs", str(obs), "--factor", "4", "--members", "4",
+          "--steps", "20", "--device", str(device), *common, "-o", str(fine)])
     metrics_path = out_dir / "superres.metrics.json"
     _run(["evaluate", "--truth", str(truth), "--pred", str(fine), "--json", str(metrics_path)])
     metrics = json.loads(metrics_path.read_text())
     rmse = ", ".join(f"{v} {m['rmse']:.3g} {m['units']}" for v, m in metrics["variables"].items())
-    return (f"4x super-resolution + 8 stations, 4 members: RMSE {rmse}; wrote {fine}, "
-            f"{fine.with_suffix('.png')}")
+    summary = (f"4x super-resolution + 8 stations, 4 members: RMSE {rmse}; wrote {fine}, "
+               f"{fine.with_suffix('.png')}")
+    ours = {f"{v} RMSE ({m['units']})": m["rmse"] for v, m in metrics["variables"].items()}
+    units = {v: m["units"] for v, m in metrics["variables"].items()}
+    base = {f"{v} RMSE ({units[v]})": r for v, r in _interpolated_rmse(truth, coarse, 4).items()
+            if v in units}
+    files = [truth, truth.with_suffix(".png"), coarse, obs, fine, fine.with_suffix(".png"),
+             metrics_path]
+    return DemoResult(summary, files, [truth.with_suffix(".png"), fine.with_suffix(".png")],
+                      ours, base)
