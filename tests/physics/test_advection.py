@@ -50,3 +50,22 @@ def test_random_sine_waves_are_seeded_and_conserve_mass():
     assert torch.equal(a, b) and a.shape == (4, 64)
     u = solve_advection(a, [0.0, 0.5], beta=2.0)
     assert torch.allclose(u.sum(-1)[:, 0], u.sum(-1)[:, 1], atol=1e-12)
+
+
+def test_cost_estimate_counts_the_steps(monkeypatch):
+    from polydiff.physics import advection
+    from polydiff.physics.advection import advection_cost
+
+    calls = [0]
+    real = advection.ssp_rk3_step
+
+    def counted(rhs, t, u, dt):
+        calls[0] += 1
+        return real(rhs, t, u, dt)
+
+    monkeypatch.setattr(advection, "ssp_rk3_step", counted)
+    x = periodic_grid(64)
+    times = torch.linspace(0, 0.5, 5)
+    solve_advection(initial(x), times, beta=-1.5)
+    cost = advection_cost(1, 64, 5, 0.5, beta=-1.5)
+    assert calls[0] <= cost.steps <= calls[0] + 5 and cost.points == 64

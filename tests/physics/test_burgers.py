@@ -135,3 +135,48 @@ def test_default_refinement_keeps_the_maximum_principle():
     u = solve_burgers(problem.u0, grid, nu=1e-3)
     peak = u.abs().amax(-1)  # (N, nt)
     assert (peak <= peak[:, :1] * 1.01).all()
+
+
+def _count_steps(monkeypatch) -> list[int]:
+    """Count the SSP-RK3 steps the next solves take (3 right-hand sides per step)."""
+    from polydiff.physics import advection
+
+    calls = [0]
+    real = advection.ssp_rk3_step
+
+    def counted(rhs, t, u, dt):
+        calls[0] += 1
+        return real(rhs, t, u, dt)
+
+    monkeypatch.setattr(advection, "ssp_rk3_step", counted)
+    return calls
+
+
+@pytest.mark.parametrize("nu, refine", [(0.02, None), (0.005, 3)])
+def test_cost_estimate_counts_the_solvers_steps(monkeypatch, nu, refine):
+    """Without forcing the amplitude only decays, so the estimate from the initial amplitude
+    is the step count (up to the save times the steps land on) and an upper bound on none."""
+    from polydiff.physics.burgers import burgers_cost
+
+    calls = _count_steps(monkeypatch)
+    grid = BurgersGrid(nx=40, nt=6, t_final=0.5)
+    u0 = cole_hopf(grid.x(), 0.0, periodic=False)[None].expand(2, -1)
+    u_max = float(u0.abs().max())
+    solve_burgers(u0, grid, nu=nu, refine=refine)
+    cost = burgers_cost(grid, 2, nu=nu, u_max=u_max, refine=refine)
+    assert cost.points == (grid.nx + 1) * (refine or default_refine(grid, nu, u_max)) - 1
+    assert calls[0] <= cost.steps <= calls[0] + grid.nt
+    assert cost.work == cost.points * cost.steps * 2
+
+
+def test_cost_of_absurd_requests_is_refused_with_its_numbers():
+    from polydiff.physics.burgers import burgers_cost
+    from polydiff.runtime import UserError
+
+    grid = BurgersGrid(nx=100_000, nt=81, t_final=8.0)
+    cost = burgers_cost(grid, 16, nu=0.01, u_max=2.0)
+    assert cost.points == 200_001 and cost.steps > 7e9  # dt = 0.9 dx^2 / (2 nu), dx = 5e-6
+    with pytest.raises(UserError, match=r"7.11e\+09 time steps on 2e\+05 points"):
+        cost.check("this solve", "ask for less")
+    with pytest.raises(ValueError, match="Peclet"):
+        default_refine(BurgersGrid(), 0.01, float("inf"))

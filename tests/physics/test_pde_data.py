@@ -97,3 +97,24 @@ def test_bad_files(tmp_path):
     with pytest.raises(UserError, match="unknown"):
         write_trajectories(sample(), tmp_path / "data.csv")
     assert not (tmp_path / "data.csv").exists()
+
+
+def test_data_outside_the_file_and_huge_headers_are_refused(tmp_path, monkeypatch):
+    """Only data inside the file are read (an external dataset could be /etc/passwd), and a
+    dataset larger than memory is refused from its header, before reading."""
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.zeros((2, 3, 4), "f4").tobytes())
+    ext = tmp_path / "ext.h5"
+    with h5py.File(ext, "w") as h5:
+        h5.create_dataset("tensor", shape=(2, 3, 4), dtype="f4", external=[(str(secret), 0, 96)])
+        h5["x-coordinate"], h5["t-coordinate"] = np.arange(4.0), np.arange(3.0)
+    with pytest.raises(UserError, match="stored outside the file"):
+        read_trajectories(ext)
+    big = tmp_path / "big.h5"
+    with h5py.File(big, "w") as h5:
+        h5.create_dataset("tensor", shape=(1000, 1000, 1000), dtype="f4")
+        h5["x-coordinate"], h5["t-coordinate"] = np.arange(1000.0), np.arange(1000.0)
+    monkeypatch.setattr("polydiff.runtime.available_memory", lambda: 2**30)
+    with pytest.raises(UserError, match=r"reading dataset 'tensor' of shape \(1000, 1000, 1000\)"
+                                        r" needs about 11.2 GiB"):
+        read_trajectories(big)

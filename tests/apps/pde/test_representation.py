@@ -60,3 +60,20 @@ def test_grid_levels() -> None:
         grid_level(50, 31)
     with pytest.raises(ValueError):
         grid_level(15, 31)
+    assert grid_level(255, 31) == 3
+    with pytest.raises(ValueError, match="up to 3 super-resolution levels.*16383 would need 9"):
+        grid_level(16383, 31)
+
+
+@pytest.mark.parametrize("domain, family", [("wavelet", "haar"), ("wavelet", "db4"),
+                                            ("physical", "haar")])
+def test_field_rms_from_the_scales_is_the_fields_rms(small_fields: Fields, domain: str,
+                                                     family: str) -> None:
+    """Orthonormal transforms keep sums of squares: the RMS of a field follows from the
+    RMS of its sub-bands (the normalisation) alone."""
+    layout = Layout(domain=domain, family=family, levels=1)
+    layout.fit_scale(small_fields, floor=0.0)
+    for name in ("u", "f"):
+        field = getattr(small_fields, name)
+        assert layout.field_rms(name) == pytest.approx(float(field.pow(2).mean().sqrt()),
+                                                       rel=1e-5)
