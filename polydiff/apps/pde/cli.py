@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from polydiff.apps.contract import (
+    DemoResult,
     Outputs,
     add_eval_args,
     add_members,
@@ -432,12 +433,15 @@ def _model_prediction(args: argparse.Namespace, truth):
 
 
 # ================================================================================ demo
-def demo(out_dir: Path, *, device: torch.device, seed: int) -> str:
+def demo(out_dir: Path, *, device: torch.device, seed: int) -> DemoResult:
     """Simulate one forced Burgers problem with the bundled WDNO model and check it against
-    the numerical solver; writes ``burgers.nc`` and ``burgers.png`` into ``out_dir``."""
+    the numerical solver (baseline: persistence, u(t) = u0); then steer u0 to the solver's
+    final state with least energy (baseline: no control, f = 0). Writes ``burgers.nc``,
+    ``control.nc`` and their pictures into ``out_dir``."""
     import numpy as np
     import torch
 
+    from polydiff.apps.pde.control import control, objective
     from polydiff.apps.pde.model import load_model
     from polydiff.apps.pde.plots import plot_xt
     from polydiff.apps.pde.simulate import Request, simulate
@@ -450,6 +454,8 @@ def demo(out_dir: Path, *, device: torch.device, seed: int) -> str:
     with Outputs() as out:
         nc = out.file(out_dir / "burgers.nc", named=True)
         png = out.file(out_dir / "burgers.png", named=True)
+        control_nc = out.file(out_dir / "control.nc", named=True)
+        control_png = out.file(out_dir / "control.png", named=True)
         model = load_model(None, device)
         grid = model.config.data.grid(0)
         problem = sample_burgers_problem(1, grid, make_generator(seed))
@@ -457,19 +463,43 @@ def demo(out_dir: Path, *, device: torch.device, seed: int) -> str:
         forcing = problem.forcing.on_grid(t, x)
         truth = solve_burgers(problem.u0, grid, nu=model.config.data.nu,
                               forcing=forcing)[0].numpy()
-        req = Request(u0=truth[0].astype(np.float32), forcing=forcing[0].float().numpy(),
-                      members=2, seed=seed)
+        u0 = truth[0].astype(np.float32)
+        req = Request(u0=u0, forcing=forcing[0].float().numpy(), members=2, seed=seed)
         traj = simulate(model, req)
         traj.extra["u_solver"] = (("t", "x"), truth.astype(np.float32),
                                   {"long_name": "numerical solver's trajectory"})
         traj.check_finite("a model or checkpoint that diverged")
+        target = truth[-1].astype(np.float32)
+        steered = control(model, u0, target, members=2, seed=seed)
+        steered.check_finite("guidance too strong for the bundled model")
+        best = steered.attrs["best_member"]
         if _is_real(nc):
             write_netcdf(traj, nc)
             plot_xt(png, {"solver": truth, "WDNO member 0": traj.u[0],
                           "error": traj.u[0] - truth}, traj.t, traj.x,
                     title="forced Burgers, nu = 0.01")
+            write_netcdf(steered, control_nc)
+            plot_xt(control_png, {"forcing": steered.f[best],
+                                  "u (solver)": steered.extra["u_solver"][1][best]},
+                    steered.t, steered.x, title=f"control to a target, best member {best}")
     pred = torch.from_numpy(traj.u[:, 1:])
     ref = torch.from_numpy(truth[None, 1:]).float().expand_as(pred)
-    return (f"WDNO Burgers ({traj.u.shape[0]} members, {traj.attrs['steps']} steps): "
-            f"MSE {mse(pred, ref):.3g}, nRMSE {nrmse(pred, ref):.3g} (PDEBench) against the "
-            f"solver; {out.summary()}")
+    still = torch.from_numpy(u0)[None, None].expand_as(pred)
+    free = solve_burgers(torch.as_tensor(u0, dtype=torch.float64)[None], grid,
+                         nu=model.config.data.nu).numpy()
+    dt = grid.t_final / model.config.data.nt
+    free_misfit, _ = objective(free, np.zeros_like(free), target, dt, grid.dx, 0.0)
+    misfit = float(steered.extra["misfit"][1][best])
+    j = float(steered.extra["objective"][1][best])
+    metrics = {"simulate nRMSE": nrmse(pred, ref), "control terminal misfit": misfit,
+               "control J": j}
+    baseline = {"simulate nRMSE": nrmse(still, ref),
+                "control terminal misfit": float(free_misfit[0]),
+                "control J": float(free_misfit[0])}
+    summary = (f"WDNO Burgers ({traj.u.shape[0]} members, {traj.attrs['steps']} steps): MSE "
+               f"{mse(pred, ref):.3g}, nRMSE {metrics['simulate nRMSE']:.3g} (PDEBench) against "
+               f"the solver; control: terminal misfit {misfit:.3g} (no control "
+               f"{baseline['control terminal misfit']:.3g}), J {j:.3g}; {out.summary()}")
+    return DemoResult(summary, list(out.written), [out_dir / "burgers.png",
+                                                   out_dir / "control.png"],
+                      {k: float(v) for k, v in metrics.items()}, baseline)

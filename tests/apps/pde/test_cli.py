@@ -196,8 +196,11 @@ def test_help_and_argument_errors_need_no_torch() -> None:
 def test_demo_writes_its_files(tmp_path: Path) -> None:
     from polydiff.apps.pde.cli import demo
 
-    text = demo(tmp_path / "pde", device=torch.device("cpu"), seed=0)
-    assert "nRMSE" in text and text.endswith(
-        f"wrote {tmp_path / 'pde' / 'burgers.nc'}, {tmp_path / 'pde' / 'burgers.png'}")
-    assert (tmp_path / "pde" / "burgers.nc").is_file()
-    assert (tmp_path / "pde" / "burgers.png").is_file()
+    result = demo(tmp_path / "pde", device=torch.device("cpu"), seed=0)
+    names = ("burgers.nc", "burgers.png", "control.nc", "control.png")
+    assert "nRMSE" in result.summary and result.summary.endswith(
+        "wrote " + ", ".join(str(tmp_path / "pde" / n) for n in names))
+    assert result.files == [tmp_path / "pde" / n for n in names]
+    assert all(p.is_file() for p in result.files)
+    for key in ("simulate nRMSE", "control terminal misfit"):  # both beat doing nothing
+        assert result.metrics[key] < result.baseline[key], key
