@@ -25,8 +25,8 @@ echo "install: rc $? ($(( $(date +%s) - start )) s)"
 
 # The GPU suite: every app's demo on CUDA, one training step of each config, CUDA vs CPU
 # numerics, the two rasterizer backends against each other.
-$PY -m pytest -m gpu tests/gpu -q -rs --junitxml="$OUT/gpu_tests.xml" > "$OUT/gpu_tests.log" 2>&1
-echo "tests/gpu: rc $? ($(tail -1 "$OUT/gpu_tests.log"))"
+$PY -m pytest -m gpu tests -q -rs --junitxml="$OUT/gpu_tests.xml" > "$OUT/gpu_tests.log" 2>&1
+echo "gpu tests: rc $? ($(tail -1 "$OUT/gpu_tests.log"))"
 
 # GPU benchmarks (their JSON + PNG go to $OUT, not over the CPU results in the repo)
 for bench in ${GPU_BENCHMARKS:-raster_speed apps_throughput mesh_fusion backbone_samplers}; do

@@ -14,6 +14,7 @@ Files open lazily with dask chunks of ``batch`` time steps; :func:`time_batches`
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -21,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 import xarray as xr
 
+from polydiff import __version__
 from polydiff.runtime import UserError, atomic_output, require_file
 
 
@@ -165,9 +167,16 @@ def time_batches(ds: xr.Dataset, batch: int) -> Iterator[xr.Dataset]:
 
 
 def history_line(command: str) -> str:
-    """One CF ``history`` entry: an ISO UTC time stamp and the command."""
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return f"{now}: {command}"
+    """One CF ``history`` entry: the command, stamped with ``SOURCE_DATE_EPOCH`` when set.
+
+    No wall-clock time by default, so that the same command and seed give the same file,
+    byte for byte (the reproducible-builds convention gives a time when one is wanted).
+    """
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is None or not epoch.isdigit():
+        return f"polydiff {__version__}: {command}"
+    when = _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc)
+    return f"{when.strftime('%Y-%m-%dT%H:%M:%SZ')}: polydiff {__version__}: {command}"
 
 
 def write_netcdf(ds: xr.Dataset, path: str | Path, *, command: str) -> Path:

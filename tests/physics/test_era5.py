@@ -117,3 +117,16 @@ def test_written_netcdf_is_cf_with_history_and_round_trips(tmp_path):
     again = write_netcdf(back.load(), tmp_path / "out2.nc", command="second")
     assert xr.open_dataset(again).attrs["history"].count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nc", "out2.nc"]
+
+
+def test_the_same_dataset_gives_the_same_bytes(tmp_path, monkeypatch):
+    """No wall-clock time in the file: the same command and seed give the same file."""
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    ds = xr.Dataset({"t2m": (("lat", "lon"), np.arange(12.0).reshape(3, 4))},
+                    coords={"lat": [0.0, 1.0, 2.0], "lon": [0.0, 1.0, 2.0, 3.0]})
+    a, b = write_netcdf(ds, tmp_path / "a.nc", command="x"), write_netcdf(
+        ds, tmp_path / "b.nc", command="x")
+    assert a.read_bytes() == b.read_bytes()
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")
+    c = write_netcdf(ds, tmp_path / "c.nc", command="x")
+    assert xr.open_dataset(c).attrs["history"].startswith("1970-01-01T00:00:00Z")
