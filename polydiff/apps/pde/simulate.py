@@ -18,7 +18,7 @@ from polydiff.runtime import UserError, check_memory, make_generator
 
 KNOWN_RANGE = 10.0
 """Inputs may reach this many times the RMS of the model's training data (from its
-normalisation); the training data themselves stay within about 3x (u0) and 6.3x (forcing)."""
+normalisation); the training data themselves stay within about 3x (u0) and 7x (forcing)."""
 
 FIELD_NAMES = {"u0": "initial states", "f": "forcings", "u": "states"}
 
