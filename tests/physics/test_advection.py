@@ -53,17 +53,10 @@ def test_random_sine_waves_are_seeded_and_conserve_mass():
 
 
 def test_cost_estimate_counts_the_steps(monkeypatch):
-    from polydiff.physics import advection
     from polydiff.physics.advection import advection_cost
+    from tests.physics.solver_testing import count_steps
 
-    calls = [0]
-    real = advection.ssp_rk3_step
-
-    def counted(rhs, t, u, dt):
-        calls[0] += 1
-        return real(rhs, t, u, dt)
-
-    monkeypatch.setattr(advection, "ssp_rk3_step", counted)
+    calls = count_steps(monkeypatch)
     x = periodic_grid(64)
     times = torch.linspace(0, 0.5, 5)
     solve_advection(initial(x), times, beta=-1.5)

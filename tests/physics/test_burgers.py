@@ -12,6 +12,7 @@ from polydiff.physics.burgers import (
     sample_periodic_initial,
     solve_burgers,
 )
+from tests.physics.solver_testing import count_steps
 
 NU = 0.02
 
@@ -137,28 +138,13 @@ def test_default_refinement_keeps_the_maximum_principle():
     assert (peak <= peak[:, :1] * 1.01).all()
 
 
-def _count_steps(monkeypatch) -> list[int]:
-    """Count the SSP-RK3 steps the next solves take (3 right-hand sides per step)."""
-    from polydiff.physics import advection
-
-    calls = [0]
-    real = advection.ssp_rk3_step
-
-    def counted(rhs, t, u, dt):
-        calls[0] += 1
-        return real(rhs, t, u, dt)
-
-    monkeypatch.setattr(advection, "ssp_rk3_step", counted)
-    return calls
-
-
 @pytest.mark.parametrize("nu, refine", [(0.02, None), (0.005, 3)])
 def test_cost_estimate_counts_the_solvers_steps(monkeypatch, nu, refine):
-    """Without forcing the amplitude only decays, so the estimate from the initial amplitude
-    is the step count (up to the save times the steps land on) and an upper bound on none."""
+    """Without forcing the amplitude only decays: the estimate from the initial amplitude
+    is the solver's step count, up to the shortened steps that land on the save times."""
     from polydiff.physics.burgers import burgers_cost
 
-    calls = _count_steps(monkeypatch)
+    calls = count_steps(monkeypatch)
     grid = BurgersGrid(nx=40, nt=6, t_final=0.5)
     u0 = cole_hopf(grid.x(), 0.0, periodic=False)[None].expand(2, -1)
     u_max = float(u0.abs().max())
