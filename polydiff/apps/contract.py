@@ -413,8 +413,9 @@ class PerInput(Generic[T]):
             if count > 1 else text
 
     def print_summary(self) -> None:
-        """Print :meth:`summary` in every process (each one wrote its own files)."""
-        print(self.summary(), flush=True)
+        """Print :meth:`summary` in every process that had a share (each wrote its own)."""
+        if self.mine or is_main_process():
+            print(self.summary(), flush=True)
 
 
 # ============================================================================ demo

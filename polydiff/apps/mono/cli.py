@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING
 from polydiff.apps.contract import (
     DemoResult,
     Outputs,
+    PerInput,
     add_eval_args,
     add_members,
     add_number,
     add_output,
+    add_resume,
     add_runtime_args,
     add_steps,
     add_train_args,
@@ -50,6 +52,7 @@ def register(subparsers, name: str, help_text: str) -> None:
                     ".intrinsics.json and .estimate.json.")
     e.add_argument("input", type=Path, help="an image, or a folder of images")
     add_output(e, "output folder (created if missing; not the input folder)")
+    add_resume(e)
     _add_tasks(e)
     add_number(e, "--camera-height", lo=0, lo_open=True, hi=100, default=DEFAULT_CAMERA_HEIGHT,
                help="camera height above the floor in metres, for metric depth")
@@ -164,27 +167,29 @@ def run_estimate(args: argparse.Namespace) -> int:
     from polydiff.apps.mono.estimate import estimate_image
     from polydiff.apps.mono.images import read_image
     from polydiff.apps.mono.model import load_predictor
-    from polydiff.apps.mono.results import declare, result_kinds, write_result
+    from polydiff.apps.mono.results import result_kinds, result_path, write_result
     from polydiff.runtime import make_generator, pick_device
 
     device = pick_device(args.device)
-    with Outputs(inputs=paths, overwrite=args.overwrite) as out:
-        # 2. the model, then every output file declared before the first image runs
-        predictor = load_predictor(args.model, device)
-        tasks = tuple(t for t in options.tasks if t in predictor.tasks)
-        kinds = result_kinds(tasks, predictor.gives_uncertainty(options))
-        plan = [declare(out, folder, p.name, kinds) for p in paths]
-        # 3. one image at a time: read, estimate, write
-        bar = tqdm(list(zip(paths, sizes, plan)), desc="images", unit="image",
-                   disable=len(paths) == 1 or not progress_enabled())
-        for path, (w, h), targets in bar:
+    # 2. the model, then every output of this process's share checked before the first image
+    predictor = load_predictor(args.model, device)
+    tasks = tuple(t for t in options.tasks if t in predictor.tasks)
+    kinds = result_kinds(tasks, predictor.gives_uncertainty(options))
+    batch = PerInput(paths, lambda p: [result_path(folder, p.name, k) for k in kinds],
+                     inputs=paths, overwrite=args.overwrite, resume=args.resume)
+    size = dict(zip(paths, sizes))
+    # 3. one image at a time: read, estimate, write (its files appear when it is done)
+    bar = tqdm(batch.todo, desc="images", unit="image",
+               disable=len(batch.todo) <= 1 or not progress_enabled())
+    for path in bar:
+        with batch.outputs(path) as files:
             image = read_image(path)
             result = estimate_image(predictor, image, options, make_generator(args.seed),
                                     height)
-            write_result(targets, result, path.name)
-            if progress_enabled():
-                bar.write(_image_line(path, w, h, result))
-    report(out.summary())
+            write_result(dict(zip(kinds, files)), result, path.name)
+        if progress_enabled():
+            bar.write(_image_line(path, *size[path], result))
+    batch.print_summary()
     return 0
 
 

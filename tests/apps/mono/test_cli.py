@@ -372,5 +372,6 @@ def test_a_12_megapixel_photograph_stays_within_2_gib(tmp_path):
 
 def test_only_rank_0_writes_and_prints(data, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("RANK", "1")  # another process of a torchrun launch
+    monkeypatch.setenv("WORLD_SIZE", "2")  # (one image: all of it is rank 0's share)
     assert _estimate(data / "0000.png", "-o", tmp_path / "out") == 0
     assert not (tmp_path / "out").exists() and capsys.readouterr().out == ""
