@@ -221,8 +221,8 @@ def run_training(config: str | os.PathLike | dict | TriplaneTrainConfig, *,
         gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + step * 1009 + group.rank)
         out = prd_loss(model, teachers, text, prompts, cfg.distill, gen,
                        progress=step / max(1, tc.steps - 1))
-        if not math.isfinite(float(out.total)):
-            raise FloatingPointError(f"PRD loss became {float(out.total)} at step {step}")
+        if not math.isfinite(float(out.total.detach())):
+            raise FloatingPointError(f"PRD loss became {float(out.total.detach())} at step {step}")
         opt.zero_grad(set_to_none=True)
         out.total.backward()
         _average_gradients(params, group.world_size)
@@ -232,7 +232,7 @@ def run_training(config: str | os.PathLike | dict | TriplaneTrainConfig, *,
         sched.step()
         if ema is not None:
             ema.step(params)
-        losses.append(float(out.total))
+        losses.append(float(out.total.detach()))
         recent = (recent + [out.parts])[-max(tc.log_every, 1):]
         bar.set_postfix({k[:8]: f"{np.mean([r[k] for r in recent]):.4f}" for k in out.parts})
         done = step + 1 == tc.steps
