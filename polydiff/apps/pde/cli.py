@@ -392,7 +392,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if given:
             raise UserError(f"{given[0]} is for the model's run; with --pred the file is scored")
     json_path = args.json or default_json(args.pred, args.truth)
-    png_path = json_path.with_suffix(".png")
+    # the picture beside it: test.metrics.json -> test.metrics.png, m.json -> m.metrics.png
+    png_path = json_path.with_suffix(".png" if json_path.stem.endswith(".metrics") else
+                                     ".metrics.png")
     with Outputs(inputs=[args.truth, args.pred, args.model, args.superres_model],
                  overwrite=args.overwrite) as out:
         out.check(json_path, named=args.json is not None)

@@ -138,14 +138,14 @@ def test_evaluate_the_model_writes_metrics_and_refuses_other_grids(test_set: Pat
     assert metrics["n"] == 2 and metrics["nt"] == 32 and len(metrics["nrmse_per_time"]) == 32
     assert metrics["mse"] > 0 and 0 <= metrics["time_until_decorrelation"] <= 8.0
     assert metrics["nrmse"] == pytest.approx(np.mean(metrics["nrmse_per_time"]))
-    assert metrics["steps"] == 3 and out.with_suffix(".png").is_file()
+    assert metrics["steps"] == 3 and (tmp_path / "m.metrics.png").is_file()
     other = tmp_path / "other.h5"  # 40 time levels: not the model's grid
     g2 = BurgersGrid(nx=31, nt=40, t_final=8.0)
     write_trajectories(Trajectories(torch.zeros(1, 40, 31), g2.x(), g2.t(),
                                     equation="burgers", params={"Nu": 0.01}), other)
     bad = tmp_path / "bad.json"
     assert cli("evaluate", "--truth", other, "--device", "cpu", "--json", bad) == 2
-    assert not bad.exists() and not bad.with_suffix(".png").exists()
+    assert not bad.exists() and not (tmp_path / "bad.metrics.png").exists()
 
 
 def test_evaluate_a_prediction_file(test_set: Path, tmp_path: Path, capsys) -> None:
