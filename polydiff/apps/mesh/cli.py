@@ -12,6 +12,7 @@ from polydiff.apps.contract import (
     add_eval_args,
     add_number,
     add_output,
+    add_resume,
     add_runtime_args,
     add_steps,
     add_train_args,
@@ -32,7 +33,9 @@ def register(subparsers, name: str, help_text: str) -> None:
     g = sub.add_parser("generate", help="text -> coloured watertight mesh (GLB by default)")
     g.add_argument("prompt", nargs="?", default=None, help='e.g. "a tall red mug"')
     g.add_argument("--prompts", type=Path, default=None,
-                   help="a text file with one prompt per line; -o is then a folder")
+                   help="a text file with one prompt per line; -o is then a folder of "
+                        "NNNN_<prompt>.glb (NNNN: the prompt's number), split between torchrun "
+                        "processes")
     g.add_argument("--mode", choices=("triplane", "normals"), default="triplane",
                    help="triplane: 4-step triplane generator (default); normals: multi-view "
                         "normal maps fused by differentiable rasterization")
@@ -46,6 +49,7 @@ def register(subparsers, name: str, help_text: str) -> None:
                    help="mesh format (default: from the output suffix, else glb)")
     add_output(g, "output mesh (.glb/.obj/.ply; a folder with --prompts); a PNG turntable is "
                   "written beside each mesh")
+    add_resume(g)
     add_runtime_args(g)
     g.set_defaults(func=cmd_generate)
 
@@ -129,36 +133,61 @@ def _prompts(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from polydiff.apps.mesh.generate import MeshGenerator, mesh_file_bytes, turntable
-    from polydiff.apps.mesh.plots import contact_sheet
+    from polydiff.apps.contract import PerInput
     from polydiff.runtime import pick_device
 
     prompts = _prompts(args)
     batch = args.prompts is not None
     if args.mode == "normals" and args.resolution is not None and args.resolution > 128:
         raise UserError("--resolution is the carving grid in normals mode: at most 128")
+    if args.resume and not batch:
+        raise UserError("--resume goes with --prompts (a single prompt's -o is replaced)")
     fmt = _format(args.output, None if batch else args.format) if not batch else \
         (args.format or "glb")
-    with Outputs(inputs=[args.prompts], overwrite=args.overwrite) as out:
-        targets = []
-        for i, prompt in enumerate(prompts):
-            mesh = args.output / f"{i:04d}_{_slug(prompt)}.{fmt}" if batch else args.output
-            targets.append((prompt, out.file(mesh, named=not batch),
-                            out.file(mesh.with_suffix(".png"))))
-        generator = MeshGenerator(args.mode, args.model, pick_device(args.device))
-        for prompt, mesh_tmp, png_tmp in targets:
-            result = generator(prompt, steps=args.steps, resolution=args.resolution,
-                               views=args.views, seed=args.seed)
-            mesh_tmp.write_bytes(mesh_file_bytes(result.verts, result.faces, result.colors, fmt))
-            contact_sheet(png_tmp, {prompt: turntable(result.verts, result.faces,
-                                                      result.colors)},
-                          title=f"{args.mode} mode, seed {args.seed}")
-            for note in result.notes:
-                report(f"note: {note}")
-            report(f"{prompt!r}: {len(result.verts)} vertices, {len(result.faces)} faces, "
-                   f"{result.seconds:.2f} s")
-    report(out.summary())
+    device = pick_device(args.device)
+    if not batch:
+        with Outputs(overwrite=args.overwrite) as out:
+            mesh_tmp = out.file(args.output, named=True)
+            png_tmp = out.file(args.output.with_suffix(".png"))
+            _generate_one(_generator(args, device), prompts[0], mesh_tmp, png_tmp, args, fmt)
+        report(out.summary())
+        return 0
+
+    def files(item: tuple[int, str]) -> list[Path]:  # numbered by the prompt's line
+        mesh = args.output / f"{item[0]:04d}_{_slug(item[1])}.{fmt}"
+        return [mesh, mesh.with_suffix(".png")]
+
+    work = PerInput(list(enumerate(prompts)), files, inputs=[args.prompts],
+                    overwrite=args.overwrite, resume=args.resume)
+    generator = _generator(args, device) if work.todo else None
+    for item in work.todo:
+        with work.outputs(item) as (mesh_tmp, png_tmp):
+            _generate_one(generator, item[1], mesh_tmp, png_tmp, args, fmt)
+    work.print_summary()
     return 0
+
+
+def _generator(args: argparse.Namespace, device):
+    from polydiff.apps.mesh.generate import MeshGenerator
+
+    return MeshGenerator(args.mode, args.model, device)
+
+
+def _generate_one(generator, prompt: str, mesh_tmp: Path, png_tmp: Path,
+                  args: argparse.Namespace, fmt: str) -> None:
+    """One prompt's mesh and its turntable picture, written to the temporary paths."""
+    from polydiff.apps.mesh.generate import mesh_file_bytes, turntable
+    from polydiff.apps.mesh.plots import contact_sheet
+
+    result = generator(prompt, steps=args.steps, resolution=args.resolution, views=args.views,
+                       seed=args.seed)
+    mesh_tmp.write_bytes(mesh_file_bytes(result.verts, result.faces, result.colors, fmt))
+    contact_sheet(png_tmp, {prompt: turntable(result.verts, result.faces, result.colors)},
+                  title=f"{args.mode} mode, seed {args.seed}")
+    for note in result.notes:
+        report(f"note: {note}")
+    report(f"{prompt!r}: {len(result.verts)} vertices, {len(result.faces)} faces, "
+           f"{result.seconds:.2f} s")
 
 
 def cmd_render(args: argparse.Namespace) -> int:

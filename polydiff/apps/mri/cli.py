@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 from polydiff.apps.contract import (
     DemoResult,
     Outputs,
+    PerInput,
     add_eval_args,
     add_number,
     add_output,
+    add_resume,
     add_runtime_args,
     add_steps,
     add_train_args,
@@ -27,6 +29,7 @@ from polydiff.apps.contract import (
     write_json,
 )
 from polydiff.apps.mri.config import KERNEL_NAMES, POLICIES, ReconConfig
+from polydiff.runtime import UserError
 
 if TYPE_CHECKING:
     import torch
@@ -43,8 +46,11 @@ def register(subparsers, name: str, help_text: str) -> None:
                        description="Active Diffusion Subsampling: particles choose k-space "
                        "columns during the reverse diffusion; writes an HDF5 reconstruction "
                        "and a PNG beside it.")
-    q.add_argument("input", type=Path, help="fastMRI-layout HDF5 with 'kspace'")
-    add_output(q, "output HDF5 (its PNG picture is written beside it, .png)")
+    q.add_argument("input", type=Path, help="fastMRI-layout HDF5 with 'kspace', or a folder "
+                                            "of them")
+    add_output(q, "output HDF5 (its PNG picture is written beside it, .png); for a folder of "
+                  "volumes, a folder: OUTPUT/<name>.h5 and .png each")
+    add_resume(q)
     add_number(q, "--acceleration", lo=1, hi=64, lo_open=True, default=4.0,
                help="k-space columns / acquired columns (fastMRI: 4 or 8)")
     add_number(q, "--center-fraction", lo=0, hi=1, lo_open=True, hi_open=True,
@@ -87,6 +93,17 @@ def picture_path(output: Path) -> Path:
     return output.with_suffix(".png")
 
 
+HDF5_SUFFIXES = (".h5", ".hdf5")
+
+
+def _volumes(folder: Path) -> list[Path]:
+    """The HDF5 files directly inside ``folder`` (sorted by name), or a UserError."""
+    found = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in HDF5_SUFFIXES)
+    if not found:
+        raise UserError(f"no HDF5 files (.h5, .hdf5) in folder {folder}")
+    return found
+
+
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     from polydiff.apps.mri.model import load_model
     from polydiff.apps.mri.reconstruct import reconstruct_file
@@ -96,6 +113,10 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
                       particles=args.members, steps=args.steps, kernel=args.kernel,
                       guidance_weight=args.guidance, center_fraction=args.center_fraction)
     device = pick_device(args.device)
+    if args.input.is_dir():
+        return _reconstruct_folder(args, cfg, device)
+    if args.resume:
+        raise UserError("--resume goes with a folder of volumes (a single -o is replaced)")
     with Outputs(inputs=[args.input], overwrite=args.overwrite) as out:
         h5 = out.file(args.output, named=True)
         png = out.file(picture_path(args.output))
@@ -103,6 +124,28 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         report(reconstruct_file(args.input, h5, png, cfg, model, seed=args.seed,
                                 progress=progress_enabled(), write=h5 != DEVNULL))
     report(out.summary())
+    return 0
+
+
+def _reconstruct_folder(args: argparse.Namespace, cfg: ReconConfig, device) -> int:
+    """Every volume of a folder into ``-o`` (a folder): ``OUT/<name>.h5`` and ``.png`` each,
+    split between torchrun processes, skipped with --resume when both exist."""
+    from polydiff.apps.mri.model import load_model
+    from polydiff.apps.mri.reconstruct import reconstruct_file
+
+    if args.output.exists() and not args.output.is_dir():
+        raise UserError(f"-o {args.output} is an existing file; with a folder of volumes -o "
+                        "names a folder")
+    volumes = _volumes(args.input)
+    work = PerInput(volumes, lambda p: [args.output / p.name, picture_path(args.output / p.name)],
+                    inputs=volumes, overwrite=args.overwrite, resume=args.resume)
+    model = load_model(args.model, device) if work.todo else None
+    for path in work.todo:
+        with work.outputs(path) as (h5, png):
+            line = reconstruct_file(path, h5, png, cfg, model, seed=args.seed,
+                                    progress=progress_enabled())
+        print(f"{path.name}: {line}", flush=True)
+    work.print_summary()
     return 0
 
 
