@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .ok { color: #11772d; font-weight: 600; } .failed { color: #b00020; font-weight: 600; }
 .better { color: #11772d; } .worse { color: #b00020; }
 figure { display: inline-block; margin: 0.4em 0.8em 0.8em 0; vertical-align: top; }
-figure img { max-width: 100%; border: 1px solid #eee; }
+figure img { max-width: 100%; min-height: 180px; max-height: 560px; border: 1px solid #eee; }
 canvas { border: 1px solid #ddd; cursor: grab; }
 figcaption { font-size: 0.85em; color: #555; } .error { white-space: pre-wrap; }
 details { margin: 0.5em 0; } code { font-size: 0.9em; }
@@ -90,10 +91,13 @@ def _viewers(run: AppRun, root: Path) -> list[str]:
     for i, path in enumerate(p for p in run.result.files if p.suffix in (".glb", ".ply")):
         if not path.is_file() or path.stat().st_size > MAX_EMBED:
             continue
-        glb = path.read_bytes() if path.suffix == ".glb" else point_cloud_glb(path)
-        kind = "mesh" if path.suffix == ".glb" else "point cloud"
-        out.append(viewer_html(glb, f"view-{run.name}-{i}",
-                               label=f"{kind} {_rel(path, root)} (drag to turn, wheel to zoom)"))
+        label = f"{_rel(path, root)} (drag to turn, wheel to zoom)"
+        if path.suffix == ".glb":
+            out.append(viewer_html(path.read_bytes(), f"view-{run.name}-{i}",
+                                   label=f"mesh {label}"))
+        else:  # a point cloud in its camera's frame: first seen from the camera, a bit above
+            out.append(viewer_html(point_cloud_glb(path), f"view-{run.name}-{i}", yaw=0.0,
+                                   pitch=0.25, label=f"point cloud {label}"))
     return out
 
 
@@ -106,8 +110,9 @@ def app_section(run: AppRun, root: Path) -> str:
                  f'<pre class="error">{html.escape(run.error)}</pre>']
     else:
         r = run.result
+        said = re.sub(r";?\s*wrote .*$", "", r.summary)  # the files are listed below
         parts = [head, f'<p><span class="ok">ok</span> in {run.seconds:.1f} s: '
-                       f"{html.escape(r.summary)}</p>", metrics_table(r)]
+                       f"{html.escape(said)}</p>", metrics_table(r)]
         parts += [f'<figure><img src="{html.escape(_rel(p, root))}" alt="{html.escape(p.name)}">'
                   f"<figcaption>{html.escape(_rel(p, root))}</figcaption></figure>"
                   for p in r.images]

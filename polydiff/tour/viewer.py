@@ -148,7 +148,8 @@ VIEWER_JS = r"""
     });
     var centre = [0, 1, 2].map(function (k) { return (lo[k] + hi[k]) / 2; });
     var radius = Math.max(1e-9, Math.hypot(hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]) / 2);
-    var yaw = 0.6, pitch = 0.35, dist = 2.6, frames = 0;
+    var yaw = parseFloat(canvas.dataset.yaw || "0.6"), dist = 2.6, frames = 0;
+    var pitch = parseFloat(canvas.dataset.pitch || "0.35");
     var loc = ["p", "n", "c"].map(function (a) { return gl.getAttribLocation(prog, a); });
     function draw() {
       var w = canvas.width, h = canvas.height;
@@ -228,12 +229,14 @@ VIEWER_JS = r"""
 
 
 def viewer_html(glb: bytes, element_id: str, *, width: int = 420, height: int = 320,
-                label: str = "") -> str:
-    """A ``<canvas>`` showing ``glb`` (bytes of a GLB file, embedded as base64)."""
+                label: str = "", yaw: float = 0.6, pitch: float = 0.35) -> str:
+    """A ``<canvas>`` showing ``glb`` (bytes of a GLB file, embedded as base64), first seen
+    from ``yaw`` and ``pitch`` (radians; 0, 0 looks along -z)."""
     data = base64.b64encode(glb).decode("ascii")
     name = html.escape(element_id, quote=True)
     return (f'<figure class="viewer"><canvas id="{name}" data-glb="{name}-data" '
-            f'width="{width}" height="{height}" title="drag to turn, wheel to zoom"></canvas>'
+            f'data-yaw="{yaw:g}" data-pitch="{pitch:g}" width="{width}" height="{height}" '
+            f'title="drag to turn, wheel to zoom"></canvas>'
             f'<script type="application/octet-stream" id="{name}-data">{data}</script>'
             f'<figcaption>{html.escape(label)}</figcaption></figure>')
 
