@@ -58,8 +58,9 @@ def no_sync(monkeypatch):
 
 
 def test_demo_runs_on_cuda(tmp_path, cuda):
-    text = demo(tmp_path, device=cuda, seed=0)
-    assert "nRMSE" in text and (tmp_path / "burgers.nc").is_file()
+    result = demo(tmp_path, device=cuda, seed=0)
+    assert "nRMSE" in result.summary and (tmp_path / "burgers.nc").is_file()
+    assert result.metrics["simulate nRMSE"] < result.baseline["simulate nRMSE"]
 
 
 def test_simulate_superres_and_control_never_wait_for_the_host(cuda, no_sync):
