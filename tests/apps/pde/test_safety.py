@@ -75,6 +75,22 @@ def test_an_output_that_is_an_input_is_refused(tmp_path: Path, u0_nc: Path, caps
     assert only_files(tmp_path) == {"u0.nc", "link.nc", "hard.nc", "test.h5"}
 
 
+def test_folders_are_never_replaced(tmp_path: Path, capsys) -> None:
+    """A folder where an output would go (the user's own files in it) stays as it is, with
+    or without --overwrite."""
+    mine = tmp_path / "traj.nc"
+    mine.mkdir()
+    (mine / "holiday.txt").write_text("mine")
+    for extra in ((), ("--overwrite",)):
+        assert cli("simulate", *FAST, *extra, "-o", mine) == 2
+        assert "is an existing folder" in one_error_line(capsys)
+    (tmp_path / "p.png").mkdir()
+    assert cli("simulate", *FAST, "--overwrite", "-o", tmp_path / "p.nc") == 2
+    assert "is an existing folder" in one_error_line(capsys)
+    assert (mine / "holiday.txt").read_text() == "mine"
+    assert only_files(tmp_path) == {"traj.nc", "p.png"}
+
+
 def test_side_files_are_never_clobbered_without_overwrite(tmp_path: Path, capsys) -> None:
     """-o traj.nc names the NetCDF; an existing traj.png of the user's is kept (and then no
     file at all is written) unless --overwrite; the named output itself may be replaced."""
