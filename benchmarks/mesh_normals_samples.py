@@ -130,11 +130,9 @@ def draw(samples, prompts, result, refs, ref_kinds) -> None:
             a.set_xticks([])
             a.set_yticks([])
     for v in range(views):
-        axes[0, v].set_title(f"az {360 * v // views}", fontsize=8)
-    axes[0, views].set_title("a true render", fontsize=8)
-    save_figure(fig, figure_path("mesh_normals_samples"),
-                title="generated normals as (n+1)/2 RGB;\nright: a true render of the kind",
-                title_size=9)
+        axes[0, v].set_title(f"az {360 * v // views}: (n+1)/2", fontsize=7)
+    axes[0, views].set_title("a true render", fontsize=7)
+    save_figure(fig, figure_path("mesh_normals_samples"))
 
 
 if __name__ == "__main__":

@@ -71,7 +71,8 @@ def load_normal_model(folder: str | os.PathLike | None = None,
 
 def rig_cameras(config: NormalsConfig, views: int, elevation: float = 0.0,
                 azimuth_offset: float = 0.0):
-    """``views`` orbit cameras evenly spaced in azimuth (Cameras, float64)."""
+    """(Cameras (float64), (V,) azimuths in degrees) of ``views`` orbit cameras evenly spaced
+    in azimuth from ``azimuth_offset``, at the distance and field of view of ``config``."""
     from polydiff.geometry.render import orbit_cameras
 
     azimuths = azimuth_offset + 360.0 * torch.arange(views, dtype=torch.float64) / views

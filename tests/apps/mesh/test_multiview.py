@@ -188,3 +188,20 @@ def test_generate_normal_views_is_well_formed_and_seeded(tmp_path):
                                                                         text_dim=384))
     with pytest.raises(UserError, match="8-d"):
         generate_normal_views("a mug", wrong, text_encoder=StubEncoder())
+
+
+def test_bundled_checkpoint_loads_small_and_generates_views():
+    from polydiff.apps.contract import bundled_folder
+
+    folder = bundled_folder(APP, KIND)
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    assert size < 8.5e6
+    model = load_normal_model()
+    assert (model.config.size, model.config.views, model.config.text_dim) == (32, 4, 384)
+    from polydiff.apps.mesh.text_encoder import TextEncoder
+
+    out = generate_normal_views("a red mug", model, steps=4, text_encoder=TextEncoder(),
+                                generator=torch.Generator().manual_seed(0))
+    assert out.normals.shape == (4, 32, 32, 3) and 0.02 < out.mask.float().mean() < 0.9
+    n = out.normals.norm(dim=-1)
+    torch.testing.assert_close(n[out.mask], torch.ones(int(out.mask.sum())))
