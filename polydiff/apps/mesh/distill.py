@@ -303,7 +303,8 @@ def prd_loss(model: TriplaneModel, teachers: list[Teacher], text: Tensor, prompt
             term = F.mse_loss(out.x, out.x0_hat.detach())
             sums[teacher.name] = sums.get(teacher.name, 0) + term.detach()
             total = total + weights.get(teacher.name, 1.0) * term
-        pts = (torch.rand(B, cfg.reg_points, 3, generator=generator) - 0.5).to(geo)
+        bound = model.decoder.field.config.bound
+        pts = ((torch.rand(B, cfg.reg_points, 3, generator=generator) - 0.5) * 2 * bound).to(geo)
         eik = eikonal_loss(model.decoder.field, geo, pts)
         spa = sparsity_loss(model.decoder.field, geo, pts)
         sums["eikonal"] = sums.get("eikonal", 0) + eik.detach()

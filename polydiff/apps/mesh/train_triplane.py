@@ -75,6 +75,7 @@ class DecoderConfig:
     mlp_layers: int = 2
     aggregate: str = "sum"
     sphere_radius: float = 0.3
+    bound: float = 0.5                # half side of the cube the planes span
 
 
 @dataclass

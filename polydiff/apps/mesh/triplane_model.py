@@ -10,7 +10,8 @@ triplane, order xy, xz, yz each), shaped (B, 6, C, R, R). A diffusers
 - **plane identity**: ``num_class_embeds=6``, a learned embedding of the plane index added
   to the time embedding;
 - **text**: the prompt's sentence embedding (B, D) as the one cross-attention token
-  (projected by ``encoder_hid_proj`` when D differs from the UNet's cross-attention width).
+  (projected by ``encoder_hid_proj`` when D differs from the UNet's cross-attention width);
+  a new small UNet also adds it to the time embedding (``addition_embed_type="text"``).
 
 The backbone's :func:`polydiff.diffusion.sample` runs the 4 steps (DDIM, trailing spacing:
 timesteps 999, 749, 499, 249); the sampler never owns the network. :class:`PlaneDecoder`
@@ -95,7 +96,9 @@ def network_block(plane_size: int, latent_channels: int, text_dim: int,
                   channels: tuple[int, ...] = (32, 64), attention_levels: int = 2,
                   layers_per_block: int = 1, heads: int = 4, norm_groups: int = 8) -> dict:
     """A ``build_network`` block of the plane UNet: cross-attention (and joint plane
-    attention) on the coarsest ``attention_levels`` levels, a plane-index class embedding."""
+    attention) on the coarsest ``attention_levels`` levels, a plane-index class embedding,
+    and the text also pooled into the time embedding (``addition_embed_type="text"``), so
+    every ResNet block is conditioned on the prompt."""
     levels = len(channels)
     if not 1 <= attention_levels <= levels:
         raise ValueError(f"attention_levels must lie in [1, {levels}]")
@@ -109,7 +112,8 @@ def network_block(plane_size: int, latent_channels: int, text_dim: int,
             "block_out_channels": list(channels), "down_block_types": down,
             "up_block_types": up, "layers_per_block": layers_per_block,
             "attention_head_dim": heads, "norm_num_groups": norm_groups,
-            "cross_attention_dim": text_dim, "num_class_embeds": PLANES}
+            "cross_attention_dim": text_dim, "num_class_embeds": PLANES,
+            "addition_embed_type": "text", "addition_embed_type_num_heads": heads}
 
 
 def adapt_pretrained(unet: nn.Module, text_dim: int) -> nn.Module:
