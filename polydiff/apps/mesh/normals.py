@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from polydiff.apps.mesh.multiview import MultiViewDenoiser, camera_features, enable_joint_views
-from polydiff.runtime import UserError
+from polydiff.runtime import UserError, check_finite
 
 APP, KIND = "mesh", "normals"
 
@@ -134,6 +134,7 @@ def generate_normal_views(prompt: str, model: NormalModel, views: int = 4, steps
     feats = camera_features(torch.full_like(azimuths, elevation), azimuths)[None]
     x = sample_views(model, text, feats, steps, generator, device,
                      guidance_scale=guidance_scale, progress=progress)[0]  # (V, 4, H, W)
+    check_finite(x, "the generated normal maps", "a guidance scale too large for this model")
     normals, mask = decode_views(x)
     return NormalViews(normals, mask, cams.K.float(), camera_to_world(cams).float())
 

@@ -184,6 +184,8 @@ def test_generate_normal_views_is_well_formed_and_seeded(tmp_path):
                                                                        out.normals)
     with pytest.raises(UserError, match="empty prompt"):
         generate_normal_views(" ", model, text_encoder=StubEncoder())
+    with pytest.raises(UserError, match="not finite"):
+        run(0, guidance_scale=float("nan"))
     wrong = NormalModel(model.net, model.scheduler, dataclasses.replace(model.config,
                                                                         text_dim=384))
     with pytest.raises(UserError, match="8-d"):
