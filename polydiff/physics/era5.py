@@ -67,15 +67,31 @@ _UNITS = {
 }
 
 
+CHUNK_BYTES = 16 * 2**20  # bytes of one variable that one dask chunk holds (at most ~)
+_TIME_DIMS = ("time", "valid_time")
+
+
+def time_chunk(ds: xr.Dataset, dim: str, batch: int) -> int:
+    """Time steps per dask chunk: at least ``batch``, more while a chunk of the largest
+    variable stays under CHUNK_BYTES (a multi-year file of small fields is then a few
+    chunks, not a task per step: the graph stays small, and reading one step reads one
+    chunk, never the whole file)."""
+    per_step = max((da.dtype.itemsize * da.size // max(da.sizes[dim], 1)
+                    for da in ds.data_vars.values() if dim in da.dims), default=1)
+    return max(batch, CHUNK_BYTES // max(per_step, 1))
+
+
 def open_era5(path: str | Path, *, batch: int = 16) -> xr.Dataset:
-    """Open an ERA5-style NetCDF file lazily (dask chunks of ``batch`` times), normalised."""
+    """Open an ERA5-style NetCDF file lazily, normalised: dask chunks of at least ``batch``
+    time steps (see :func:`time_chunk`); nothing is read until a time slice is loaded."""
     path = require_file(path, "NetCDF")
     try:
-        ds = xr.open_dataset(path, chunks={})
+        ds = xr.open_dataset(path)  # lazy: only the header and coordinates are read
+        dim = next((d for d in _TIME_DIMS if d in ds.dims), None)
+        ds = ds.chunk({dim: time_chunk(ds, dim, batch)} if dim else {})
     except Exception as err:  # xarray raises many kinds of errors on a corrupt file
         raise UserError(f"{path} is not a readable NetCDF file ({type(err).__name__})") from err
-    ds = normalise(ds)
-    return ds.chunk({"time": batch}) if "time" in ds.dims else ds
+    return normalise(ds)
 
 
 def _short_name(name: str, da: xr.DataArray) -> str | None:

@@ -19,6 +19,7 @@ from polydiff.apps.contract import (
     add_members,
     add_number,
     add_output,
+    add_resume,
     add_runtime_args,
     add_steps,
     add_train_args,
@@ -94,6 +95,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_superres(args: argparse.Namespace) -> int:
     from polydiff.apps.atmos.model import load_model
     from polydiff.apps.atmos.plots import plot_ensemble
+    from polydiff.apps.atmos.steps import select_times
     from polydiff.apps.atmos.superres import (
         SuperresOptions,
         check_sources,
@@ -103,18 +105,23 @@ def cmd_superres(args: argparse.Namespace) -> int:
     from polydiff.physics.era5 import write_netcdf
     from polydiff.runtime import make_generator, pick_device
 
-    nc_path = _netcdf(args.output)
+    nc_path = args.output if args.per_step else _netcdf(args.output)
+    if args.resume and not args.per_step:
+        raise UserError("--resume goes with --per-step (one file per time step)")
     opts = SuperresOptions(factor=args.factor, members=args.members, steps=args.steps,
                            guidance=args.guidance, coarse_sigma=args.coarse_sigma)
     check_sources(opts, coarse=args.coarse, obs=args.obs, grid=args.grid)
     device = pick_device(args.device)
     command = _command(args, ["obs", "grid", "factor", "members", "steps", "guidance",
-                              "coarse_sigma", "seed", "output"])
+                              "coarse_sigma", "start", "end", "seed", "output"])
+    if args.per_step:
+        return _superres_per_step(args, opts, device, command)
     with Outputs(inputs=[args.coarse, args.obs, args.grid], overwrite=args.overwrite) as out:
         nc_tmp = out.file(nc_path, named=True)
         png_tmp = out.file(nc_path.with_suffix(".png"))
         model = load_model(args.model, device)
         inputs = read_inputs(model, opts, coarse=args.coarse, obs=args.obs, grid=args.grid)
+        inputs = select_times(inputs, args.start, args.end)
         result = superres(model, opts, coarse=inputs.coarse, obs=inputs.obs, grid=inputs.grid,
                           generator=make_generator(args.seed, device), device=device,
                           progress=progress_enabled())
@@ -123,6 +130,26 @@ def cmd_superres(args: argparse.Namespace) -> int:
             plot_ensemble(png_tmp, result, inputs.coarse, opts.factor,
                           list(model.normaliser.variables))
     report(out.summary())
+    return 0
+
+
+def _superres_per_step(args: argparse.Namespace, opts, device, command: str) -> int:
+    """``superres --per-step``: one NetCDF per time step into the folder ``-o``."""
+    from polydiff.apps.atmos.model import load_model
+    from polydiff.apps.atmos.steps import select_times, superres_per_step
+    from polydiff.apps.atmos.superres import read_inputs
+
+    if args.output.exists() and not args.output.is_dir():
+        raise UserError(f"-o {args.output} is an existing file; with --per-step -o names a "
+                        "folder")
+    model = load_model(args.model, device)
+    inputs = read_inputs(model, opts, coarse=args.coarse, obs=args.obs, grid=args.grid)
+    inputs = select_times(inputs, args.start, args.end)
+    stem = args.coarse.stem if args.coarse is not None else "superres"
+    work = superres_per_step(model, opts, inputs, args.output, stem, seed=args.seed,
+                             device=device, sources=[args.coarse, args.obs, args.grid],
+                             overwrite=args.overwrite, resume=args.resume, command=command)
+    work.print_summary()
     return 0
 
 
@@ -204,7 +231,18 @@ def _add_superres(sub) -> None:
                help="guidance weight (DPS step size zeta); 0 samples the prior")
     add_number(s, "--coarse-sigma", lo=0, lo_open=True, default=0.02,
                help="coarse-field noise std, as a fraction of each variable's std")
-    add_output(s, "fine ensemble NetCDF (.nc); its picture goes beside it as <stem>.png")
+    s.add_argument("--start", default=None, metavar="TIME",
+                   help="first time step to super-resolve (e.g. 2001-01-01; default: the "
+                        "file's first)")
+    s.add_argument("--end", default=None, metavar="TIME",
+                   help="last time step, inclusive (default: the file's last)")
+    s.add_argument("--per-step", action="store_true",
+                   help="-o is a folder: one NetCDF per time step, <coarse stem>_<YYYY-MM-"
+                        "DDTHHMM>.nc (no picture), the file read one step at a time, steps "
+                        "split between torchrun processes / Slurm array tasks")
+    add_resume(s)
+    add_output(s, "fine ensemble NetCDF (.nc); its picture goes beside it as <stem>.png "
+                  "(with --per-step: a folder)")
     add_runtime_args(s)
     s.set_defaults(func=cmd_superres)
 
