@@ -108,3 +108,23 @@ def test_mesh_prompts_split_over_two_processes_give_the_same_files(tiny_triplane
                            "0001_a_blue_box.png", "0002_a_green_cone.glb",
                            "0002_a_green_cone.png"]
     assert one == contents(tmp_path / "two")
+
+
+@pytest.mark.slow
+def test_atmos_time_steps_split_over_two_processes_give_the_same_fields(tmp_path):
+    import numpy as np
+    import xarray as xr
+
+    from tests.apps.atmos.test_atmos_steps import FAST, coarse_record
+
+    record = coarse_record(tmp_path / "coarse.nc", 3)
+    args = ["atmos", "superres", record, *FAST, "--per-step"]
+    polydiff(*args, "-o", tmp_path / "one")
+    polydiff(*args, "-o", tmp_path / "two", procs=2)
+    names = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "two").iterdir()) and len(names) == 3
+    for name in names:  # the files differ only in the time stamp of their history line
+        with xr.open_dataset(tmp_path / "one" / name) as a, \
+                xr.open_dataset(tmp_path / "two" / name) as b:
+            for var in a.data_vars:
+                np.testing.assert_array_equal(a[var].values, b[var].values)
