@@ -88,3 +88,22 @@ def test_a_broken_glb_is_reported_not_drawn(browser, tmp_path):
     (viewer,) = check_page(browser, html).viewers
     assert viewer["state"] == "error" and "not a GLB" in viewer["error"]
     assert base64.b64encode(b"not a glb at all").decode() in html.read_text()
+
+
+@pytest.mark.slow
+def test_the_real_demo_report_loads(browser, tmp_path):
+    """`polydiff demo` itself (minutes on a CPU): every picture it shows and every 3-D view
+    loads; an app fails only for want of its bundled checkpoint."""
+    from polydiff.cli import main
+
+    out = tmp_path / "demo_out"
+    status = main(["demo", "-o", str(out), "--device", "cpu"])
+    record = json.loads((out / "demo.json").read_text())
+    for name, app in record["apps"].items():
+        assert app["ok"] or "no bundled" in app["error"], (name, app["error"])
+    assert status == (0 if all(a["ok"] for a in record["apps"].values()) else 1)
+    page = check_page(browser, out / "report.html", timeout=120)
+    assert len(page.images) >= 8
+    for image in page.images:
+        assert image["width"] > 0, image
+    assert page.viewers and all(v["state"] == "drawn" for v in page.viewers), page.console
