@@ -137,6 +137,9 @@ class RefinerConfig:
             ``min_noise_std ** (k / K)`` (the last one std √4e-7 ≈ 6e-4, relative to the
             normalised target).
         predict_difference: predict u(t + Δt) − u(t) (the paper's choice for KS) or u(t + Δt).
+        conserve_mean: KS only, at inference: give each predicted state the mean of the one
+            before (KS conserves ∫u exactly; a drifting mean would advect the pattern). Not
+            in the paper; off by default.
         network: backbone block (``unet1d``); channels, size and periodicity are filled in.
         scales: normalisation, fitted by training.
         train: optimisation settings of the backbone's ``train``.
@@ -150,6 +153,7 @@ class RefinerConfig:
     refinement_steps: int = 3
     min_noise_std: float = 4e-7
     predict_difference: bool = True
+    conserve_mean: bool = False
     network: dict = field(default_factory=dict)
     scales: Scales = field(default_factory=Scales)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -166,6 +170,9 @@ class RefinerConfig:
         else:
             self.burgers = self.burgers or BurgersData()
             self.ks = None
+        if self.conserve_mean and self.equation != "ks":
+            raise ValueError("conserve_mean applies to ks (a forced Burgers state changes its "
+                             "mean)")
         if self.stride < 1 or self.refinement_steps < 0 or not 0 < self.min_noise_std < 1:
             raise ValueError("need stride >= 1, refinement_steps >= 0 and 0 < min_noise_std < 1")
 

@@ -10,7 +10,7 @@ One model step u(t) -> u(t + Δt), as a diffusion model over the refinement inde
 3. k = K − 1 .. 0: the estimate is noised to variance 1 − ᾱ_k, exponentially smaller each
    step down to about ``min_noise_std``, and denoised again (v-prediction). This recovers the
    low-amplitude high-frequency parts of the state that an MSE-trained model neglects;
-4. u(t + Δt) = u(t) + s_out y.
+4. u(t + Δt) = u(t) + s_out y (with ``conserve_mean``, KS: shifted to the mean of u(t)).
 
 The noise ladder is a diffusers ``DDPMScheduler`` with trained betas
 β = [σ_min^(K/K), σ_min^((K−1)/K), …, σ_min^0 = 1] (index 0 first), exactly as the
@@ -95,7 +95,10 @@ def step(model: RefinerModel, u: Tensor, f_now: Tensor | None = None,
     y = sample(denoiser, model.scheduler, zeros.shape, steps=c.refinement_steps + 1,
                generator=generator, x_T=zeros, device=model.device).sample
     change = from_network(c, y[:, 0]).to(u) * c.scales.out
-    return u + change if c.predict_difference else change
+    new = u + change if c.predict_difference else change
+    if c.conserve_mean:
+        new = new - new.mean(-1, keepdim=True) + u.mean(-1, keepdim=True)
+    return new
 
 
 @torch.no_grad()

@@ -203,3 +203,35 @@ def test_ks_data_on_a_finer_solver_grid_is_subsampled():
     torch.testing.assert_close(a.x, b.x[::2])
     with pytest.raises(ValueError):
         KSData(refine=0).grid()
+
+
+def test_conserve_mean_keeps_the_mean_exactly():
+    """With the oracle's target y* = 0.5 u / s_u the mean changes each step; conserve_mean
+    brings it back to the previous state's mean (and refuses Burgers)."""
+    config = tiny_config("unused", k=1)
+    config.scales = Scales(u=1.3, f=1.0, out=0.2)
+    config.conserve_mean = True
+    sched = make_refiner_scheduler(1, config.min_noise_std)
+    model = RefinerModel(OracleNet(sched, 1), sched, config, None)
+    u = torch.randn(3, 32) + 0.7
+    out = rollout(model, u, 3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out.mean(-1), u.mean(-1, keepdim=True).expand(3, 4))
+    free = rollout(RefinerModel(model.net, sched, tiny_config("unused", k=1), None), u, 1)
+    assert (free[:, 1].mean(-1) - u.mean(-1)).abs().min() > 1e-3
+    with pytest.raises(ValueError):
+        RefinerConfig(equation="burgers", conserve_mean=True)
+
+
+def test_bundled_ks_refiner_follows_the_solver():
+    """The bundled checkpoint on held-out KS states: 8 model steps (6.4 time units) stay
+    within a few percent of the ETDRK4 solver."""
+    from polydiff.apps.pde.model import bundled_refiner
+
+    if not (bundled_refiner("ks") / "polydiff.json").is_file():
+        pytest.skip("no bundled KS refiner")
+    model = load_refiner(None, "cpu", equation="ks")
+    assert model.config.refinement_steps == 3 and model.config.conserve_mean
+    test = make_trajectories(model.config, n=4, nt=32, seed=99)
+    pred, truth = predict(model, test)
+    rel = (pred - truth).norm(dim=-1) / truth.norm(dim=-1)
+    assert pred.shape == (4, 9, 64) and rel[:, 1].max() < 0.015 and rel[:, -1].mean() < 0.05, rel

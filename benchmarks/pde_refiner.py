@@ -1,0 +1,216 @@
+"""pde benchmark: PDE-Refiner against its MSE-trained twin (and WDNO and FNO on Burgers).
+
+Kuramoto–Sivashinsky (the setting of ``configs/pde/refiner_ks_tiny.yaml``: L = 64, model
+step 0.8, states of 64 points from a 128-point ETDRK4 solve) on held-out seeds, rolled out
+for 640 saved intervals (128 time units, 160 model steps) from the state after the burn-in:
+
+- ``PDE-Refiner``: K = 3 refinement steps (4 network calls per step);
+- ``MSE U-Net``: the same network and optimiser with K = 0 (1 call per step);
+- each also with ``conserve_mean`` (each state shifted to the mean of the one before: KS
+  conserves it), and, when ``runs/pde/<config>_8k`` holds them, both continued to 8000
+  steps.
+
+Forced Burgers (WDNO's setting, the test set of ``benchmarks.pde_baselines``: seed 1234,
+31 x 33): the refiner and MSE twins of ``refiner_burgers_tiny.yaml``, the bundled WDNO
+model (DDIM 50 steps, one member) and the two FNO baselines of ``pde_baselines``.
+
+Per row: MSE and nRMSE over the trajectory, nRMSE and Pearson correlation per time, the
+time until the mean correlation falls below 0.8 (PDE-Refiner's headline metric, the same
+``evaluate_predictions`` as ``polydiff pde evaluate``), the energy spectrum of the last
+state against the solver's, and seconds per trajectory (the solver's too). For KS the gain
+in high-correlation time of PDE-Refiner over the MSE model (the paper: about 30 %).
+
+Models are read from ``runs/pde/<config name>/`` (trained with the configs, see their
+headers); a missing one is trained here first. Run: ``python -m benchmarks.run pde_refiner``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from benchmarks.common import figure_path, write_json
+from benchmarks.pde_baselines import FULL as FNO_FULL
+from benchmarks.pde_baselines import QUICK as FNO_QUICK
+from benchmarks.pde_baselines import TEST_SEED, Sets, draw_time_curves, fno_predictions
+from benchmarks.pde_wdno import timed_prediction
+from polydiff.apps.pde.config import RefinerConfig
+from polydiff.apps.pde.model import RefinerModel, load_model, load_refiner
+from polydiff.apps.pde.refiner import predict
+from polydiff.apps.pde.refiner_data import make_trajectories
+from polydiff.apps.pde.train import run_refiner_training
+from polydiff.diffusion.config import load_config
+from polydiff.physics.kuramoto_sivashinsky import energy_spectrum, solve_ks
+from polydiff.physics.pde_metrics import evaluate_predictions
+from polydiff.plotting import pyplot, save_figure
+
+NAME = "pde_refiner"
+ROOT = Path(__file__).resolve().parent.parent
+KS_MODELS = {"PDE-Refiner": "refiner_ks_tiny", "MSE U-Net": "mse_ks_tiny"}
+BURGERS_MODELS = {"PDE-Refiner": "refiner_burgers_tiny", "MSE U-Net": "mse_burgers_tiny"}
+
+
+@dataclass(frozen=True)
+class Budget:
+    n_test: int          # held-out KS trajectories (Burgers: pde_baselines' test set)
+    ks_nt: int           # saved intervals of a KS test trajectory (0.2 each)
+    wdno_steps: int      # DDIM steps of the WDNO row
+    baselines: bool      # the WDNO and FNO rows on Burgers
+
+
+QUICK = Budget(n_test=32, ks_nt=640, wdno_steps=50, baselines=True)
+FULL = Budget(n_test=128, ks_nt=640, wdno_steps=50, baselines=True)
+
+
+def refiner_model(name: str) -> RefinerModel:
+    """``runs/pde/<name>`` (trained here from ``configs/pde/<name>.yaml`` if missing)."""
+    folder = ROOT / "runs/pde" / name
+    if not (folder / "polydiff.json").is_file():
+        config = load_config(ROOT / f"configs/pde/{name}.yaml", RefinerConfig)
+        config.train.out_dir = str(folder)
+        run_refiner_training(config)
+    return load_refiner(folder, "cpu")
+
+
+def score_row(pred: torch.Tensor, truth: torch.Tensor, times: torch.Tensor,
+              seconds: float) -> dict:
+    """Metrics on the predicted states after t_0, the last state's spectrum, timings."""
+    metrics = evaluate_predictions(pred[:, 1:], truth[:, 1:], times[1:])
+    return {**metrics, "seconds": seconds, "seconds_per_trajectory": seconds / len(pred),
+            "spectrum_last": energy_spectrum(pred[:, -1]).tolist()}
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def ks_models() -> dict[str, RefinerModel]:
+    """The KS rows' models: the tiny configs' (trained if missing), and their continuations
+    to 8000 steps when ``runs/pde/<name>_8k`` holds them."""
+    models = {name: refiner_model(cfg) for name, cfg in KS_MODELS.items()}
+    for name, cfg in KS_MODELS.items():
+        folder = ROOT / "runs/pde" / f"{cfg}_8k"
+        if (folder / "polydiff.json").is_file():
+            models[f"{name}, 8000 steps"] = load_refiner(folder, "cpu")
+    return models
+
+
+def gains(rows: dict) -> dict:
+    """High-correlation time of each PDE-Refiner row over its MSE twin, minus 1."""
+    out = {}
+    for name, row in rows.items():
+        twin = name.replace("PDE-Refiner", "MSE U-Net")
+        if name.startswith("PDE-Refiner") and twin in rows:
+            mse = rows[twin]["time_until_decorrelation"]
+            out[name] = row["time_until_decorrelation"] / mse - 1 if mse > 0 else None
+    return out
+
+
+def ks_part(budget: Budget) -> tuple[dict, dict]:
+    """KS rows (each model as trained, and with ``conserve_mean``) and the plotted series."""
+    models = ks_models()
+    config = next(iter(models.values())).config
+    test = make_trajectories(config, n=budget.n_test, nt=budget.ks_nt, seed=TEST_SEED)
+    grid = config.ks.grid(budget.ks_nt)
+    # the solver over the same horizon from the test states (spectrally interpolated back
+    # onto its grid), without the burn-in
+    u0 = torch.fft.irfft(torch.fft.rfft(test.u[:, 0].double()), n=grid.nx) * config.ks.refine
+    _, solver_seconds = timed(lambda: solve_ks(u0, grid))
+    rows, preds, truth = {}, {}, None
+    for base, model in models.items():
+        for conserve in (False, True):
+            model.config.conserve_mean = conserve
+            name = base + (" + mean conserved" if conserve else "")
+            (pred, truth), seconds = timed(lambda m=model: predict(m, test, seed=0))
+            times = torch.arange(pred.shape[1], dtype=torch.float64) * model.config.step_dt
+            rows[name] = score_row(pred, truth, times, seconds)
+            rows[name]["network_calls_per_step"] = model.config.refinement_steps + 1
+            preds[name] = pred
+    result = {
+        "setting": f"KS, L = {config.ks.length}, {config.ks.nx} points (every "
+                   f"{config.ks.refine}th of an ETDRK4 solve), model step {config.step_dt}, "
+                   f"{budget.n_test} held-out trajectories (seed {TEST_SEED}) of "
+                   f"{budget.ks_nt * config.ks.dt:g} time units",
+        "solver_seconds_per_trajectory": solver_seconds / budget.n_test,
+        "solver_spectrum_last": energy_spectrum(truth[:, -1]).tolist(),
+        "rows": rows,
+        "high_correlation_time_gain": gains(rows),
+    }
+    shown = {k: v for k, v in preds.items() if k in ("PDE-Refiner", "MSE U-Net")}
+    return result, {"truth": truth, "preds": shown, "times": times, "extent_x": config.ks.length}
+
+
+def burgers_part(budget: Budget) -> tuple[dict, dict]:
+    """Burgers rows on pde_baselines' held-out set (forced, seed 1234; its size)."""
+    fno_budget = FNO_QUICK if budget is QUICK else FNO_FULL
+    sets = Sets(fno_budget)
+    test = sets.test
+    rows, times = {}, test.t
+    for name, cfg in BURGERS_MODELS.items():
+        model = refiner_model(cfg)
+        (pred, truth), seconds = timed(lambda m=model: predict(m, test, seed=0))
+        rows[name] = score_row(pred, truth, times, seconds)
+    if budget.baselines:
+        wdno, seconds = timed_prediction(load_model(None, "cpu"), test, budget.wdno_steps)
+        rows["WDNO (bundled)"] = score_row(torch.as_tensor(wdno.pred), test.u, times, seconds)
+        for name, (case, pred, secs) in fno_predictions(sets, fno_budget).items():
+            if case is test:  # the zero-shot 2x row is pde_baselines' business
+                rows[name] = score_row(pred, test.u, times, secs)
+    result = {"setting": "forced Burgers, nu = 0.01, T = 8, zero Dirichlet (WDNO), 31 x 33, "
+                         f"{test.n} held-out trajectories (seed {TEST_SEED}, pde_baselines' "
+                         "test set)",
+              "solver_seconds_per_trajectory": sets.solver_seconds / test.n,
+              "solver_spectrum_last": energy_spectrum(test.u[:, -1]).tolist(), "rows": rows}
+    return result, {"times": times}
+
+
+def plot(ks: dict, ks_plot: dict, burgers: dict, burgers_plot: dict) -> None:
+    """KS x-t images of test item 0; per-time curves and last-state spectra of both parts."""
+    plt = pyplot()
+    fig, axes = plt.subplots(3, 3, figsize=(12, 11))
+    truth, preds, times = ks_plot["truth"], ks_plot["preds"], ks_plot["times"]
+    extent = (0.0, ks_plot["extent_x"], float(times[-1]), 0.0)
+    for ax, (title, field) in zip(axes[0], [("KS solver", truth[0])]
+                                  + [(k, v[0]) for k, v in preds.items()]):
+        ax.imshow(field, aspect="auto", cmap="RdBu_r", vmin=-3, vmax=3, extent=extent)
+        ax.set(title=f"{title} (test item 0)", xlabel="x", ylabel="t")
+    for row, part, t in ((1, ks, times), (2, burgers, burgers_plot["times"])):
+        draw_time_curves(axes[row, 0], axes[row, 1],
+                         {k: (t[1:].numpy(), r) for k, r in part["rows"].items()})
+        ax = axes[row, 2]
+        ax.semilogy(part["solver_spectrum_last"], "k", lw=2, label="solver")
+        for name, r in part["rows"].items():
+            ax.semilogy(r["spectrum_last"], label=name, lw=1)
+        ax.set(xlabel="mode", ylabel="energy of the last state", ylim=(1e-14, None))
+        ax.legend(fontsize=6)
+    axes[1, 0].set_title("Kuramoto-Sivashinsky")
+    axes[2, 0].set_title("forced Burgers")
+    save_figure(fig, figure_path(NAME), dpi=100)
+
+
+def main(quick: bool = True) -> dict:
+    """Score both parts, write ``results/pde_refiner.json`` and ``.png``, return the result."""
+    torch.set_num_threads(1)
+    budget = QUICK if quick else FULL
+    ks, ks_plot = ks_part(budget)
+    burgers, burgers_plot = burgers_part(budget)
+    result = {"budget": budget.__dict__, "ks": ks, "burgers": burgers}
+    write_json(NAME, result)
+    plot(ks, ks_plot, burgers, burgers_plot)
+    for part in ("ks", "burgers"):
+        for name, row in result[part]["rows"].items():
+            print(f"{part:8s}{name:28s} nRMSE {row['nrmse']:.4f}  t(corr<0.8) "
+                  f"{row['time_until_decorrelation']:.2f}  {row['seconds_per_trajectory']:.3f} "
+                  "s/trajectory")
+        print(f"{part:8s}solver {result[part]['solver_seconds_per_trajectory']:.3f} "
+              "s/trajectory")
+    for name, gain in ks["high_correlation_time_gain"].items():
+        if gain is not None:
+            print(f"KS high-correlation time: {name} {gain:+.1%} over its MSE twin (paper: "
+                  "about +30 %)")
+    return result
