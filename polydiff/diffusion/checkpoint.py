@@ -43,8 +43,8 @@ def save_checkpoint(folder: str | os.PathLike, net: nn.Module, scheduler, config
     networks = {}
     for key, module in {name: net, **(extra_nets or {})}.items():
         module.save_pretrained(folder / key, safe_serialization=True)
-        networks[key] = getattr(module, "polydiff_network",
-                                {"type": _type_name(module), "periodic": False})
+        block = getattr(module, "polydiff_network", None)
+        networks[key] = block or {"type": _type_name(module), "periodic": False}
     scheduler.save_pretrained(folder / "scheduler")
     meta = {"networks": networks, "default_network": name, **config}
     (folder / CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True, default=float))

@@ -126,7 +126,7 @@ def _as_dataset(data: Tensor | Mapping[str, Tensor]) -> dict[str, Tensor]:
     return data
 
 
-def _lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
+def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
     """Linear warm-up over ``warmup_steps``, then constant or cosine decay to 0."""
     if cfg.lr_schedule not in ("constant", "cosine"):
         raise ValueError(f"unknown lr_schedule {cfg.lr_schedule!r} (constant or cosine)")
@@ -142,8 +142,9 @@ def _lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
     return factor
 
 
-def _save_state(path: Path, net: nn.Module, opt, ema: EMAModel | None, step: int,
+def save_state(path: Path, net: nn.Module, opt, ema: EMAModel | None, step: int,
                 losses: list[float]) -> None:
+    """Write the resumable state (weights, optimizer, EMA, step, losses) as safetensors."""
     path.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
               path / "model.safetensors")
@@ -166,7 +167,8 @@ def _save_state(path: Path, net: nn.Module, opt, ema: EMAModel | None, step: int
     (path / "state.json").write_text(json.dumps(meta))
 
 
-def _load_state(path: Path, net: nn.Module, opt, ema: EMAModel | None) -> tuple[int, list]:
+def load_state(path: Path, net: nn.Module, opt, ema: EMAModel | None) -> tuple[int, list]:
+    """Restore what :func:`save_state` wrote; return the step and the losses so far."""
     meta = json.loads((path / "state.json").read_text())
     net.load_state_dict(load_file(path / "model.safetensors", device="cpu"))
     state: dict[int, dict] = {}
@@ -211,9 +213,9 @@ def train(net: nn.Module, scheduler, dataset: Tensor | Mapping[str, Tensor], cfg
     state_dir = Path(cfg.state_dir) if cfg.state_dir else out_dir / "train_state"
     start, losses = 0, []
     if cfg.resume and (state_dir / "state.json").is_file():
-        start, losses = _load_state(state_dir, net, opt, ema)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg), last_epoch=start - 1) \
-        if start else torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
+        start, losses = load_state(state_dir, net, opt, ema)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg), last_epoch=start - 1) \
+        if start else torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
     model = DistributedDataParallel(net) if group.world_size > 1 else net
     loss_fn = loss_fn or (lambda m, b, e, t: default_loss(m, b, e, t, scheduler))
     mine = slice(group.rank, None, group.world_size)
@@ -246,12 +248,12 @@ def train(net: nn.Module, scheduler, dataset: Tensor | Mapping[str, Tensor], cfg
                 recent = losses[-max(cfg.log_every, 1):]
                 bar.set_postfix(loss=f"{sum(recent) / len(recent):.4g}")
         if group.is_main and save:
-            _save_state(state_dir, net, opt, ema, step + 1, losses)
+            save_state(state_dir, net, opt, ema, step + 1, losses)
     if ema is not None:
         ema.copy_to(net.parameters())
     if group.is_main:  # the exported folder appears whole or not at all
         with atomic_directory(out_dir, replace={"unet", "scheduler", CONFIG_NAME}) as tmp:
-            save_checkpoint(tmp, net, scheduler, {"train": _plain(cfg), **(config or {})})
+            save_checkpoint(tmp, net, scheduler, {"train": config_record(cfg), **(config or {})})
     # Free DDP's reducer while the process group is still alive: were it the last owner of
     # the gloo group, its destructor would join gloo's thread while holding the GIL that
     # thread waits for (a deadlock seen at interpreter exit).
@@ -302,7 +304,8 @@ def _accumulate(model: nn.Module, loss_fn: LossFn, data: dict[str, Tensor], idx:
     return total
 
 
-def _plain(cfg: TrainConfig) -> dict:
+def config_record(cfg: TrainConfig) -> dict:
+    """The TrainConfig as the plain dict written into ``polydiff.json``."""
     from dataclasses import asdict
 
     return asdict(cfg)

@@ -110,10 +110,10 @@ def test_two_process_torchrun_equals_one_process_with_doubled_batch(tmp_path):
 
 
 def test_cosine_schedule_and_separate_state_dir(tmp_path):
-    from polydiff.diffusion.training import _lr_lambda
+    from polydiff.diffusion.training import lr_lambda
 
     cfg = TrainConfig(steps=110, warmup_steps=10, lr_schedule="cosine")
-    f = _lr_lambda(cfg)
+    f = lr_lambda(cfg)
     assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
     assert f(10) == pytest.approx(1.0) and f(60) == pytest.approx(0.5) and f(110) < 1e-6
     state = tmp_path / "state"

@@ -100,7 +100,10 @@ CONFIG_CLASS = TriplaneTrainConfig  # what ``polydiff mesh train`` builds from t
 def add_lora(unet: nn.Module, rank: int, alpha: float) -> list[nn.Parameter]:
     """Freeze ``unet`` and add LoRA adapters (peft) on its attention projections; the new
     plane embedding and text projection stay trainable. Returns the trainable parameters."""
-    from peft import LoraConfig
+    try:
+        from peft import LoraConfig
+    except ImportError as err:
+        raise UserError("LoRA training needs peft: pip install 'polydiff[lora]'") from err
 
     unet.requires_grad_(False)
     unet.add_adapter(LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian",
@@ -172,7 +175,7 @@ def run_training(config: str | os.PathLike | dict | TriplaneTrainConfig, *,
     from polydiff.apps.contract import checkpoint_meta
     from polydiff.apps.mesh.text_encoder import TextEncoder
     from polydiff.diffusion.checkpoint import CONFIG_NAME
-    from polydiff.diffusion.training import _load_state, _lr_lambda, _plain, _save_state
+    from polydiff.diffusion.training import load_state, lr_lambda, config_record, save_state
     from polydiff.runtime import atomic_directory
 
     cfg = config if isinstance(config, TriplaneTrainConfig) else \
@@ -205,9 +208,9 @@ def run_training(config: str | os.PathLike | dict | TriplaneTrainConfig, *,
     state_dir = Path(tc.state_dir) if tc.state_dir else Path(tc.out_dir) / "train_state"
     start, losses = 0, []
     if tc.resume and (state_dir / "state.json").is_file():
-        start, losses = _load_state(state_dir, both, opt, ema)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(tc), last_epoch=start - 1) \
-        if start else torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(tc))
+        start, losses = load_state(state_dir, both, opt, ema)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(tc), last_epoch=start - 1) \
+        if start else torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(tc))
     if progress and group.is_main:
         print(f"mesh triplane: {count_parameters(unet) / 1e6:.2f} M UNet + "
               f"{count_parameters(decoder) / 1e6:.3f} M decoder parameters, "
@@ -239,7 +242,7 @@ def run_training(config: str | os.PathLike | dict | TriplaneTrainConfig, *,
         done = step + 1 == tc.steps
         if group.is_main and (done or (tc.checkpoint_every and
                                        (step + 1) % tc.checkpoint_every == 0)):
-            _save_state(state_dir, both, opt, ema, step + 1, losses)
+            save_state(state_dir, both, opt, ema, step + 1, losses)
     if ema is not None:
         ema.copy_to(params)
     if lora:
@@ -248,7 +251,7 @@ def run_training(config: str | os.PathLike | dict | TriplaneTrainConfig, *,
         record = dataclasses.asdict(model.config)
         record["teacher"] = ", ".join(t.name for t in teachers)
         meta = checkpoint_meta(APP, record, kind=KIND)
-        meta["train"] = _plain(tc)
+        meta["train"] = config_record(tc)
         meta["distill"] = dataclasses.asdict(cfg.distill)
         with atomic_directory(tc.out_dir, replace={"unet", "decoder", "scheduler",
                                                    CONFIG_NAME}) as tmp:
