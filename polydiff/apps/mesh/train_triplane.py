@@ -175,7 +175,7 @@ def run_training(config: str | os.PathLike | dict | TriplaneTrainConfig, *,
     from polydiff.apps.contract import checkpoint_meta
     from polydiff.apps.mesh.text_encoder import TextEncoder
     from polydiff.diffusion.checkpoint import CONFIG_NAME
-    from polydiff.diffusion.training import load_state, lr_lambda, config_record, save_state
+    from polydiff.diffusion.training import config_record, load_state, lr_lambda, save_state
     from polydiff.runtime import atomic_directory
 
     cfg = config if isinstance(config, TriplaneTrainConfig) else \
