@@ -312,7 +312,7 @@ def demo(out_dir: Path, *, device, seed: int) -> DemoResult:
             mesh = out.file(out_dir / f"{mode}.glb", named=True)
             png = out.file(out_dir / f"{mode}.png", named=True)
             result = MeshGenerator(mode, None, device)(prompt, steps=None, resolution=None,
-                                                      views=4, seed=seed)
+                                                      views=4, seed=seed, fuse_iterations=60)
             mesh.write_bytes(mesh_file_bytes(result.verts, result.faces, result.colors, "glb"))
             contact_sheet(png, {prompt: turntable(result.verts, result.faces, result.colors)},
                           title=f"{mode} mode")
