@@ -13,7 +13,7 @@ $(BIN)/python:
 # `torch>=2.4` range in pyproject.toml is already met and no CUDA build is pulled.
 $(STAMP): $(BIN)/python pyproject.toml Makefile
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,marigold]'
+	$(BIN)/pip install -q -e '.[dev,marigold,lora]'
 	touch $(STAMP)
 
 demo: $(STAMP)
