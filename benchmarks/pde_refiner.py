@@ -7,7 +7,8 @@ for 640 saved intervals (128 time units, 160 model steps) from the state after t
 - ``PDE-Refiner``: K = 3 refinement steps (4 network calls per step);
 - ``MSE U-Net``: the same network and optimiser with K = 0 (1 call per step);
 - each as trained (``conserve_mean`` off, as in the paper) and with ``conserve_mean``
-  (each state shifted to the mean of the one before: KS conserves it exactly).
+  (each state shifted to the mean of the one before: KS conserves it exactly);
+- when both are there, the same two configs trained for 8000 steps instead of 4000.
 
 Forced Burgers (WDNO's setting, the test set of ``benchmarks.pde_baselines``: seed 1234,
 31 x 33): the refiner and MSE twins of ``refiner_burgers_tiny.yaml``, the bundled WDNO
@@ -89,8 +90,16 @@ def timed(fn):
 
 
 def ks_models() -> dict[str, RefinerModel]:
-    """The KS rows' models (the tiny configs', trained here if missing)."""
-    return {name: refiner_model(cfg) for name, cfg in KS_MODELS.items()}
+    """The KS rows' models: the tiny configs' (trained here if missing), and the same
+    configs trained for 8000 steps when ``runs/pde/<config>_8k`` holds them (made with
+    ``polydiff pde train --config configs/pde/<config>.yaml -o runs/pde/<config>_8k
+    --train-steps 8000``)."""
+    models = {name: refiner_model(cfg) for name, cfg in KS_MODELS.items()}
+    longer = {f"{name}, 8000 steps": ROOT / "runs/pde" / f"{cfg}_8k"
+              for name, cfg in KS_MODELS.items()}
+    if all((folder / "polydiff.json").is_file() for folder in longer.values()):
+        models.update({name: load_refiner(folder, "cpu") for name, folder in longer.items()})
+    return models
 
 
 def gains(rows: dict) -> dict:
