@@ -152,8 +152,13 @@ def add_steps(parser: argparse.ArgumentParser, default: int | None,
     add_number(parser, "--steps", kind=int, lo=1, hi=hi, default=default, help=help)
 
 
-def add_train_args(parser: argparse.ArgumentParser, app: str) -> None:
-    """What every ``train`` command takes: a config, and overrides of its train block."""
+def add_train_args(parser: argparse.ArgumentParser, app: str, *,
+                   data_cache: str | None = None) -> None:
+    """What every ``train`` command takes: a config, and overrides of its train block.
+
+    ``data_cache`` (its help text) adds ``--data-cache FILE`` for apps whose training data
+    are simulated and worth keeping between runs.
+    """
     parser.add_argument("--config", type=Path, required=True, help=f"configs/{app}/<name>.yaml")
     parser.add_argument("-o", "--output", type=Path, default=None, metavar="DIR",
                         help="checkpoint folder (default: train.out_dir of the config); "
@@ -164,6 +169,9 @@ def add_train_args(parser: argparse.ArgumentParser, app: str) -> None:
                help="seed of initialisation and batches (default: train.seed of the config)")
     parser.add_argument("--device", default=None,
                         help="auto|cpu|cuda (default: train.device of the config)")
+    if data_cache is not None:
+        parser.add_argument("--data-cache", type=Path, default=None, metavar="FILE",
+                            help=data_cache)
 
 
 def add_eval_args(parser: argparse.ArgumentParser, *, truth: str, pred: str,
@@ -558,15 +566,6 @@ def seeded(seed: int, build: Callable[[], T]) -> T:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         return build()
-
-
-def main_process_only(func: Callable[..., T]) -> Callable[..., T | None]:
-    """Run ``func`` only in the main process (rank 0 under torchrun)."""
-    def wrapper(*args, **kwargs):
-        return func(*args, **kwargs) if is_main_process() else None
-
-    wrapper.__doc__ = func.__doc__
-    return wrapper
 
 
 def progress_enabled() -> bool:

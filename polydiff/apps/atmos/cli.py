@@ -251,10 +251,9 @@ def _add_train(sub) -> None:
     t = sub.add_parser("train", help="train the score prior from a YAML config (torchrun-ready)",
                        description="Simulate the training fields on the training device (or "
                                    "read them from --data-cache) and train the score prior.")
-    add_train_args(t, "atmos")
-    t.add_argument("--data-cache", type=Path, default=None, metavar="FILE",
-                   help="safetensors cache of the simulated fields: read when it was made "
-                        "with the same fields/data settings, else (re)written")
+    add_train_args(t, "atmos", data_cache="safetensors cache of the simulated fields: read "
+                                          "when it was made with the same fields/data "
+                                          "settings, else (re)written")
     t.set_defaults(func=cmd_train)
 
 

@@ -261,17 +261,15 @@ def run_training(config: str | os.PathLike | dict | TriplaneTrainConfig, *,
     return Path(tc.out_dir)
 
 
-def main(argv: list[str] | None = None) -> None:
-    from polydiff.apps.contract import Parser, add_train_args, apply_train_args
+def main(argv: list[str] | None = None) -> int:
+    """``python -m polydiff.apps.mesh.train_triplane --config ...``: the same as ``polydiff mesh
+    train`` (the config picks the model), with its one-line errors."""
+    import sys
 
-    parser = Parser(prog="python -m polydiff.apps.mesh.train_triplane",
-                    description="train the triplane generator by PRD")
-    add_train_args(parser, APP)
-    args = parser.parse_args(argv)
-    cfg = load_config(args.config, TriplaneTrainConfig)
-    apply_train_args(cfg.train, args)
-    print(run_training(cfg))
+    from polydiff.cli import main as polydiff
+
+    return polydiff(["mesh", "train", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

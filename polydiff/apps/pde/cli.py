@@ -83,10 +83,9 @@ def _add_train(sub) -> None:
                                    "fit the normalisation and train; runs under torchrun too. "
                                    "A config with 'kind: refiner' trains PDE-Refiner (or, with "
                                    "refinement_steps: 0, its MSE one-step twin).")
-    add_train_args(p, "pde")
-    p.add_argument("--data-cache", type=Path, default=None, metavar="FILE",
-                   help="WDNO configs: safetensors cache of the solver data: read when it "
-                        "exists (it must hold the config's data), else written")
+    add_train_args(p, "pde", data_cache="WDNO configs: safetensors cache of the solver data: "
+                                        "read when it exists (it must hold the config's "
+                                        "data), else written")
     p.set_defaults(func=run_train)
 
 
