@@ -105,6 +105,15 @@ def normalise_to_unit_cube(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     return out
 
 
+def normalise_verts(verts: Tensor) -> Tensor:
+    """(N, 3) vertices centred on their bounding box, longest side scaled to 1 ([-0.5, 0.5]^3)."""
+    lo, hi = verts.amin(0), verts.amax(0)
+    extent = float((hi - lo).max())
+    if not extent > 0:
+        raise UserError("the mesh has zero extent and cannot be normalised")
+    return (verts - (lo + hi) / 2) / extent
+
+
 def is_watertight(mesh: trimesh.Trimesh) -> bool:
     """Closed and consistently wound: every edge shared by exactly two faces."""
     return bool(mesh.is_watertight and mesh.is_winding_consistent)

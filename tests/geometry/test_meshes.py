@@ -80,3 +80,16 @@ def test_open_meshes_are_not_watertight():
     assert not is_watertight(open_box)
     v, f, c = mesh_tensors(open_box, dtype=torch.float64)
     assert c is None and v.dtype == torch.float64 and f.shape == (11, 3)
+
+
+def test_normalise_verts_fits_the_unit_cube():
+    import torch
+
+    from polydiff.geometry.meshes import normalise_verts
+
+    v = torch.tensor([[1.0, 2.0, 3.0], [5.0, 3.0, 4.0], [2.0, 2.5, 3.5]])
+    out = normalise_verts(v)
+    assert torch.allclose(out.amax(0) + out.amin(0), torch.zeros(3))
+    assert float((out.amax(0) - out.amin(0)).max()) == pytest.approx(1.0)
+    with pytest.raises(UserError, match="zero extent"):
+        normalise_verts(torch.ones(4, 3))

@@ -78,6 +78,7 @@ class MeshGenerator:
         from polydiff.apps.mesh.captions import COLOURS, colour_from_prompt
         from polydiff.apps.mesh.normals import generate_normal_views
         from polydiff.geometry.fusion import fuse_views
+        from polydiff.geometry.meshes import normalise_verts
 
         got = generate_normal_views(prompt, self.model, views=views, steps=steps,
                                     generator=generator, device=self.device,
@@ -93,15 +94,6 @@ class MeshGenerator:
                                  "the mesh is grey",)
         colors = torch.tensor(rgb, dtype=torch.float32).expand(len(verts), 3).clone()
         return verts, faces, colors, notes
-
-
-def normalise_verts(verts: Tensor) -> Tensor:
-    """Centre on the bounding box and scale the longest side to 1 ([-0.5, 0.5]^3)."""
-    lo, hi = verts.amin(0), verts.amax(0)
-    extent = float((hi - lo).max())
-    if not extent > 0:
-        raise UserError("the mesh has zero extent")
-    return (verts - (lo + hi) / 2) / extent
 
 
 def mesh_file_bytes(verts: Tensor, faces: Tensor, colors: Tensor | None, fmt: str) -> bytes:

@@ -286,6 +286,7 @@ def generate_triplane_mesh(prompt: str, model: TriplaneModel, steps: int = 4,
         [0, 1]; all on the CPU.
     """
     from polydiff.apps.mesh.text_encoder import TextEncoder
+    from polydiff.geometry.meshes import normalise_verts
     from polydiff.geometry.triplane import check_resolution, extract_mesh
 
     if not isinstance(prompt, str) or not prompt.strip():
@@ -307,6 +308,5 @@ def generate_triplane_mesh(prompt: str, model: TriplaneModel, steps: int = 4,
     mesh = extract_mesh(decoder.field, geo, tex, resolution)
     verts = mesh.verts.float().cpu()
     if normalise:
-        lo, hi = verts.amin(0), verts.amax(0)
-        verts = (verts - (lo + hi) / 2) / (hi - lo).max().clamp_min(1e-8)
+        verts = normalise_verts(verts)
     return verts, mesh.faces.cpu(), mesh.colors.float().clamp(0, 1).cpu()
