@@ -112,6 +112,9 @@ def _add_mode_args(p: argparse.ArgumentParser) -> None:
     add_members(p, 5, "members of the ensemble and refine modes", hi=64)
     add_number(p, "--refine-steps", kind=int, lo=1, hi=1000, default=3,
                help="how many of the last --steps steps refine runs")
+    p.add_argument("--two-focal-lengths", action="store_true",
+                   help="estimate fx and fy separately (default: one focal length, fx = fy, "
+                        "as cameras have square pixels)")
     add_runtime_args(p)
 
 
@@ -121,7 +124,7 @@ def _options(args: argparse.Namespace, tasks: tuple[str, ...],
         raise UserError(f"--refine-steps ({args.refine_steps}) must not exceed --steps "
                         f"({args.steps})")
     return EstimateOptions(tasks, args.mode, args.steps, args.members, args.refine_steps,
-                           progress=progress)
+                           progress=progress, square_pixels=not args.two_focal_lengths)
 
 
 def _tasks(text: str) -> tuple[str, ...]:

@@ -69,7 +69,8 @@ class EstimateOptions:
     tasks: subset of ``TASKS``; mode: "one-step" (one deterministic UNet pass), "ensemble"
     (``members`` runs of ``steps`` DDIM steps) or "refine" (the one-step estimate noised to
     the last ``refine_steps`` of a ``steps``-step schedule and denoised by them, for each of
-    ``members``); progress: show a bar over the sampling steps.
+    ``members``); square_pixels: one focal length fx = fy (cameras have square pixels),
+    else fx and fy separately; progress: show a bar over the sampling steps.
     """
 
     tasks: tuple[str, ...] = TASKS
@@ -78,6 +79,7 @@ class EstimateOptions:
     members: int = 5
     refine_steps: int = 3
     progress: bool = False
+    square_pixels: bool = True
 
     @property
     def n_members(self) -> int:

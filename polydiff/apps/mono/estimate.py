@@ -51,6 +51,7 @@ def estimate_image(predictor, image: np.ndarray, options: EstimateOptions,
                 fit_info = {"scale_m": fit.scale, "shift_m": fit.shift,
                             "floor_fraction": fit.floor_fraction}
     info = {"mode": options.mode, "tasks": list(options.tasks), "seconds": round(seconds, 4),
+            "focal_lengths": "one (square pixels)" if options.square_pixels else "two (fx, fy)",
             "camera_height_m": camera_height, "metric_fit": fit_info, "notes": notes}
     if options.mode != "one-step":
         info.update(steps=options.steps, members=options.members)

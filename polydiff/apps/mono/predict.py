@@ -97,7 +97,8 @@ class MonoPredictor:
                 rng = np.random.default_rng(int(torch.randint(0, 2**31, (1,),
                                                               generator=generator)))
                 try:
-                    out.intrinsics = intrinsics_from_camera_image(cam, rng).resized(w, h)
+                    out.intrinsics = intrinsics_from_camera_image(
+                        cam, rng, size=(w, h), square_pixels=options.square_pixels)
                 except ValueError as err:
                     out.notes.append(f"no intrinsics from the Camera Image: {err}")
         return out

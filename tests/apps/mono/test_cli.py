@@ -169,10 +169,15 @@ def test_calibrate_prints_and_writes_intrinsics(data, tmp_path, capsys):
     assert main(["mono", "calibrate", str(data / "0000.png"), "--device", "cpu"]) == 0
     intr = json.loads(capsys.readouterr().out)
     assert intr["width"] == 56 and intr["height"] == 40 and intr["fx"] > 0
+    assert intr["fx"] == intr["fy"]  # square pixels unless two focal lengths are asked for
     out = tmp_path / "k.json"
     assert main(["mono", "calibrate", str(data / "0000.png"), "-o", str(out)]) == 0
     assert json.loads(out.read_text()) == intr
     assert _written(capsys.readouterr().out) == [out]
+    assert main(["mono", "calibrate", str(data / "0000.png"), "--two-focal-lengths"]) == 0
+    two = json.loads(capsys.readouterr().out)
+    assert two["fx"] != two["fy"] and min(two["fx"], two["fy"]) < intr["fx"] < max(
+        two["fx"], two["fy"])
 
 
 def test_evaluate_the_model_and_written_results(data, tmp_path, capsys):
