@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import torch
 
 DEFAULT_CAMERA_HEIGHT = 1.6  # metres: a hand-held camera at eye level
+MIN_FLOOR_FRACTION = 0.02  # = polydiff.apps.mono.estimate.MIN_FLOOR_FRACTION (no torch here)
 
 
 def register(subparsers, name: str, help_text: str) -> None:
@@ -58,6 +59,9 @@ def register(subparsers, name: str, help_text: str) -> None:
                help="camera height above the floor in metres, for metric depth")
     e.add_argument("--relative", action="store_true",
                    help="keep depth affine-invariant (no metric scale from the floor)")
+    add_number(e, "--min-floor-fraction", lo=0, hi=1, default=MIN_FLOOR_FRACTION,
+               help="metric depth only when the fitted floor covers at least this share of "
+                    "the pixels (else relative depth and a note)")
     _add_mode_args(e)
     e.set_defaults(func=run_estimate)
 
@@ -150,7 +154,14 @@ def _output_folder(path: Path, source: Path | None = None) -> Path:
 
 def _image_line(path: Path, width: int, height: int, res) -> str:
     depth = "metric" if res.metric else "relative" if res.depth is not None else "no"
-    return (f"{path.name}: {width}x{height}, {depth} depth, {res.info['seconds']:.2f} s")
+    support = res.info.get("floor_support")
+    if support is not None:
+        need = 100 * res.info["metric_fit"]["min_floor_fraction"]
+        depth += (f" depth (floor: {100 * support:.2g} % of the pixels"
+                  f"{'' if res.metric else f', under {need:g} %: no metric scale'})")
+    else:
+        depth += " depth"
+    return f"{path.name}: {width}x{height}, {depth}, {res.info['seconds']:.2f} s"
 
 
 def run_estimate(args: argparse.Namespace) -> int:
@@ -188,7 +199,7 @@ def run_estimate(args: argparse.Namespace) -> int:
         with batch.outputs(path) as files:
             image = read_image(path)
             result = estimate_image(predictor, image, options, make_generator(args.seed),
-                                    height)
+                                    height, args.min_floor_fraction)
             write_result(dict(zip(kinds, files)), result, path.name)
         if progress_enabled():
             bar.write(_image_line(path, *size[path], result))

@@ -13,6 +13,9 @@ from polydiff.apps.mono.results import ImageResult
 from polydiff.geometry.cameras import Intrinsics
 
 FALLBACK_FOV_DEG = 60.0
+# Metric depth needs the fitted floor to cover at least this share of the image's pixels;
+# below it (a portrait, a close-up, a table top) depth stays relative, with a note.
+MIN_FLOOR_FRACTION = 0.02
 
 
 def fixed_fov_intrinsics(width: int, height: int, fov_x_deg: float = FALLBACK_FOV_DEG
@@ -22,10 +25,13 @@ def fixed_fov_intrinsics(width: int, height: int, fov_x_deg: float = FALLBACK_FO
 
 
 def estimate_image(predictor, image: np.ndarray, options: EstimateOptions,
-                   generator: torch.Generator, camera_height: float | None) -> ImageResult:
+                   generator: torch.Generator, camera_height: float | None,
+                   min_floor_fraction: float = MIN_FLOOR_FRACTION) -> ImageResult:
     """Run ``predictor`` on (H, W, 3) ``image`` and make depth metric where a floor allows.
 
-    ``camera_height``: metres above the floor (None keeps depth relative).
+    ``camera_height``: metres above the floor (None keeps depth relative). The floor's
+    support (the share of the pixels on the fitted floor plane; None when no fit ran) is
+    ``info["floor_support"]``; below ``min_floor_fraction`` depth stays relative.
     """
     h, w = image.shape[:2]
     start = time.perf_counter()
@@ -47,12 +53,22 @@ def estimate_image(predictor, image: np.ndarray, options: EstimateOptions,
             if fit is None:
                 notes.append("no floor plane found: depth stays relative")
             else:
-                depth, metric = fit.depth, True
                 fit_info = {"scale_m": fit.scale, "shift_m": fit.shift,
-                            "floor_fraction": fit.floor_fraction}
+                            "floor_fraction": fit.floor_fraction,
+                            "floor_pixels_read": fit.floor_pixels,
+                            "min_floor_fraction": min_floor_fraction,
+                            "used": fit.floor_fraction >= min_floor_fraction}
+                if fit_info["used"]:
+                    depth, metric = fit.depth, True
+                else:
+                    notes.append(f"the floor covers {100 * fit.floor_fraction:.2g} % of the "
+                                 f"pixels (< {100 * min_floor_fraction:g} %): depth stays "
+                                 "relative")
     info = {"mode": options.mode, "tasks": list(options.tasks), "seconds": round(seconds, 4),
             "focal_lengths": "one (square pixels)" if options.square_pixels else "two (fx, fy)",
-            "camera_height_m": camera_height, "metric_fit": fit_info, "notes": notes}
+            "camera_height_m": camera_height, "metric_fit": fit_info,
+            "floor_support": None if fit_info is None else fit_info["floor_fraction"],
+            "notes": notes}
     if options.mode != "one-step":
         info.update(steps=options.steps, members=options.members)
         if options.mode == "refine":

@@ -150,6 +150,62 @@ def test_metric_depth_from_floor_is_exact_on_true_geometry():
                                    np.random.default_rng(0)) is None
 
 
+class _TruthPredictor:
+    """Stands in for the network: the true normals and intrinsics, an affine copy of the
+    true depth, and the floor hidden except for ``keep`` of its rows."""
+
+    tasks = ("depth", "normals", "camera")
+
+    def __init__(self, scene, keep: slice | None = None) -> None:
+        self.scene, self.keep = scene, keep
+
+    def __call__(self, image, options, generator):
+        from polydiff.apps.mono.predict import MonoPrediction
+
+        d = self.scene.depth.double().numpy()
+        normals = self.scene.normals.numpy().copy()
+        if self.keep is not None:  # the floor outside ``keep`` turned to face the camera
+            floor = normals[..., 1] < -0.7
+            floor[self.keep] = False
+            normals[floor] = [0.0, 0.0, -1.0]
+        return MonoPrediction(depth=((d - d.min()) / (d.max() - d.min())).astype(np.float32),
+                              normals=normals, intrinsics=self.scene.intrinsics)
+
+
+def test_metric_depth_states_its_floor_support_and_needs_enough_of_it():
+    from polydiff.apps.mono.cli import _image_line
+    from polydiff.apps.mono.estimate import MIN_FLOOR_FRACTION, estimate_image
+
+    s = _scene(1, 96, 128, pitch_deg=(-35.0, -30.0))
+    floor = s.normals.numpy()[..., 1] < -0.7
+    gen = torch.Generator().manual_seed(0)
+    res = estimate_image(_TruthPredictor(s), s.image.numpy(), EstimateOptions(), gen,
+                         s.camera_height)
+    support = res.info["floor_support"]
+    assert res.metric and support == pytest.approx(floor.mean(), abs=0.01)
+    assert support > MIN_FLOOR_FRACTION and res.info["metric_fit"]["used"]
+    np.testing.assert_allclose(res.depth, s.depth.numpy(), rtol=1e-3, atol=1e-3)
+    line = _image_line(Path("room.png"), 128, 96, res)
+    assert f"metric depth (floor: {100 * support:.2g} % of the pixels)" in line
+    # the floor seen on one row of pixels (1 %): exact, but too little to trust
+    rows = np.flatnonzero(floor.any(1))
+    keep = (slice(rows[-1], rows[-1] + 1), slice(None))
+    little = estimate_image(_TruthPredictor(s, keep), s.image.numpy(), EstimateOptions(),
+                            torch.Generator().manual_seed(0), s.camera_height)
+    support = little.info["floor_support"]
+    assert 0 < support < MIN_FLOOR_FRACTION and not little.metric
+    assert not little.info["metric_fit"]["used"]
+    assert little.depth.max() <= 1  # relative, as the network gave it
+    note = [n for n in little.info["notes"] if "floor covers" in n]
+    assert len(note) == 1 and "\n" not in note[0] and "depth stays relative" in note[0]
+    assert "under 2 %: no metric scale" in _image_line(Path("p.png"), 128, 96, little)
+    # the threshold is the caller's: at 0 the same strip gives metric depth
+    lax = estimate_image(_TruthPredictor(s, keep), s.image.numpy(), EstimateOptions(),
+                         torch.Generator().manual_seed(0), s.camera_height, 0.0)
+    assert lax.metric
+    np.testing.assert_allclose(lax.depth, s.depth.numpy(), rtol=1e-3, atol=1e-3)
+
+
 def test_strided_camera_sees_the_same_rays():
     K = Intrinsics(812.5, 790.0, 1990.3, 1507.9, 4000, 3000)
     for k in (1, 3, 7):
