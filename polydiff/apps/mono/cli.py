@@ -110,8 +110,12 @@ def _add_tasks(p: argparse.ArgumentParser) -> None:
 
 def _add_mode_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=MODES, default="one-step",
-                   help="one deterministic step (default), an ensemble of DDIM runs, or "
-                        "one step refined by the last DDIM steps")
+                   help="one-step (default): one deterministic network pass from t=T, "
+                        "trained with a clean-target loss (E2E-FT style); ensemble: "
+                        "--members DDIM runs of --steps steps from seeded noise, aligned "
+                        "and merged (Marigold style), with uncertainty maps; refine: "
+                        "SDEdit-style, the one-step result noised to the last "
+                        "--refine-steps of --steps and denoised by them")
     add_steps(p, 10, help="DDIM sampling steps of the ensemble and refine modes")
     add_members(p, 5, "members of the ensemble and refine modes", hi=64)
     add_number(p, "--refine-steps", kind=int, lo=1, hi=1000, default=3,

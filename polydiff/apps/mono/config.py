@@ -66,10 +66,11 @@ class MonoConfig:
 class EstimateOptions:
     """What to estimate and how.
 
-    tasks: subset of ``TASKS``; mode: "one-step" (one deterministic UNet pass), "ensemble"
-    (``members`` runs of ``steps`` DDIM steps) or "refine" (the one-step estimate noised to
-    the last ``refine_steps`` of a ``steps``-step schedule and denoised by them, for each of
-    ``members``); square_pixels: one focal length fx = fy (cameras have square pixels),
+    tasks: subset of ``TASKS``; mode: "one-step" (one deterministic UNet pass from t = T,
+    trained with a clean-target loss: E2E-FT style), "ensemble" (``members`` runs of
+    ``steps`` DDIM steps, Marigold style) or "refine" (SDEdit-style: the one-step estimate
+    noised to the last ``refine_steps`` of a ``steps``-step schedule and denoised by them,
+    for each of ``members``); square_pixels: one focal length fx = fy (cameras have square pixels),
     else fx and fy separately; progress: show a bar over the sampling steps.
     """
 

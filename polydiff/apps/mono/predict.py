@@ -1,12 +1,16 @@
 """Image -> depth, normals and intrinsics with the mono network, in three inference modes.
 
-- ``one-step`` (default; PrimeDepth / StableNormal-YOSO): one deterministic UNet pass at
-  t = T-1 from x_t = 0, read as the clean estimate x0.
+- ``one-step`` (default): one deterministic UNet pass at t = T-1 from x_t = 0, read as the
+  clean estimate x0; the network was trained for it with a clean-target loss at that t
+  (the E2E-FT recipe of Garcia et al., "Fine-tuning image-conditional diffusion models is
+  easier than you think"). It is not PrimeDepth (which reads a frozen diffusion model's
+  preimage features with a separate decoder).
 - ``ensemble`` (Marigold v1.0): N members, each S DDIM steps from seeded noise; depth
   members are aligned to their median by least-squares scale and shift before the median,
   normals are averaged; the spread is returned as an uncertainty map.
-- ``refine`` (StableNormal): the one-step estimate is noised to an intermediate level and
-  denoised by the last few DDIM steps of an S-step schedule.
+- ``refine`` (SDEdit-style): the one-step estimate is noised to an intermediate level and
+  denoised by the last few DDIM steps of an S-step schedule, by the same network (not
+  StableNormal's separate, semantics-guided refinement network).
 
 The network works at its processing resolution r x r; only the decoded results are
 resampled to the input size, once per task, and copied to the host after the sampling.

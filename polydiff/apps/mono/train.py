@@ -4,7 +4,7 @@ The data set holds every (scene, task) pair: the image, the task label and the 3
 target. Each item of a batch then takes one of two losses:
 - the diffusion loss: x_t = sqrt(a) x0 + sqrt(1-a) eps at a random t, MSE on the
   scheduler's ``prediction_type`` (v for the bundled model);
-- the one-step loss (E2E-FT / PrimeDepth style): t = T-1 with x_t = 0, MSE on the clean
+- the one-step loss (E2E-FT style, a clean-target loss): t = T-1 with x_t = 0, MSE on the clean
   estimate x0_hat, so that one deterministic UNet pass at inference gives the answer;
 and is mirrored left-right with probability 1/2 (exactly: normals' x and the Camera
 Image's theta change sign). torchrun-ready through ``polydiff.diffusion.training.train``,

@@ -380,3 +380,11 @@ def test_only_rank_0_writes_and_prints(data, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")  # (one image: all of it is rank 0's share)
     assert _estimate(data / "0000.png", "-o", tmp_path / "out") == 0
     assert not (tmp_path / "out").exists() and capsys.readouterr().out == ""
+
+
+def test_help_names_the_modes_for_what_they_are(capsys):
+    with pytest.raises(SystemExit):
+        main(["mono", "estimate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "clean-target loss (E2E-FT style)" in text and "refine: SDEdit-style" in text
+    assert "PrimeDepth" not in text and "StableNormal" not in text
