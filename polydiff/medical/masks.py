@@ -1,8 +1,10 @@
 """Column masks over Cartesian k-space with a fully sampled centre (fastMRI semantics).
 
 Every policy gets the same budget, counted exactly in lines: ``K = round(W / acceleration)``
-columns in total, of which ``round(W * center_fraction)`` are the contiguous centre block
-(fastMRI: 4x keeps 8 % centre lines, 8x keeps 4 %). Randomness comes from a private
+columns in total, of which the fixed start is either the contiguous centre block of
+``round(W * center_fraction)`` lines (``start="block"``, fastMRI: 4x keeps 8 % centre lines,
+8x keeps 4 %) or the single centre line (``start="line"``, the ADS paper's setting: every
+other line is chosen). Randomness comes from a private
 ``numpy.random.Generator`` seeded by the caller; global random state is never touched.
 """
 
@@ -16,6 +18,8 @@ from polydiff.runtime import UserError
 
 # fastMRI's default centre fraction for each acceleration.
 CENTER_FRACTIONS: dict[int, float] = {4: 0.08, 8: 0.04}
+# What every acquisition starts from: the fastMRI centre block, or the one centre line.
+STARTS = ("block", "line")
 
 
 class Budget(NamedTuple):
@@ -33,10 +37,25 @@ class ColumnMask(NamedTuple):
     order: np.ndarray  # (K,) int64, every True column once, centre block first
 
 
-def budget(width: int, acceleration: float, center_fraction: float | None = None) -> Budget:
-    """Line budget of a ``width``-column scan at ``acceleration`` (a UserError if impossible)."""
+def budget(width: int, acceleration: float, center_fraction: float | None = None,
+           start: str = "block") -> Budget:
+    """Line budget of a ``width``-column scan at ``acceleration`` (a UserError if impossible).
+
+    ``start``: "block" fixes the centre block of ``center_fraction`` (fastMRI's default when
+    None); "line" fixes only the centre column (``center`` = 1), and takes no centre fraction.
+    """
     if not acceleration > 1:
         raise UserError(f"acceleration must be greater than 1, got {acceleration}")
+    if start not in STARTS:
+        raise UserError(f"unknown acquisition start {start!r} (use {', '.join(STARTS)})")
+    if start == "line":
+        if center_fraction is not None:
+            raise UserError("a centre fraction goes with the centre-block start, not with "
+                            "the single centre line")
+        total = int(round(width / acceleration))
+        if total < 1:
+            raise UserError(f"acceleration {acceleration:g} leaves no line of {width}")
+        return Budget(width, total, 1)
     if center_fraction is None:
         if acceleration not in CENTER_FRACTIONS:
             raise UserError(f"no default centre fraction for acceleration {acceleration:g}; "

@@ -66,3 +66,21 @@ def test_centre_fraction_messages_say_what_is_wrong(fraction, match):
     with pytest.raises(UserError, match=match) as info:
         budget(32, 4, center_fraction=fraction)
     assert "lines of centre fraction" not in str(info.value)
+
+
+@pytest.mark.parametrize("width,acc,total", [(32, 4, 8), (64, 8, 8), (368, 4, 92)])
+def test_single_line_start_keeps_only_the_dc_column(width, acc, total):
+    b = budget(width, acc, start="line")
+    assert (b.total, b.center) == (total, 1)
+    assert center_columns(b).tolist() == [width // 2]  # the k-space centre (DC) column
+    for policy in ("random", "equispaced"):
+        m = fixed_mask(policy, b, 3)
+        assert m.mask.sum() == total and m.order[0] == width // 2
+        assert len(set(m.order.tolist())) == total
+
+
+def test_single_line_start_refuses_a_centre_fraction_and_unknown_starts():
+    with pytest.raises(UserError, match="centre fraction goes with the centre-block"):
+        budget(32, 4, center_fraction=0.08, start="line")
+    with pytest.raises(UserError, match="unknown acquisition start"):
+        budget(32, 4, start="corner")

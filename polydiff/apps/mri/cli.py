@@ -28,7 +28,7 @@ from polydiff.apps.contract import (
     report,
     write_json,
 )
-from polydiff.apps.mri.config import KERNEL_NAMES, POLICIES, ReconConfig
+from polydiff.apps.mri.config import KERNEL_NAMES, POLICIES, STARTS, ReconConfig
 from polydiff.runtime import UserError
 
 if TYPE_CHECKING:
@@ -54,11 +54,18 @@ def register(subparsers, name: str, help_text: str) -> None:
     add_number(q, "--acceleration", lo=1, hi=64, lo_open=True, default=4.0,
                help="k-space columns / acquired columns (fastMRI: 4 or 8)")
     add_number(q, "--center-fraction", lo=0, hi=1, lo_open=True, hi_open=True,
-               help="fully sampled centre fraction (default: fastMRI's 0.08 at 4x, "
-                    "0.04 at 8x)")
+               help="fully sampled centre fraction with --start block (default: fastMRI's "
+                    "0.08 at 4x, 0.04 at 8x)")
     q.add_argument("--policy", choices=POLICIES, default="ads",
                    help="ads: acquire columns during sampling; random/equispaced: a fixed "
                         "mask with the same budget (default: ads)")
+    q.add_argument("--start", choices=STARTS, default="block",
+                   help="the lines every acquisition starts from. block (default): fastMRI's "
+                        "fully sampled centre block (--center-fraction), then the rest "
+                        "chosen by --policy; it is what scanners acquire for calibration, "
+                        "multi-coil coil maps are estimated from it, and it makes results "
+                        "comparable with fastMRI masks. line: the ADS paper's setting, one "
+                        "centre line and every other line chosen (single-coil only)")
     q.add_argument("--kernel", choices=KERNEL_NAMES, default="ads",
                    help="ADS acquisition score (default: ads)")
     add_number(q, "--members", "--particles", kind=int, lo=2, hi=256, default=16,
@@ -111,7 +118,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
     cfg = ReconConfig(acceleration=args.acceleration, policy=args.policy,
                       particles=args.members, steps=args.steps, kernel=args.kernel,
-                      guidance_weight=args.guidance, center_fraction=args.center_fraction)
+                      guidance_weight=args.guidance, center_fraction=args.center_fraction,
+                      start=args.start)
     device = pick_device(args.device)
     if args.input.is_dir():
         return _reconstruct_folder(args, cfg, device)

@@ -13,6 +13,10 @@ from dataclasses import dataclass
 # Names of the acquisition kernels in ``ads.KERNELS`` (same order).
 KERNEL_NAMES = ("ads", "gmm", "variance")
 POLICIES = ("ads", "random", "equispaced")
+# What an acquisition starts from (``polydiff.medical.masks.STARTS``): the fastMRI centre
+# block (default: the calibration lines that multi-coil SENSE maps are estimated from), or
+# the ADS paper's single centre line with every other line chosen.
+STARTS = ("block", "line")
 # The one normalisation statistic implemented (``data.reference_scale``).
 CENTRE_COLUMN_RMS = "centre_column_rms"
 
@@ -73,3 +77,4 @@ class ReconConfig:
     sigma: float = 0.1  # measurement noise std in model units (ADS kernel)
     window: tuple[float, float] = (0.0, 0.6)  # part of the reverse process that acquires
     center_fraction: float | None = None  # fastMRI default for 4x / 8x when None
+    start: str = "block"  # block: fastMRI centre block fixed | line: one centre line fixed

@@ -46,6 +46,7 @@ from polydiff.medical.masks import budget, center_columns, fixed_mask
 from polydiff.runtime import UserError, check_finite, check_memory, make_generator
 
 PICTURED_SLICES = 4  # rows of the PNG
+START_TEXT = {"block": "the fastMRI centre block", "line": "the single centre line"}
 NAN_HINT = ("a --guidance weight too large for this input (try a smaller one), or a "
             "checkpoint whose network gives NaN")
 
@@ -104,7 +105,10 @@ def reconstruct_slice(model: MriModel, kspace: Tensor, cfg: ReconConfig,
     dev = next(model.net.parameters()).device
     size = model.size
     # 1. the starting mask
-    b = budget(size, cfg.acceleration, cfg.center_fraction)
+    b = budget(size, cfg.acceleration, cfg.center_fraction, cfg.start)
+    if cfg.start == "line" and kspace.dim() == 3:
+        raise UserError("multi-coil k-space needs the centre-block start (its coil maps are "
+                        "estimated from the centre block); use --start block")
     start = (center_columns(b) if cfg.policy == "ads"
              else fixed_mask(cfg.policy, b, mask_seed).order)
     mask = torch.zeros(size, dtype=torch.bool, device=dev)
@@ -154,10 +158,13 @@ def _checked_slices(reader: KspaceReader, size: int):
 def reconstruct_volume(src: str | os.PathLike, cfg: ReconConfig, model: MriModel, *,
                        seed: int, progress: bool = True) -> VolumeResult:
     """Reconstruct every slice of the fastMRI file ``src``, one slice in memory at a time."""
-    budget(model.size, cfg.acceleration, cfg.center_fraction)  # fail before any work
+    budget(model.size, cfg.acceleration, cfg.center_fraction, cfg.start)  # fail before work
     device = next(model.net.parameters()).device
     with KspaceReader(src) as reader:
         n = len(reader)
+        if reader.multicoil and cfg.start == "line":
+            raise UserError(f"{src} is multi-coil: its coil maps are estimated from the "
+                            "centre block, so it needs --start block")
         # one raw slice with its crops and FFTs, and the results at the model's size
         check_memory(reader.slice_bytes * 6 + n * (model.size**2 * 8 + model.size * 9),
                      f"reconstructing {src} ({n} slices of {reader.shape[1:]})")
@@ -206,13 +213,15 @@ def reconstruct_file(src: str | os.PathLike, h5_path: str | os.PathLike,
                  NAN_HINT)
     first = vol.slices[0].mask
     summary = (f"reconstructed {len(vol.slices)} slice(s) at {cfg.acceleration:g}x with "
-               f"{cfg.policy} ({int(first.sum())} of {len(first)} columns)")
+               f"{cfg.policy} ({int(first.sum())} of {len(first)} columns, starting from "
+               f"{START_TEXT[cfg.start]})")
     if not write:
         return summary
     write_reconstruction(h5_path, vol.slices, {
         "acceleration": float(cfg.acceleration), "policy": cfg.policy,
         "model": str(model.folder), "seed": int(seed), "particles": cfg.particles,
         "steps": cfg.steps, "kernel": cfg.kernel, "guidance_weight": cfg.guidance_weight,
+        "start": cfg.start,
         "preprocessing": vol.preprocessing, "source": str(src), "coils": vol.coils})
     reconstruction_figure(png_path, vol.slices[:PICTURED_SLICES], vol.zero_filled,
                           policy=cfg.policy, particles=cfg.particles,

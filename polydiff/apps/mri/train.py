@@ -32,6 +32,10 @@ class MriTrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     threads: int = 0  # torch CPU threads (0: leave torch's default)
+    # A checkpoint folder (an mri prior of the same architecture, any grid size) whose
+    # network weights start the run instead of the seeded initialisation: the UNet is
+    # convolutional, so a prior trained at 32x32 is a warm start for 64x64.
+    init_from: str | None = None
 
 
 def load_train_config(source: str | os.PathLike | dict) -> MriTrainConfig:
@@ -45,6 +49,19 @@ def load_train_config(source: str | os.PathLike | dict) -> MriTrainConfig:
     return cfg
 
 
+def warm_start(net: torch.nn.Module, folder: str) -> None:
+    """Copy the network weights of the mri checkpoint ``folder`` into ``net`` (same layers
+    and shapes required; the grid size may differ)."""
+    from polydiff.apps.mri.model import load_model
+
+    source = load_model(folder, "cpu").net.state_dict()
+    mine = net.state_dict()
+    if source.keys() != mine.keys() or any(source[k].shape != mine[k].shape for k in mine):
+        raise UserError(f"init_from {folder}: its network's layers differ from the config's "
+                        "network (a warm start needs the same architecture)")
+    net.load_state_dict(source)
+
+
 def run_training(cfg: MriTrainConfig, *, progress: bool = True) -> Path:
     """Train the prior of ``cfg``; returns the exported checkpoint folder.
 
@@ -53,6 +70,8 @@ def run_training(cfg: MriTrainConfig, *, progress: bool = True) -> Path:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     net = seeded(cfg.train.seed, lambda: build_network(cfg.network))
+    if cfg.init_from is not None:
+        warm_start(net, cfg.init_from)
     scheduler = make_scheduler(cfg.scheduler, prediction_type=cfg.prediction_type,
                                beta_schedule=cfg.beta_schedule)
     kspace = training_kspace(cfg.data, progress=progress and progress_enabled())

@@ -100,6 +100,43 @@ def test_same_seed_same_file_and_policies_share_the_budget(tiny_model, phantoms,
             assert (f["mask"][()].sum(1) == budget(16, 8).total).all()
 
 
+@pytest.mark.parametrize("policy", ["ads", "random", "equispaced"])
+def test_single_line_start_chooses_every_other_line(tiny_model, phantoms, tmp_path, capsys,
+                                                    policy):
+    out = tmp_path / "line.h5"
+    assert _recon(phantoms, out, tiny_model, "--start", "line", "--policy", policy) == 0
+    assert "starting from the single centre line" in capsys.readouterr().out
+    b = budget(16, 4, start="line")
+    with h5py.File(out) as f:
+        assert f.attrs["start"] == "line"
+        for mask, order in zip(f["mask"][()], f["acquisition_order"][()]):
+            assert mask.sum() == b.total == 4 and order[0] == 8  # the DC column, then chosen
+            assert sorted(order) == sorted(np.flatnonzero(mask))
+
+
+def test_default_start_is_the_centre_block():
+    args = build_parser(["mri"]).parse_args(["mri", "reconstruct", "k.h5", "-o", "r.h5"])
+    assert args.start == "block"
+
+
+def test_help_explains_the_start(capsys):
+    with pytest.raises(SystemExit):
+        main(["mri", "reconstruct", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "block (default)" in text and "coil maps are estimated from it" in text
+    assert "line: the ADS paper's setting" in text
+
+
+def test_multicoil_with_single_line_start_is_refused(tiny_model, tmp_path, capsys):
+    src = tmp_path / "mc.h5"
+    assert main(["mri", "phantoms", "--n", "1", "--size", "16", "--coils", "2",
+                 "-o", str(src)]) == 0
+    capsys.readouterr()
+    assert _recon(src, tmp_path / "out.h5", tiny_model, "--start", "line") == 2
+    _one_line_error(capsys, "multi-coil", "--start block")
+    _nothing_written(tmp_path, "out.h5", "out.png")
+
+
 def test_particles_is_an_alias_of_members():
     args = build_parser(["mri"]).parse_args(["mri", "reconstruct", "k.h5", "-o", "r.h5",
                                              "--particles", "3"])

@@ -24,12 +24,12 @@ TINY = {
 }
 
 
-@pytest.mark.parametrize("name", ["tiny_cpu.yaml", "paper_gpu.yaml"])
+@pytest.mark.parametrize("name", ["tiny_cpu.yaml", "small64_cpu.yaml", "paper_gpu.yaml"])
 def test_configs_load_and_build(name):
     cfg = load_config(CONFIGS / name, MriTrainConfig)
     net = build_network(cfg.network)
     assert cfg.network["sample_size"] == cfg.data.size
-    if name == "tiny_cpu.yaml":
+    if name in ("tiny_cpu.yaml", "small64_cpu.yaml"):
         assert count_parameters(net) * 4 < 3e6  # fp32 safetensors under 3 MB
 
 
@@ -97,3 +97,21 @@ def test_bundled_checkpoint_is_small_and_safetensors_only():
     files = [p for p in folder.rglob("*") if p.is_file()]
     assert sum(p.stat().st_size for p in files) < 3.2e6
     assert {p.suffix for p in files} <= {".json", ".safetensors"}
+
+
+def test_warm_start_copies_weights_across_grid_sizes(tmp_path):
+    """init_from: a 16x16 checkpoint's weights start a 24x24 run (lr 0: exported unchanged);
+    another architecture is refused."""
+    src = _train(tmp_path / "src", 3)
+    folder = tmp_path / "src" / "s3"
+    big = {**TINY, "network": {**TINY["network"], "sample_size": 24},
+           "data": {"size": 24, "n": 4, "seed": 0}, "init_from": str(folder),
+           "train": {**TINY["train"], "seed": 9, "out_dir": str(tmp_path / "big")}}
+    out = run_training(load_train_config(big), progress=False)
+    got = load_file(out / "unet" / "diffusion_pytorch_model.safetensors")
+    assert all(torch.equal(got[k], src[k]) for k in src)
+    other = {**big, "network": {**TINY["network"], "sample_size": 24,
+                                "block_out_channels": [8, 8]},
+             "train": {**big["train"], "out_dir": str(tmp_path / "other")}}
+    with pytest.raises(UserError, match="layers differ"):
+        run_training(load_train_config(other), progress=False)
