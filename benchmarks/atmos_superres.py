@@ -42,6 +42,7 @@ from polydiff.physics.atmos_fields import FieldConfig, generate_fields
 from polydiff.physics.interpolation import (
     StationaryGaussian,
     bicubic_upsample,
+    conservative_coarsen,
     optimal_interpolation,
 )
 from polydiff.physics.observations import simulate_observations
@@ -121,7 +122,7 @@ def _oi(model, prior, truth_ds, coarse, obs, factor, members, seed) -> np.ndarra
         ops, ys = [], []
         if coarse is not None:
             field = fields_array(coarse.isel(time=[k]), norm.variables)[0]
-            op, y = coarse_operator(model, field, factor, 0.02)
+            op, y = coarse_operator(model, field, factor, 0.02, lat)
             ops.append(op)
             ys.append(y)
         if obs is not None:
@@ -134,12 +135,11 @@ def _oi(model, prior, truth_ds, coarse, obs, factor, members, seed) -> np.ndarra
     return torch.stack(out, dim=1).numpy()
 
 
-def _bicubic(model, coarse, factor) -> np.ndarray:
+def _bicubic(model, coarse, factor, lat) -> np.ndarray:
     """Bicubic interpolation of the coarse anomalies, (1, T, C, H, W) physical."""
     norm = model.normaliser
     c = fields_array(coarse, norm.variables)
-    mean_c = norm.mean.reshape(len(norm.variables), c.shape[-2], factor, c.shape[-1],
-                               factor).mean((2, 4))
+    mean_c = conservative_coarsen(norm.mean, lat, factor)
     anomaly = bicubic_upsample(c - mean_c, factor)
     return (anomaly + norm.mean)[None]
 
@@ -182,7 +182,7 @@ def main(quick: bool = False) -> dict:
 
     for factor in (4, 8):
         coarse = coarsen_dataset(truth_ds[variables], factor)
-        bic = _bicubic(model, coarse, factor)
+        bic = _bicubic(model, coarse, factor, lat)
         results["runs"][f"bicubic/x{factor}"] = _scores(bic, truth, lat, variables, norm.std)
         run(f"x{factor}", factor, coarse, None)
         run(f"x{factor}+obs", factor, coarse, obs)

@@ -1,4 +1,10 @@
-"""Classical baselines for atmospheric super-resolution.
+"""Conservative coarse-graining and classical baselines for atmospheric super-resolution.
+
+* :func:`cell_area_weights`, :class:`ConservativePool` and :func:`conservative_coarsen`:
+  area-weighted (first-order conservative) averaging of a regular latitude-longitude grid
+  over factor x factor blocks, as ERA5 regridding does; on equal-area (Cartesian) cells it
+  is the plain block mean. The same operator makes the coarse files and measures the
+  super-resolved fields (the guidance's and OI's observation operator).
 
 * :func:`bicubic_upsample`: bicubic (cubic-spline) interpolation of a coarse field, cell
   centres aligned, periodic or mirrored borders.
@@ -18,6 +24,85 @@ from scipy import ndimage
 from torch import Tensor
 
 from polydiff.diffusion import Operator
+from polydiff.runtime import UserError
+
+
+def cell_area_weights(lat: np.ndarray) -> np.ndarray:
+    """Relative areas (H,) of the cells of a regular latitude grid (centres in degrees).
+
+    A cell between latitudes φs and φn spanning Δλ has area R² Δλ (sin φn − sin φs); the
+    edges lie half way between centres, clipped to ±90°. Normalised to mean 1.
+    """
+    lat = np.asarray(lat, dtype=np.float64)
+    if lat.ndim != 1 or len(lat) < 1:
+        raise UserError("latitudes must be a 1-D array of at least one point")
+    step = float(lat[1] - lat[0]) if len(lat) > 1 else 1.0
+    north = np.radians(np.clip(lat + step / 2, -90.0, 90.0))
+    south = np.radians(np.clip(lat - step / 2, -90.0, 90.0))
+    area = np.abs(np.sin(north) - np.sin(south))
+    if not (area > 0).all():
+        raise UserError("latitude cells of zero area (points beyond the poles?)")
+    return area / area.mean()
+
+
+class ConservativePool(Operator):
+    """Area-weighted means over ``factor`` × ``factor`` blocks of (..., H, W) fields.
+
+    ``lat``: the fine cell-centre latitudes (H,), degrees, regular; ``None`` for equal-area
+    (Cartesian) cells, where the operator is the plain block mean. Every coarse cell gets
+    Σ aᵢ x_ij over its block with aᵢ = wᵢ / (factor · Σ_block w), wᵢ the cell areas of the
+    fine rows (cells of one row have equal areas). A Aᵀ is diagonal, one value per coarse
+    row, so :meth:`pinv` (hard data consistency) is exact.
+    """
+
+    def __init__(self, factor: int, lat: np.ndarray | None = None, sigma: float = 1.0,
+                 height: int | None = None) -> None:
+        self.factor, self.sigma = int(factor), float(sigma)
+        if self.factor < 1:
+            raise UserError(f"the coarse-graining factor must be >= 1, got {factor}")
+        if lat is None:
+            if height is None:
+                raise UserError("ConservativePool needs the latitudes or the grid height")
+            area = np.ones(height)
+        else:
+            area = cell_area_weights(lat)
+        if len(area) % self.factor:
+            raise UserError(f"{len(area)} latitudes are not a multiple of the factor {factor}")
+        block = area.reshape(-1, self.factor).sum(1)  # (h,)
+        self._row = torch.as_tensor(area / (self.factor * np.repeat(block, self.factor)))
+        self._diag = torch.as_tensor(self.factor * (self._row.numpy() ** 2).reshape(
+            -1, self.factor).sum(1))  # (h,): the diagonal of A Aᵀ per coarse row
+        self.gain = float(self._diag.mean())
+
+    def _check(self, x: Tensor) -> None:
+        h, w = x.shape[-2:]
+        if h != len(self._row) or w % self.factor:
+            raise UserError(f"grid {h}x{w} does not fit {len(self._row)} latitudes in blocks "
+                            f"of {self.factor}")
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check(x)
+        h, w = x.shape[-2:]
+        f = self.factor
+        weighted = x * self._row.to(x)[:, None]
+        return weighted.reshape(*x.shape[:-2], h // f, f, w // f, f).sum(dim=(-3, -1))
+
+    def adjoint(self, y: Tensor) -> Tensor:
+        f = self.factor
+        up = y.repeat_interleave(f, dim=-2).repeat_interleave(f, dim=-1)
+        return up * self._row.to(y)[:, None]
+
+    def pinv(self, y: Tensor) -> Tensor:
+        return self.adjoint(y / self._diag.to(y)[:, None])
+
+
+def conservative_coarsen(x: np.ndarray | Tensor, lat: np.ndarray | None, factor: int
+                         ) -> np.ndarray:
+    """Area-weighted block means (..., H/f, W/f) of fields (..., H, W) on latitudes ``lat``
+    (``None``: equal-area cells, the plain block mean), float64."""
+    x = torch.as_tensor(np.asarray(x), dtype=torch.float64)
+    op = ConservativePool(factor, lat, height=x.shape[-2])
+    return op.forward(x).numpy()
 
 
 def bicubic_upsample(coarse: np.ndarray, factor: int, *, periodic: bool = True) -> np.ndarray:

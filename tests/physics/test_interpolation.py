@@ -72,3 +72,73 @@ def test_oi_posterior_is_the_gaussian_conditional_and_samples_agree():
     assert torch.allclose(members.mean(0).reshape(-1), ref, atol=0.15)
     # the posterior explains the data to within its noise
     assert (points.forward(mean.float()) - ys[0]).abs().max() < 0.3
+
+
+# ------------------------------------------------------------ conservative coarse-graining
+def _exact_cell_means(lat_edges: np.ndarray, lon_edges: np.ndarray) -> np.ndarray:
+    """Exact area means of f = sin(φ)·cos(λ) + 2 over the cells between the given edges.
+
+    ∫ sin φ cos φ dφ / ∫ cos φ dφ = (sin φn + sin φs)/2 and the mean of cos λ over a cell is
+    (sin λe − sin λw)/Δλ, so the cell mean has a closed form.
+    """
+    s, n = np.radians(lat_edges[:-1]), np.radians(lat_edges[1:])
+    w, e = np.radians(lon_edges[:-1]), np.radians(lon_edges[1:])
+    lat_part = (np.sin(n) + np.sin(s)) / 2
+    lon_part = (np.sin(e) - np.sin(w)) / (e - w)
+    return lat_part[:, None] * lon_part[None, :] + 2.0
+
+
+@pytest.mark.parametrize("factor,south,step", [(4, 20.0, 2.5), (8, 10.0, 10.0 / 8),
+                                               (2, 50.0, 10.0)])
+def test_conservative_coarsening_matches_the_exact_area_integral(factor, south, step):
+    from polydiff.physics.interpolation import conservative_coarsen
+
+    h = w = 4 * factor if step < 5 else 2 * factor
+    lat_edges = south + step * np.arange(h + 1)
+    lon_edges = -30.0 + step * np.arange(w + 1)
+    fine = _exact_cell_means(lat_edges, lon_edges)
+    lat = (lat_edges[:-1] + lat_edges[1:]) / 2
+    coarse = conservative_coarsen(fine, lat, factor)
+    exact = _exact_cell_means(lat_edges[::factor], lon_edges[::factor])
+    np.testing.assert_allclose(coarse, exact, rtol=0, atol=1e-12)
+    plain = fine.reshape(h // factor, factor, w // factor, factor).mean((1, 3))
+    assert np.abs(plain - exact).max() > 1e-5  # the unweighted mean is not conservative
+
+
+def test_conservative_coarsening_reduces_to_the_block_mean_on_equal_areas():
+    from polydiff.physics.atmos_fields import block_mean
+    from polydiff.physics.interpolation import ConservativePool, conservative_coarsen
+
+    x = torch.randn(3, 2, 16, 24, generator=make_generator(0), dtype=torch.float64)
+    np.testing.assert_allclose(conservative_coarsen(x, None, 4), block_mean(x, 4).numpy(),
+                               atol=1e-14)
+    pool = ConservativePool(4, None, height=16)
+    np.testing.assert_allclose(pool.forward(x), AvgPool(4).forward(x), atol=1e-14)
+    # a band of latitudes at the equator is nearly equal-area: close to the plain mean
+    near = conservative_coarsen(x, np.linspace(-0.75, 0.75, 16), 4)
+    np.testing.assert_allclose(near, block_mean(x, 4).numpy(), atol=3e-4)  # 1 - cos 0.75°
+
+
+def test_conservative_pool_adjoint_and_projection():
+    from polydiff.physics.interpolation import ConservativePool
+
+    lat = 50.0 + 1.5 * np.arange(16)
+    op = ConservativePool(4, lat, sigma=0.1)
+    g = make_generator(1)
+    x = torch.randn(2, 3, 16, 8, generator=g, dtype=torch.float64)
+    y = torch.randn(2, 3, 4, 2, generator=g, dtype=torch.float64)
+    assert torch.allclose((op.forward(x) * y).sum(), (x * op.adjoint(y)).sum())  # <Ax,y>=<x,Aᵀy>
+    projected = op.project(x, y)
+    assert torch.allclose(op.forward(projected), y, atol=1e-12)  # exact data consistency
+    assert torch.allclose(op.forward(torch.ones(1, 16, 8, dtype=torch.float64)),
+                          torch.ones(1, 4, 2, dtype=torch.float64))  # means of constants
+
+
+def test_cell_area_weights_follow_sin_differences_and_stop_at_the_poles():
+    from polydiff.physics.interpolation import cell_area_weights
+
+    lat = np.array([-85.0, -75.0, 75.0, 85.0])  # irregular on purpose: the step is 10
+    w = cell_area_weights(np.array([75.0, 85.0]))
+    exact = np.sin(np.radians([80.0, 90.0])) - np.sin(np.radians([70.0, 80.0]))
+    np.testing.assert_allclose(w, exact / exact.mean())
+    assert cell_area_weights(lat[:2]).shape == (2,)

@@ -9,7 +9,8 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from polydiff.physics.atmos_fields import FieldConfig, block_mean, generate_fields
+from polydiff.physics.atmos_fields import FieldConfig, generate_fields
+from polydiff.physics.interpolation import conservative_coarsen
 from polydiff.physics.observations import simulate_observations
 from polydiff.runtime import UserError, make_generator
 
@@ -24,10 +25,12 @@ class SyntheticData(NamedTuple):
 
 
 def coarsen_dataset(ds: xr.Dataset, factor: int) -> xr.Dataset:
-    """Block means of every (time, latitude, longitude) variable and of the coordinates."""
+    """Conservative (area-weighted) block means of every (time, latitude, longitude)
+    variable, as ERA5 regridding does; the coarse coordinates are the block centres."""
     data = {}
+    lat_fine = ds["latitude"].values
     for name, da in ds.data_vars.items():
-        values = block_mean(torch.as_tensor(da.values, dtype=torch.float64), factor).numpy()
+        values = conservative_coarsen(da.values, lat_fine, factor)
         data[name] = (da.dims, values.astype(np.float32), da.attrs)
     lat = ds["latitude"].values.reshape(-1, factor).mean(1)
     lon = ds["longitude"].values.reshape(-1, factor).mean(1)

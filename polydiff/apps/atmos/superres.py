@@ -4,8 +4,9 @@ For each time step, ``members`` particles run the reverse diffusion together; th
 ``MeasurementGuidance`` (DPS by default: x_{t−1} −= ζ ∇_{x_t}‖y − A x̂₀‖_σ, per particle)
 pulls each one towards the data of a ``Stack`` of measurement operators in normalised space:
 
-* coarse-graining ``AvgPool(K)``: y = (coarse − AvgPool(mean)) / std, noise ``coarse_sigma``
-  (a fraction of each variable's climatological std);
+* conservative (area-weighted) coarse-graining ``ConservativePool(K)`` on the fine
+  latitudes, the operator that made the coarse files: y = (coarse − A(mean)) / std, noise
+  ``coarse_sigma`` (a fraction of each variable's climatological std);
 * point observations: bilinear weights, each row whitened by its own σ (so noise std 1).
 """
 
@@ -23,7 +24,6 @@ import xarray as xr
 
 from polydiff.apps.atmos.model import AtmosModel
 from polydiff.diffusion import (
-    AvgPool,
     Denoiser,
     MeasurementGuidance,
     Operator,
@@ -33,6 +33,7 @@ from polydiff.diffusion import (
     switch_scheduler,
 )
 from polydiff.physics.era5 import VARIABLES, open_era5, select, time_batches
+from polydiff.physics.interpolation import ConservativePool
 from polydiff.physics.observations import observation_matrix, read_observations
 from polydiff.runtime import UserError, check_finite, check_memory
 
@@ -134,11 +135,12 @@ def check_factor(model: AtmosModel, factor: int) -> None:
         raise UserError(f"the model's grid {h}x{w} is not a multiple of the factor {factor}")
 
 
-def coarse_operator(model: AtmosModel, coarse: np.ndarray, factor: int, sigma: float
-                    ) -> tuple[Operator, torch.Tensor]:
-    """AvgPool(K) and its normalised data for a physical coarse field (C, h, w)."""
+def coarse_operator(model: AtmosModel, coarse: np.ndarray, factor: int, sigma: float,
+                    lat: np.ndarray) -> tuple[Operator, torch.Tensor]:
+    """Conservative K x K coarse-graining on the fine latitudes ``lat`` (H,) and its
+    normalised data for a physical coarse field (C, h, w)."""
     norm = model.normaliser
-    op = AvgPool(factor, sigma=sigma)
+    op = ConservativePool(factor, lat, sigma=sigma)
     mean_c = op.forward(torch.as_tensor(norm.mean)[None]).to(torch.float64)[0]
     y = (torch.as_tensor(coarse, dtype=torch.float64) - mean_c) / torch.as_tensor(norm.std)[
         :, None, None]
@@ -254,7 +256,7 @@ def superres(model: AtmosModel, opts: SuperresOptions, *, coarse: xr.Dataset | N
         operators, ys = [], []
         if batch is not None:
             field = np.stack([batch[v].values[k % opts.batch] for v in variables])
-            op, y = coarse_operator(model, field, opts.factor, opts.coarse_sigma)
+            op, y = coarse_operator(model, field, opts.factor, opts.coarse_sigma, lat)
             operators.append(op)
             ys.append(y)
         rows = _observations_at(obs, time)

@@ -14,11 +14,16 @@ from polydiff.physics.era5 import open_era5
 from polydiff.runtime import make_generator
 
 
-def test_generate_writes_truth_its_block_means_and_observations(data):
+def test_generate_writes_truth_its_conservative_means_and_observations(data):
     truth, coarse = xr.open_dataset(data["truth"]), xr.open_dataset(data["coarse"])
     assert dict(coarse.sizes) == {"time": 2, "latitude": 4, "longitude": 4}
-    expected = block_mean(torch.as_tensor(truth.msl.values, dtype=torch.float64), 4).numpy()
+    lat = np.radians(truth.latitude.values)  # 2-degree cells: area ∝ sin(φ+1°) − sin(φ−1°)
+    area = np.sin(lat + np.radians(1.0)) - np.sin(lat - np.radians(1.0))
+    msl = truth.msl.values.astype(np.float64) * area[:, None]
+    expected = msl.reshape(2, 4, 4, 4, 4).sum((2, 4)) / (4 * area.reshape(4, 4).sum(1))[:, None]
     np.testing.assert_allclose(coarse.msl.values, expected, rtol=1e-6)
+    plain = block_mean(torch.as_tensor(truth.msl.values, dtype=torch.float64), 4).numpy()
+    assert np.abs(plain - expected).max() > 0.5  # Pa: the area weights matter at 34-66 N
     obs = pd.read_csv(data["obs"])
     assert len(obs) == 6 * 4 * 2 and set(obs.variable) == {"t2m", "u10", "v10", "msl"}
     assert data["truth"].with_suffix(".png").is_file()
