@@ -28,7 +28,7 @@ from polydiff.apps.contract import (
     report,
     write_json,
 )
-from polydiff.apps.mri.config import KERNEL_NAMES, POLICIES, STARTS, ReconConfig
+from polydiff.apps.mri.config import FITS, KERNEL_NAMES, POLICIES, STARTS, ReconConfig
 from polydiff.runtime import UserError
 
 if TYPE_CHECKING:
@@ -66,6 +66,15 @@ def register(subparsers, name: str, help_text: str) -> None:
                         "multi-coil coil maps are estimated from it, and it makes results "
                         "comparable with fastMRI masks. line: the ADS paper's setting, one "
                         "centre line and every other line chosen (single-coil only)")
+    q.add_argument("--fit", choices=FITS, default=None,
+                   help="how k-space larger than the model's grid is brought to it (the rule "
+                        "is printed and stored in the output's attributes). fov: centre-crop "
+                        "the image to the square of its smaller side (fastMRI's 640x368 -> "
+                        "368x368), then keep the central k-space block of the grid's size: "
+                        "the whole field of view at the model's (lower) resolution, as the "
+                        "prior was trained. crop: the central grid-sized pixels of the image "
+                        "at full resolution (a smaller field of view). Default: the rule of "
+                        "the model's training data (fov for the bundled prior)")
     q.add_argument("--kernel", choices=KERNEL_NAMES, default="ads",
                    help="ADS acquisition score (default: ads)")
     add_number(q, "--members", "--particles", kind=int, lo=2, hi=256, default=16,
@@ -119,7 +128,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     cfg = ReconConfig(acceleration=args.acceleration, policy=args.policy,
                       particles=args.members, steps=args.steps, kernel=args.kernel,
                       guidance_weight=args.guidance, center_fraction=args.center_fraction,
-                      start=args.start)
+                      start=args.start, fit=args.fit)
     device = pick_device(args.device)
     if args.input.is_dir():
         return _reconstruct_folder(args, cfg, device)
@@ -130,7 +139,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         png = out.file(picture_path(args.output))
         model = load_model(args.model, device)
         report(reconstruct_file(args.input, h5, png, cfg, model, seed=args.seed,
-                                progress=progress_enabled(), write=h5 != DEVNULL))
+                                progress=progress_enabled(), write=h5 != DEVNULL,
+                                announce=report))
     report(out.summary())
     return 0
 
@@ -151,7 +161,9 @@ def _reconstruct_folder(args: argparse.Namespace, cfg: ReconConfig, device) -> i
     for path in work.todo:
         with work.outputs(path) as (h5, png):
             line = reconstruct_file(path, h5, png, cfg, model, seed=args.seed,
-                                    progress=progress_enabled())
+                                    progress=progress_enabled(),
+                                    announce=lambda note, p=path: print(f"{p.name}: {note}",
+                                                                        flush=True))
         print(f"{path.name}: {line}", flush=True)
     work.print_summary()
     return 0

@@ -17,6 +17,9 @@ POLICIES = ("ads", "random", "equispaced")
 # block (default: the calibration lines that multi-coil SENSE maps are estimated from), or
 # the ADS paper's single centre line with every other line chosen.
 STARTS = ("block", "line")
+# How a user's k-space is brought to the model's square grid (``data.grid_fit``): the whole
+# field of view at the model's resolution, or the central pixels at full resolution.
+FITS = ("fov", "crop")
 # The one normalisation statistic implemented (``data.reference_scale``).
 CENTRE_COLUMN_RMS = "centre_column_rms"
 
@@ -39,12 +42,18 @@ class Normalisation:
 @dataclass
 class DataConfig:
     """Training data: ``n`` random phantoms of ``size`` (``file`` None), or a fastMRI file's
-    single-coil slices centre-cropped (in image space) to ``size``."""
+    single-coil slices brought to ``size`` by the rule ``fit`` (``data.grid_fit``; the rule
+    reconstruction uses by default for this model)."""
 
     size: int = 32
     n: int = 2000
     seed: int = 0
     file: str | None = None
+    fit: str = "fov"
+
+    def __post_init__(self) -> None:
+        if self.fit not in FITS:
+            raise ValueError(f"unknown fit rule {self.fit!r} (use {', '.join(FITS)})")
 
 
 @dataclass
@@ -78,3 +87,4 @@ class ReconConfig:
     window: tuple[float, float] = (0.0, 0.6)  # part of the reverse process that acquires
     center_fraction: float | None = None  # fastMRI default for 4x / 8x when None
     start: str = "block"  # block: fastMRI centre block fixed | line: one centre line fixed
+    fit: str | None = None  # fov | crop (data.grid_fit); None: the model's training rule

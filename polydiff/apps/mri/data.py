@@ -5,11 +5,13 @@ so training and reconstruction normalise the same way.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 from torch import Tensor
 
-from polydiff.apps.mri.config import DataConfig
+from polydiff.apps.mri.config import FITS, DataConfig
 from polydiff.diffusion.operators import complex_to_channels
 from polydiff.medical.fastmri_io import KspaceReader
 from polydiff.medical.kspace import crop_kspace, ifft2c
@@ -32,27 +34,77 @@ def to_model(kspace: Tensor, factor: float) -> tuple[Tensor, Tensor]:
     return complex_to_channels(ifft2c(kspace) / scale[:, None, None]), scale
 
 
-def prepare_kspace(kspace: Tensor, size: int) -> tuple[Tensor, str]:
-    """k-space (..., H, W) on the model's ``size x size`` grid, and what was done to it.
+class GridFit(NamedTuple):
+    """How a user's k-space of ``input_shape`` was brought to the model's ``size``² grid."""
 
-    A non-square image is centre-cropped in image space to its smaller side (fastMRI
-    practice); a square one of another size keeps its field of view and its central
-    ``size x size`` k-space block (a lower resolution).
-    """
-    H, W = kspace.shape[-2:]
-    notes = []
-    if H != W:
+    rule: str  # "fov" or "crop" (config.FITS)
+    input_shape: tuple[int, int]  # (H, W) of the input k-space
+    size: int  # the model's grid
+    field_of_view: tuple[float, float]  # fraction of the input's field of view kept (H, W)
+    pixel_scale: float  # output pixel size in input pixels
+
+    @property
+    def note(self) -> str:
+        """One line saying what was done."""
+        H, W = self.input_shape
+        head = f"{H}x{W} k-space -> the model's {self.size}x{self.size} grid"
+        if (H, W) == (self.size, self.size):
+            return f"{head}: used as it is"
+        if self.rule == "crop":
+            fh, fw = self.field_of_view
+            return (f"{head} by rule 'crop': the central {self.size}x{self.size} pixels of the "
+                    f"image at full resolution ({fh:.0%} x {fw:.0%} of the field of view)")
         m = min(H, W)
-        kspace = crop_kspace(kspace, (m, m))
-        notes.append(f"centre-cropped in image space from {H}x{W} to {m}x{m}")
-    m = kspace.shape[-1]
-    if m < size:
+        square = f"image centre-cropped to {m}x{m}, then " if H != W else ""
+        return (f"{head} by rule 'fov': {square}the central {self.size}x{self.size} k-space "
+                f"block, i.e. the whole {m}x{m} field of view at {self.pixel_scale:.3g}x "
+                "coarser pixels")
+
+    def attrs(self) -> dict:
+        """HDF5 attributes of an output file recording the fit."""
+        return {"fit": self.rule, "fit_note": self.note,
+                "input_kspace_shape": np.asarray(self.input_shape, dtype=np.int64),
+                "field_of_view_kept": np.asarray(self.field_of_view, dtype=np.float64),
+                "pixel_scale": float(self.pixel_scale)}
+
+
+def grid_fit(shape: tuple[int, ...], size: int, rule: str = "fov") -> GridFit:
+    """The fit of k-space (..., H, W) to the model's ``size`` grid by ``rule``:
+
+    - ``fov``: the image is centre-cropped to the square of its smaller side (fastMRI's
+      readout oversampling goes), then the central ``size`` x ``size`` k-space block is kept:
+      the whole (square) field of view at a lower resolution, as the prior was trained;
+    - ``crop``: the central ``size`` x ``size`` pixels of the image at full resolution (a
+      smaller field of view).
+
+    A UserError when the input is smaller than the grid or the rule is unknown.
+    """
+    if rule not in FITS:
+        raise UserError(f"unknown fit rule {rule!r} (use {', '.join(FITS)})")
+    H, W = (int(d) for d in shape[-2:])
+    if min(H, W) < size:
         raise UserError(f"k-space of {H}x{W} is smaller than the model's {size}x{size} grid")
-    if m != size:
-        lo = (m - size + 1) // 2
-        kspace = kspace[..., lo:lo + size, lo:lo + size] * (size / m)
-        notes.append(f"central {size}x{size} k-space block kept (resolution {m} -> {size})")
-    return kspace, "; ".join(notes) or "none"
+    if rule == "crop":
+        return GridFit(rule, (H, W), size, (size / H, size / W), 1.0)
+    m = min(H, W)
+    return GridFit(rule, (H, W), size, (m / H, m / W), m / size)
+
+
+def prepare_kspace(kspace: Tensor, size: int, rule: str = "fov") -> tuple[Tensor, GridFit]:
+    """k-space (..., H, W) on the model's ``size x size`` grid by ``rule`` (``grid_fit``),
+    and the fit."""
+    fit = grid_fit(tuple(kspace.shape), size, rule)
+    H, W = fit.input_shape
+    if (H, W) == (size, size):
+        return kspace, fit
+    if rule == "crop":
+        return crop_kspace(kspace, (size, size)), fit
+    m = min(H, W)
+    if H != W:
+        kspace = crop_kspace(kspace, (m, m))
+    lo = (m - size + 1) // 2  # keeps the DC sample at (size//2, size//2)
+    # orthonormal FFTs: the image value is kept when m² samples become size²
+    return kspace[..., lo:lo + size, lo:lo + size] * (size / m), fit
 
 
 # Bytes per training pixel: complex64 k-space, complex64 images on the way, float32 channels.
@@ -73,7 +125,7 @@ def training_kspace(cfg: DataConfig, progress: bool = False) -> Tensor:
                             f"training size {cfg.size}")
         check_memory(len(reader) * cfg.size**2 * _TRAIN_BYTES_PER_PIXEL,
                      f"training data of {len(reader)} slices of {cfg.size}x{cfg.size}")
-        return torch.stack([crop_kspace(torch.from_numpy(k), (cfg.size, cfg.size))
+        return torch.stack([prepare_kspace(torch.from_numpy(k), cfg.size, cfg.fit)[0]
                             for k in reader])
 
 

@@ -31,6 +31,11 @@ class MriModel(NamedTuple):
     def factor(self) -> float:
         return self.config.normalisation.factor
 
+    @property
+    def fit(self) -> str:
+        """The rule its training data was brought to the grid with (``data.grid_fit``)."""
+        return self.config.data.fit if self.config.data is not None else "fov"
+
 
 def load_model(folder: str | os.PathLike | None, device: torch.device | str = "cpu") -> MriModel:
     """The checkpoint in ``folder`` (the bundled one when None), on ``device``."""

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from polydiff.apps.mri.ads import ActiveAcquisition, acquisition_steps
 from polydiff.apps.mri.config import POLICIES, ReconConfig
-from polydiff.apps.mri.data import prepare_kspace, reference_scale
+from polydiff.apps.mri.data import GridFit, grid_fit, prepare_kspace, reference_scale
 from polydiff.apps.mri.model import MriModel
 from polydiff.apps.mri.plots import reconstruction_figure
 from polydiff.diffusion import (
@@ -142,22 +142,23 @@ class VolumeResult(NamedTuple):
 
     slices: list[SliceResult]
     zero_filled: np.ndarray  # (min(S, PICTURED_SLICES), H, W) with each slice's own mask
-    preprocessing: str  # what prepare_kspace did
+    fit: GridFit  # how the input was brought to the model's grid
     coils: int
 
 
-def _checked_slices(reader: KspaceReader, size: int):
-    """Every slice on the model's grid, checked before the work: (k, note) per slice."""
+def _check_slices(reader: KspaceReader, size: int, rule: str) -> None:
+    """Every slice on the model's grid, checked before the work (a UserError)."""
     for i in range(len(reader)):
-        k, note = prepare_kspace(torch.from_numpy(reader.slice(i)), size)
+        k, _ = prepare_kspace(torch.from_numpy(reader.slice(i)), size, rule)
         if not bool((k[..., :, size // 2] != 0).any()):
             raise UserError(f"{reader.path}: slice {i} has an empty k-space centre column")
-        yield k, note
 
 
 def reconstruct_volume(src: str | os.PathLike, cfg: ReconConfig, model: MriModel, *,
-                       seed: int, progress: bool = True) -> VolumeResult:
-    """Reconstruct every slice of the fastMRI file ``src``, one slice in memory at a time."""
+                       seed: int, progress: bool = True,
+                       announce: Callable[[str], None] | None = None) -> VolumeResult:
+    """Reconstruct every slice of the fastMRI file ``src``, one slice in memory at a time;
+    ``announce`` gets one line saying how the input is fitted to the grid, before sampling."""
     budget(model.size, cfg.acceleration, cfg.center_fraction, cfg.start)  # fail before work
     device = next(model.net.parameters()).device
     with KspaceReader(src) as reader:
@@ -168,12 +169,16 @@ def reconstruct_volume(src: str | os.PathLike, cfg: ReconConfig, model: MriModel
         # one raw slice with its crops and FFTs, and the results at the model's size
         check_memory(reader.slice_bytes * 6 + n * (model.size**2 * 8 + model.size * 9),
                      f"reconstructing {src} ({n} slices of {reader.shape[1:]})")
+        rule = cfg.fit or model.fit
+        fit = grid_fit(reader.shape, model.size, rule)
         # every slice readable, finite and with a centre column before any sampling
-        note = [note for _, note in _checked_slices(reader, model.size)][-1]
+        _check_slices(reader, model.size, rule)
+        if announce is not None:
+            announce(fit.note)
         gen = make_generator(seed, device)
         results, pictured = [], []
         for i in tqdm(range(n), desc="mri slices", leave=False, disable=not progress):
-            k, _ = prepare_kspace(torch.from_numpy(reader.slice(i)), model.size)
+            k, _ = prepare_kspace(torch.from_numpy(reader.slice(i)), model.size, rule)
             r = reconstruct_slice(model, k, cfg, gen, mask_seed=seed * 100_003 + i)
             check_finite(r.reconstruction, f"the reconstruction of slice {i}", NAN_HINT)
             results.append(r)
@@ -181,7 +186,7 @@ def reconstruct_volume(src: str | os.PathLike, cfg: ReconConfig, model: MriModel
                 zf = zero_filled(k, torch.from_numpy(r.mask))
                 pictured.append((rss(zf, 0) if reader.multicoil else zf).numpy())
         coils = reader.shape[1] if reader.multicoil else 1
-    return VolumeResult(results, np.stack(pictured), note, int(coils))
+    return VolumeResult(results, np.stack(pictured), fit, int(coils))
 
 
 def write_reconstruction(path: str | os.PathLike, results: list[SliceResult],
@@ -202,13 +207,14 @@ def write_reconstruction(path: str | os.PathLike, results: list[SliceResult],
 
 def reconstruct_file(src: str | os.PathLike, h5_path: str | os.PathLike,
                      png_path: str | os.PathLike, cfg: ReconConfig, model: MriModel, *,
-                     seed: int, progress: bool = True, write: bool = True) -> str:
+                     seed: int, progress: bool = True, write: bool = True,
+                     announce: Callable[[str], None] | None = None) -> str:
     """Reconstruct ``src`` into ``h5_path`` (HDF5) and its picture ``png_path``.
 
     The paths are where to write (the caller's temporary files; nothing is written with
     ``write=False``, as on ranks other than 0); returns a summary line.
     """
-    vol = reconstruct_volume(src, cfg, model, seed=seed, progress=progress)
+    vol = reconstruct_volume(src, cfg, model, seed=seed, progress=progress, announce=announce)
     check_finite(np.stack([r.reconstruction for r in vol.slices]), "the reconstruction",
                  NAN_HINT)
     first = vol.slices[0].mask
@@ -222,7 +228,7 @@ def reconstruct_file(src: str | os.PathLike, h5_path: str | os.PathLike,
         "model": str(model.folder), "seed": int(seed), "particles": cfg.particles,
         "steps": cfg.steps, "kernel": cfg.kernel, "guidance_weight": cfg.guidance_weight,
         "start": cfg.start,
-        "preprocessing": vol.preprocessing, "source": str(src), "coils": vol.coils})
+        "source": str(src), "coils": vol.coils, **vol.fit.attrs()})
     reconstruction_figure(png_path, vol.slices[:PICTURED_SLICES], vol.zero_filled,
                           policy=cfg.policy, particles=cfg.particles,
                           title=f"{src} · {cfg.policy} {cfg.acceleration:g}x")

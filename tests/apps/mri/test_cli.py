@@ -12,8 +12,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from polydiff.apps.mri.data import prepare_kspace
 from polydiff.apps.mri.train import load_train_config, run_training
 from polydiff.cli import build_parser, main
+from polydiff.medical.kspace import fft2c, ifft2c
 from polydiff.medical.masks import budget, center_columns
 from polydiff.weights import bundled_path
 
@@ -143,12 +145,50 @@ def test_particles_is_an_alias_of_members():
     assert args.members == 3 and args.steps == 50 and args.guidance == 4.0
 
 
-def test_cropped_input_says_so(tiny_model, tmp_path):
-    src = tmp_path / "big.h5"
-    assert main(["mri", "phantoms", "--n", "1", "--size", "24", "-o", str(src)]) == 0
-    assert _recon(src, tmp_path / "r.h5", tiny_model) == 0
-    with h5py.File(tmp_path / "r.h5") as f:
-        assert "24 -> 16" in f.attrs["preprocessing"]
+def _big_input(path, shape=(2, 28, 20)):
+    """Single-coil k-space of random complex images of ``shape`` (S, H, W)."""
+    gen = torch.Generator().manual_seed(4)
+    img = torch.complex(torch.rand(shape, generator=gen), torch.rand(shape, generator=gen))
+    with h5py.File(path, "w") as f:
+        f["kspace"] = fft2c(img).numpy()
+    return img
+
+
+@pytest.mark.parametrize("rule", ["fov", "crop"])
+def test_larger_input_states_its_fit_rule(tiny_model, tmp_path, capsys, rule):
+    """A 28x20 input on the 16x16 model: one printed line and the attributes say what was
+    done; evaluate brings the truth to the grid by the same rule."""
+    src, out = tmp_path / "big.h5", tmp_path / "r.h5"
+    img = _big_input(src)
+    assert _recon(src, out, tiny_model, "--fit", rule) == 0
+    lines = capsys.readouterr().out.splitlines()
+    fitted = [ln for ln in lines if "28x20 k-space -> the model's 16x16 grid" in ln]
+    assert len(fitted) == 1 and f"by rule '{rule}'" in fitted[0]
+    with h5py.File(out) as f:
+        assert f.attrs["fit"] == rule and f.attrs["fit_note"] == fitted[0]
+        assert f.attrs["input_kspace_shape"].tolist() == [28, 20]
+        kept = [20 / 28, 1.0] if rule == "fov" else [16 / 28, 16 / 20]
+        assert np.allclose(f.attrs["field_of_view_kept"], kept)
+        assert f.attrs["pixel_scale"] == pytest.approx(20 / 16 if rule == "fov" else 1.0)
+        recon = f["reconstruction"][()]
+    # the reconstruction written as the prediction scores perfectly against its own truth
+    truth = tmp_path / "truth.h5"
+    k, _ = prepare_kspace(fft2c(img), 16, rule)
+    with h5py.File(truth, "w") as f:
+        f["kspace"] = fft2c(img).numpy()
+    perfect = tmp_path / "perfect.h5"
+    with h5py.File(perfect, "w") as g:
+        g["reconstruction"] = ifft2c(k).abs().numpy().astype(np.float32)
+        g.attrs["fit"] = rule
+    assert main(["mri", "evaluate", "--truth", str(truth), "--pred", str(perfect),
+                 "--json", str(tmp_path / "m.json")]) == 0
+    assert json.loads((tmp_path / "m.json").read_text())["SSIM"] == 1.0
+    assert recon.shape == (2, 16, 16)
+
+
+def test_model_default_fit_is_its_training_rule(tiny_model):
+    from polydiff.apps.mri.model import load_model
+    assert load_model(tiny_model).fit == "fov"
 
 
 def test_evaluate_of_the_truth_is_perfect(phantoms, tmp_path, capsys):
@@ -360,7 +400,8 @@ def test_cli_answers_help_without_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120)
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
-    assert "range (0, 1)" in out.stdout and "--particles" in out.stdout
+    text = " ".join(out.stdout.split())  # argparse wraps the help anywhere
+    assert "range (0, 1)" in text and "--particles" in text
 
 
 @pytest.mark.slow

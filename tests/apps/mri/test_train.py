@@ -80,15 +80,49 @@ def test_prepare_kspace_crops_and_keeps_the_field_of_view():
     gen = torch.Generator().manual_seed(0)
     img = torch.complex(torch.randn(1, 20, 12, generator=gen), torch.randn(1, 20, 12,
                                                                             generator=gen))
-    k, note = prepare_kspace(fft2c(img), 12)
+    k, fit = prepare_kspace(fft2c(img), 12)
     assert torch.allclose(ifft2c(k), center_crop(img, (12, 12)), atol=1e-5)
-    assert "20x12 to 12x12" in note
+    assert "20x12 k-space -> the model's 12x12 grid by rule 'fov'" in fit.note
+    assert "image centre-cropped to 12x12" in fit.note
     # a constant image keeps its value when the resolution is lowered
     const = torch.ones(1, 24, 24, dtype=torch.complex64)
-    low, note = prepare_kspace(fft2c(const), 8)
+    low, fit = prepare_kspace(fft2c(const), 8)
     assert torch.allclose(ifft2c(low), torch.ones(1, 8, 8, dtype=torch.complex64), atol=1e-5)
+    assert fit.pixel_scale == 3 and fit.field_of_view == (1, 1)
     with pytest.raises(UserError, match="smaller"):
         prepare_kspace(fft2c(const), 32)
+
+
+def _plane_wave(h: int, w: int, fy: int, fx: int) -> torch.Tensor:
+    """exp(2πi (fy·y + fx·x)), y, x in field-of-view units on an h x w grid: (h, w)."""
+    y = (torch.arange(h) - h // 2).double()[:, None] / h
+    x = (torch.arange(w) - w // 2).double()[None, :] / w
+    return torch.exp(2j * torch.pi * (fy * y + fx * x)).to(torch.complex64)
+
+
+def test_fov_rule_keeps_the_whole_field_of_view_at_lower_resolution():
+    """fastMRI's 640x368: a wave of 3 x 2 cycles over the central 368x368 square stays a unit
+    wave of 3 x 2 cycles per field of view on the 16x16 grid."""
+    m = 368
+    img = torch.zeros(640, m, dtype=torch.complex64)
+    img[(640 - m) // 2:(640 - m) // 2 + m] = _plane_wave(m, m, 3, 2)
+    k, fit = prepare_kspace(fft2c(img), 16, "fov")
+    assert torch.allclose(ifft2c(k), _plane_wave(16, 16, 3, 2), atol=1e-4)
+    assert fit.field_of_view == (368 / 640, 1.0) and fit.pixel_scale == 23
+    assert fit.note.endswith("the whole 368x368 field of view at 23x coarser pixels")
+    attrs = fit.attrs()
+    assert attrs["fit"] == "fov" and attrs["input_kspace_shape"].tolist() == [640, 368]
+
+
+def test_crop_rule_keeps_the_central_pixels_at_full_resolution():
+    gen = torch.Generator().manual_seed(1)
+    img = torch.complex(torch.randn(40, 36, generator=gen), torch.randn(40, 36, generator=gen))
+    k, fit = prepare_kspace(fft2c(img), 16, "crop")
+    assert torch.allclose(ifft2c(k), center_crop(img, (16, 16)), atol=1e-5)
+    assert fit.pixel_scale == 1 and fit.field_of_view == (16 / 40, 16 / 36)
+    assert "central 16x16 pixels of the image at full resolution (40% x 44%" in fit.note
+    with pytest.raises(UserError, match="unknown fit rule"):
+        prepare_kspace(fft2c(img), 16, "resize")
 
 
 def test_bundled_checkpoint_is_small_and_safetensors_only():
