@@ -1,21 +1,41 @@
-"""mri benchmark: ADS against fixed masks with DPS, zero-filling, ℓ1-wavelet CS and BART pics.
+"""mri benchmark: ADS against random and equispaced masks (all with the same DPS sampler),
+zero-filling and BART pics, at 4x and 8x, in both acquisition settings, with confidence
+intervals from per-slice paired differences.
 
-Held-out phantoms (a seed the bundled prior never saw) and scikit-image's Shepp-Logan
-phantom, at 4x and 8x with equal line budgets. Metrics as fastMRI defines them (the held-out
-set treated as one volume), seconds per slice on this machine. BART's λ is tuned on a separate
-validation split. Writes benchmarks/results/mri_ads.json and .png (``POLYDIFF_BENCH_RESULTS``
-elsewhere; the diffusion runs on ``--device`` of benchmarks.run).
+Test set: held-out phantoms (a seed the prior never saw), scikit-image's Shepp-Logan phantom
+and a real EPI brain slice shipped in nibabel's wheel, on the model's grid. Settings:
+``block`` (fastMRI's fully sampled centre block fixed, the rest chosen) and ``line`` (the ADS
+paper's: one centre line fixed, every other line chosen); where both give the same budget
+(e.g. 8x at 32 columns: the block is one line) they are one run, reported under both keys.
+Every policy of a setting gets the same line budget; the diffusion policies share the
+sampler, particles, steps, guidance and (per slice) the generator seed, so their per-slice
+differences are paired. BART's λ is tuned per (acceleration, setting) on separate
+validation phantoms (random masks of that setting), then used on the ADS, random and
+equispaced masks.
 
-    .venv/bin/python -m benchmarks.mri_ads [--quick]
+Statistics per slice (SSIM and PSNR, data range = the slice's maximum): mean, standard
+deviation and 95 % t-interval of each method; for ADS minus each baseline, the mean paired
+difference, its standard deviation over slices, the 95 % t-interval and a 95 % bootstrap
+interval (10 000 resamples, seeded). Two goals are checked: the interval lies above 0, and
+the mean difference exceeds the slice-to-slice spread (the standard deviation of the paired
+differences). fastMRI's volume metrics (the set as one volume) are kept too.
+
+Writes benchmarks/results/mri_ads.json, mri_ads.png (reconstructions) and mri_ads_ci.png
+(the intervals); ``POLYDIFF_BENCH_RESULTS`` elsewhere.
+
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.mri_ads [--quick] [--model DIR]
+        [--slices N] [--particles B] [--steps S]
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 
 import numpy as np
 import torch
+from scipy import stats
 
 from benchmarks.common import bench_device, figure_path, write_json
 from polydiff.apps.mri.config import ReconConfig
@@ -23,153 +43,235 @@ from polydiff.apps.mri.model import MriModel, load_model
 from polydiff.apps.mri.plots import order_image, save_figure
 from polydiff.apps.mri.reconstruct import reconstruct_slice
 from polydiff.medical import bart as bart_mod
-from polydiff.medical.cs import CSConfig, fista_l1_wavelet
 from polydiff.medical.kspace import fft2c, ifft2c, zero_filled
-from polydiff.medical.masks import budget, fixed_mask
-from polydiff.medical.metrics import evaluate_volume, ssim
+from polydiff.medical.masks import STARTS, budget, fixed_mask
+from polydiff.medical.metrics import evaluate_volume, psnr, ssim_slice
 from polydiff.medical.phantoms import phantom_volume, real_slices, shepp_logan
+from polydiff.plotting import pyplot
+from polydiff.plotting import save_figure as write_png
 from polydiff.runtime import make_generator
 
-TEST_SEED, VALID_SEED = 12345, 777
+TEST_SEED, VALID_SEED, BOOT_SEED = 12345, 777, 2024
 BART_LAMBDAS = (0.001, 0.003, 0.01, 0.03)
+BART_VALID = 8  # validation phantoms per (acceleration, setting)
+POLICIES = {"ads": "ADS", "random": "random+DPS", "equispaced": "equispaced+DPS"}
+MASK_NAMES = {"ads": "ADS", "random": "random", "equispaced": "equispaced"}
+BASELINES = ("random+DPS", "equispaced+DPS", "BART pics (ADS masks)")
 
 
-def _test_set(n: int, size: int) -> tuple[torch.Tensor, list[str]]:
-    """Held-out phantoms, Shepp-Logan, and any real slice found offline: (N, size, size)."""
-    k = [torch.from_numpy(phantom_volume(n, size, TEST_SEED))]
-    names = [f"phantom_{i}" for i in range(n)]
+def test_set(n: int, size: int) -> tuple[torch.Tensor, list[str]]:
+    """``n`` slices (n >= 3): Shepp-Logan, any real slice found offline, and held-out phantoms
+    for the rest: k-space (n, size, size) complex64 and names."""
     extra = {"shepp_logan": shepp_logan(size), **real_slices(size)}
-    for name, img in extra.items():
-        k.append(fft2c(torch.from_numpy(img).to(torch.complex64))[None])
-        names.append(name)
-    return torch.cat(k), names
+    k = [fft2c(torch.from_numpy(img).to(torch.complex64))[None] for img in extra.values()]
+    n_ph = max(n - len(extra), 1)
+    k.insert(0, torch.from_numpy(phantom_volume(n_ph, size, TEST_SEED)))
+    return torch.cat(k), [f"phantom_{i}" for i in range(n_ph)] + list(extra)
 
 
-def _tune_bart(size: int, acc: int, n: int) -> float:
-    """λ of BART pics with the best mean SSIM on the validation phantoms (random masks)."""
-    k = phantom_volume(n, size, VALID_SEED)
+def slice_metrics(truth: np.ndarray, rec: list[np.ndarray]) -> dict[str, list[float]]:
+    """Per-slice SSIM and PSNR (data range: the slice's maximum)."""
+    return {"SSIM": [ssim_slice(t, r, float(t.max())) for t, r in zip(truth, rec)],
+            "PSNR": [psnr(t, r) for t, r in zip(truth, rec)]}
+
+
+def mean_interval(x: list[float]) -> dict:
+    """Mean, standard deviation over slices and the 95 % t-interval of the mean."""
+    x = np.asarray(x, dtype=np.float64)
+    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    return {"mean": x.mean(), "sd": x.std(ddof=1), "ci95": [x.mean() - half, x.mean() + half]}
+
+
+def paired(a: list[float], b: list[float], rng: np.random.Generator) -> dict:
+    """a − b per slice: mean, sd, 95 % t- and bootstrap intervals, and the two goals."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    out = mean_interval(d.tolist())
+    boot = d[rng.integers(0, len(d), size=(10_000, len(d)))].mean(1)
+    out["ci95_bootstrap"] = np.percentile(boot, [2.5, 97.5]).tolist()
+    out["interval_above_zero"] = bool(out["ci95"][0] > 0 and out["ci95_bootstrap"][0] > 0)
+    out["mean_above_spread"] = bool(out["mean"] > out["sd"])
+    out["wins"] = int((d > 0).sum())
+    return out
+
+
+def tune_bart(size: int, acc: int, start: str) -> tuple[float, dict]:
+    """λ of BART pics with the best mean SSIM on validation phantoms (random masks)."""
+    k = phantom_volume(BART_VALID, size, VALID_SEED)
     truth = np.abs(ifft2c(torch.from_numpy(k)).numpy())
-    masks = [fixed_mask("random", budget(size, acc), 1000 + i).mask for i in range(n)]
-    score = {lam: ssim(truth, np.stack([bart_mod.pics(ki, m, lam) for ki, m in zip(k, masks)]))
-             for lam in BART_LAMBDAS}
-    return max(score, key=score.get)
+    b = budget(size, acc, None, start)
+    masks = [fixed_mask("random", b, 50_000 + i).mask for i in range(BART_VALID)]
+    score = {lam: float(np.mean(slice_metrics(truth, [
+        bart_mod.pics(ki, m, lam) for ki, m in zip(k, masks)])["SSIM"])) for lam in BART_LAMBDAS}
+    return max(score, key=score.get), score
 
 
-def _timed(fn) -> tuple[list[np.ndarray], float]:
-    """fn() and the seconds it took."""
+def diffusion(model: MriModel, kspace: torch.Tensor, cfg: ReconConfig) -> tuple[list, float]:
+    """Reconstruct every slice (slice i with generator seed i and mask seed 1000 + i);
+    returns the SliceResults and seconds per slice."""
+    device = next(model.net.parameters()).device
     t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
+    out = [reconstruct_slice(model, k, cfg, make_generator(i, device), mask_seed=1000 + i)
+           for i, k in enumerate(kspace)]
+    return out, (time.perf_counter() - t0) / len(kspace)
 
 
-class Runs:
-    """Reconstructions (per method, per slice), seconds per slice, and ADS extras."""
-
-    def __init__(self) -> None:
-        self.recs: dict[str, list[np.ndarray]] = {}
-        self.secs: dict[str, float] = {}
-        self.masks: dict[str, list[torch.Tensor]] = {}
-        self.order: list[np.ndarray] = []
-        self.std: list[np.ndarray] = []
-
-    def add(self, name: str, fn, n: int) -> None:
-        self.recs[name], t = _timed(fn)
-        self.secs[name] = t / n
-
-
-def _diffusion_policies(runs: Runs, model: MriModel, kspace: torch.Tensor, acc: int,
-                        particles: int, steps: int, weight: float) -> None:
-    """ADS, random+DPS and equispaced+DPS through the same sampling loop."""
-    for policy in ("ads", "random", "equispaced"):
+def run_setting(model: MriModel, kspace: torch.Tensor, truth: np.ndarray, acc: int,
+                start: str, particles: int, steps: int, lam: float | None) -> dict:
+    """Every method at one (acceleration, setting): reconstructions and their metrics."""
+    recs, secs, masks, extras = {}, {}, {}, {}
+    for policy, name in POLICIES.items():
         cfg = ReconConfig(acceleration=acc, policy=policy, particles=particles, steps=steps,
-                          guidance_weight=weight)
-        gen = make_generator(0, next(model.net.parameters()).device)
-        outs, t = _timed(lambda cfg=cfg, gen=gen: [
-            reconstruct_slice(model, k, cfg, gen, mask_seed=1000 + i)
-            for i, k in enumerate(kspace)])
-        name = "ADS" if policy == "ads" else f"{policy}+DPS"
-        runs.recs[name], runs.secs[name] = [o.reconstruction for o in outs], t / len(kspace)
-        runs.masks[name] = [torch.from_numpy(o.mask) for o in outs]
+                          start=start)
+        out, secs[name] = diffusion(model, kspace, cfg)
+        recs[name] = [o.reconstruction for o in out]
+        masks[policy] = [torch.from_numpy(o.mask) for o in out]
         if policy == "ads":
-            runs.order, runs.std = [o.order for o in outs], [o.std for o in outs]
-
-
-def _classical(runs: Runs, kspace: torch.Tensor, lam: float | None) -> None:
-    """Zero-filled, ℓ1-wavelet CS and BART pics, on the random masks and on ADS's masks."""
-    n = len(kspace)
-    for tag, masks in (("", runs.masks["random+DPS"]), (" (ADS mask)", runs.masks["ADS"])):
-        runs.add(f"zero-filled{tag}", lambda masks=masks: [
-            zero_filled(k, m).numpy() for k, m in zip(kspace, masks)], n)
-        runs.add(f"l1-wavelet CS{tag}", lambda masks=masks: [
-            fista_l1_wavelet(k, m, CSConfig()).abs().numpy() for k, m in zip(kspace, masks)], n)
+            extras = {"order": [o.order for o in out], "std": [o.std for o in out]}
+        print(f"  {acc}x {start} {name}: {secs[name]:.1f} s/slice", flush=True)
+    for policy, ms in masks.items():
+        tag = f"({MASK_NAMES[policy]} masks)"
+        t0 = time.perf_counter()
+        recs[f"zero-filled {tag}"] = [zero_filled(k, m).numpy() for k, m in zip(kspace, ms)]
+        secs[f"zero-filled {tag}"] = (time.perf_counter() - t0) / len(kspace)
         if lam is not None:
-            runs.add(f"BART pics{tag}", lambda masks=masks: [
-                bart_mod.pics(k.numpy(), m.numpy(), lam) for k, m in zip(kspace, masks)], n)
+            t0 = time.perf_counter()
+            recs[f"BART pics {tag}"] = [bart_mod.pics(k.numpy(), m.numpy(), lam)
+                                        for k, m in zip(kspace, ms)]
+            secs[f"BART pics {tag}"] = (time.perf_counter() - t0) / len(kspace)
+    return {"recs": recs, "secs": secs, "masks": masks, **extras}
 
 
-def _table(runs: Runs, truth: np.ndarray, names: list[str]) -> dict:
-    """fastMRI metrics of every method over the whole set, SSIM per slice, seconds."""
-    table = {}
-    for name, rec in runs.recs.items():
-        per_slice = [evaluate_volume(truth[i:i + 1], rec[i][None])["SSIM"]
-                     for i in range(len(names))]
-        table[name] = {**evaluate_volume(truth, np.stack(rec)),
-                       "SSIM_per_slice": dict(zip(names, per_slice)),
-                       "seconds_per_slice": runs.secs[name]}
-    return table
+def summarise(run: dict, truth: np.ndarray, names: list[str], rng) -> dict:
+    """The JSON block of one setting: per-method statistics and ADS's paired differences."""
+    per = {name: slice_metrics(truth, rec) for name, rec in run["recs"].items()}
+    methods = {name: {**evaluate_volume(truth, np.stack(rec)),
+                      "per_slice_SSIM": dict(zip(names, per[name]["SSIM"])),
+                      "SSIM_slices": mean_interval(per[name]["SSIM"]),
+                      "PSNR_slices": mean_interval(per[name]["PSNR"]),
+                      "seconds_per_slice": run["secs"][name]}
+               for name, rec in run["recs"].items()}
+    diffs = {f"ADS - {base}": {metric: paired(per["ADS"][metric], per[base][metric], rng)
+                                for metric in ("SSIM", "PSNR")}
+             for base in BASELINES if base in per}
+    return {"methods": methods, "ads_minus": diffs,
+            "ads_acquisition_order": {n: o.tolist() for n, o in zip(names, run["order"])}}
 
 
-def _figure_row(runs: Runs, truth: np.ndarray, i: int, size: int, acc: int) -> list:
-    row = [(f"truth ({acc}x)", truth[i], "image")]
-    row += [(f"{name}\nSSIM {ssim(truth[i:i + 1], runs.recs[name][i][None]):.3f}",
-             runs.recs[name][i], "image")
-            for name in ("ADS", "random+DPS", "equispaced+DPS", "zero-filled", "l1-wavelet CS",
-                         "BART pics") if name in runs.recs]
-    random_order = np.flatnonzero(runs.masks["random+DPS"][i].numpy())
-    return row + [("ADS particle std", runs.std[i], "std"),
-                  ("ADS acquisition order", order_image(runs.order[i], size), "order"),
-                  ("random mask", order_image(random_order, size), "order")]
+def figure_rows(run: dict, truth: np.ndarray, names: list[str], acc: int, start: str,
+                size: int) -> list:
+    """Two rows (the first phantom and the last slice, a real one when found)."""
+    rows = []
+    for i in sorted({0, len(names) - 1}):
+        row = [(f"truth {names[i]}\n{acc}x, start: {start}", truth[i], "image")]
+        row += [(f"{name}\nSSIM {ssim_slice(truth[i], run['recs'][name][i], truth[i].max()):.3f}",
+                 run["recs"][name][i], "image")
+                for name in ("ADS", "random+DPS", "equispaced+DPS", "BART pics (ADS masks)")
+                if name in run["recs"]]
+        row += [("ADS particle std", run["std"][i], "std"),
+                ("ADS acquisition order", order_image(run["order"][i], size), "order"),
+                ("random mask", order_image(np.flatnonzero(run["masks"]["random"][i].numpy()),
+                                            size), "order")]
+        rows.append(row)
+    return rows
 
 
-def main(quick: bool = False) -> dict:
-    """Run the comparison; returns (and writes) the results dict."""
+def interval_figure(results: dict, path) -> None:
+    """ADS minus each baseline, mean SSIM difference with its 95 % t-interval and ± the
+    slice-to-slice standard deviation, one group per (acceleration, setting)."""
+    fig, ax = pyplot().subplots(figsize=(8, 4.5))
+    colours = dict(zip(BASELINES, ("tab:blue", "tab:orange", "tab:green")))
+    labels, ticks, y = [], [], 0.0
+    for key, block in results["settings"].items():
+        for base in BASELINES:
+            d = block["ads_minus"].get(f"ADS - {base}", {}).get("SSIM")
+            if d is None:
+                continue
+            ax.plot([d["mean"] - d["sd"], d["mean"] + d["sd"]], [y, y], color=colours[base],
+                    alpha=0.3, lw=6)
+            ax.plot(d["ci95"], [y, y], color=colours[base], lw=2)
+            ax.plot(d["mean"], y, "o", color=colours[base])
+            labels.append(f"{key}: ADS − {base}")
+            ticks.append(y)
+            y += 1
+        y += 0.5
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(ticks)
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("per-slice SSIM difference (dot: mean; line: 95 % t-interval; band: ± sd)")
+    write_png(fig, path, title=f"mri ADS paired differences ({results['size']}x"
+              f"{results['size']}, {len(results['slices'])} slices, {results['particles']} "
+              f"particles, {results['steps']} steps)", dpi=110, title_size=9)
+
+
+def main(quick: bool = False, argv: list[str] | None = None) -> dict:
+    """Run the comparison (``quick``: as --quick, for benchmarks.run); returns (and writes)
+    the results dict."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="4 slices, 4 particles, 8 steps")
+    p.add_argument("--model", default=None, help="checkpoint folder (default: bundled)")
+    p.add_argument("--slices", type=int, default=32)
+    p.add_argument("--particles", type=int, default=8)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--name", default="mri_ads", help="results file stem")
+    args = p.parse_args(argv or [])
+    if args.quick or quick:
+        args.slices, args.particles, args.steps = 4, 4, 8
     torch.set_num_threads(1)
-    model = load_model(None, bench_device())
+    model = load_model(args.model, bench_device())
     size = model.size
-    n_phantoms, particles, steps = (2, 8, 20) if quick else (4, 16, 30)
-    weight = ReconConfig.guidance_weight
-    kspace, names = _test_set(n_phantoms, size)
+    kspace, names = test_set(args.slices, size)
     truth = ifft2c(kspace).abs().numpy()
     have_bart = bart_mod.bart_available()
+    t_start = time.perf_counter()
     results: dict = {
-        "size": size, "slices": names, "particles": particles, "steps": steps,
-        "guidance_weight": weight, "model": str(model.folder),
-        "real_slices_found": [s for s in names if s != "shepp_logan"
-                              and not s.startswith("phantom")],
-        "bart": "available" if have_bart else "not on PATH (skipped)", "accelerations": {}}
-    figure = []
+        "size": size, "slices": names, "particles": args.particles, "steps": args.steps,
+        "guidance_weight": ReconConfig.guidance_weight, "model": str(model.folder),
+        "bart": "available" if have_bart else "not on PATH (skipped)",
+        "goals": "ADS above each baseline: 95 % interval of the mean paired difference above "
+                 "0 (interval_above_zero), and the mean difference above the slice-to-slice "
+                 "standard deviation of the differences (mean_above_spread)",
+        "settings": {}}
+    rng = np.random.default_rng(BOOT_SEED)
+    figure, done = [], {}
     for acc in (4, 8):
-        runs = Runs()
-        _diffusion_policies(runs, model, kspace, acc, particles, steps, weight)
-        lam = _tune_bart(size, acc, 2 if quick else 4) if have_bart else None
-        _classical(runs, kspace, lam)
-        b = budget(size, acc)
-        results["accelerations"][f"{acc}x"] = {
-            "lines": b.total, "centre_lines": b.center, "bart_lambda": lam,
-            "methods": _table(runs, truth, names),
-            "ads_acquisition_order": {n: o.tolist() for n, o in zip(names, runs.order)}}
-        figure += [_figure_row(runs, truth, i, size, acc) for i in sorted({0, len(names) - 1})]
-    write_json("mri_ads", results)
-    save_figure(figure_path("mri_ads"), figure, title=f"mri ADS benchmark ({size}x{size}, "
-                f"{particles} particles, {steps} steps; rows: 4x then 8x, a phantom and "
-                f"{names[-1]})")
+        for start in STARTS:
+            b = budget(size, acc, None, start)
+            key = f"{acc}x {start}"
+            if (acc, b.total, b.center) in done:  # the same acquisition as another setting
+                results["settings"][key] = {**results["settings"][done[acc, b.total, b.center]],
+                                            "same_as": done[acc, b.total, b.center]}
+                continue
+            done[acc, b.total, b.center] = key
+            lam, lam_scores = tune_bart(size, acc, start) if have_bart else (None, {})
+            run = run_setting(model, kspace, truth, acc, start, args.particles, args.steps, lam)
+            results["settings"][key] = {"lines": b.total, "fixed_centre_lines": b.center,
+                                        "bart_lambda": lam, "bart_validation_SSIM": lam_scores,
+                                        **summarise(run, truth, names, rng)}
+            figure += figure_rows(run, truth, names, acc, start, size)
+    results["wall_seconds"] = time.perf_counter() - t_start
+    write_json(args.name, results)
+    save_figure(figure_path(args.name), figure, title=f"mri ADS benchmark ({size}x{size}, "
+                f"{args.particles} particles, {args.steps} steps; rows: 4x block, 4x line, "
+                "8x ..., a phantom and a real slice each)")
+    interval_figure(results, figure_path(f"{args.name}_ci"))
     return results
 
 
-if __name__ == "__main__":
-    res = main(quick="--quick" in sys.argv)
-    for acc, block in res["accelerations"].items():
-        print(f"{acc} ({block['lines']} lines, BART λ {block['bart_lambda']})")
+def print_summary(res: dict) -> None:
+    for key, block in res["settings"].items():
+        print(f"{key} ({block['lines']} lines, {block['fixed_centre_lines']} fixed; BART λ "
+              f"{block['bart_lambda']}){' = ' + block['same_as'] if 'same_as' in block else ''}")
         for name, m in block["methods"].items():
-            print(f"  {name:26s} SSIM {m['SSIM']:.4f}  PSNR {m['PSNR']:6.2f}  "
-                  f"NMSE {m['NMSE']:.4f}  {m['seconds_per_slice']:.2f} s/slice")
+            s = m["SSIM_slices"]
+            print(f"  {name:30s} SSIM {s['mean']:.4f} ± {s['sd']:.4f}  "
+                  f"PSNR {m['PSNR_slices']['mean']:6.2f}  {m['seconds_per_slice']:.2f} s/slice")
+        for name, d in block["ads_minus"].items():
+            s = d["SSIM"]
+            print(f"  {name:30s} ΔSSIM {s['mean']:+.4f} (95% [{s['ci95'][0]:+.4f}, "
+                  f"{s['ci95'][1]:+.4f}], sd {s['sd']:.4f}, wins {s['wins']}/"
+                  f"{len(res['slices'])})  ΔPSNR {d['PSNR']['mean']:+.2f}")
+
+
+if __name__ == "__main__":
+    print_summary(main(argv=sys.argv[1:]))
