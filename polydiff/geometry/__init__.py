@@ -5,7 +5,8 @@ cameras       intrinsics JSON, batched pinhole cameras with look-at extrinsics, 
               projection and unprojection
 normals       normals from depth by finite differences
 camera_image  DM-Calib's Camera Image and intrinsics from it by RANSAC
-scenes        procedural ray-cast rooms with exact depth, normals and K
+scenes        procedural ray-cast rooms and streets with exact depth, normals and K
+textures      procedural and photographic (scikit-image's photos) surface textures
 pointcloud    coloured point clouds from depth, PLY via trimesh
 metrics       depth / normal / intrinsics metrics of monocular geometry
 raster        one rasterizer interface (nvdiffrast's rasterize / interpolate / antialias),

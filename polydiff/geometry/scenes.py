@@ -1,18 +1,23 @@
-"""Procedural indoor scenes by analytic ray casting: RGB with exact depth, normals and K.
+"""Procedural scenes by analytic ray casting: RGB with exact depth, normals and K.
 
-A scene is a room (floor z = 0, ceiling, four walls; world z is up) holding boxes, spheres
-and cylinders with procedural textures (plain, stripes, checker), lit by an ambient term, a
-directional light and a point light that casts hard shadows (Lambertian shading). The
-camera stands inside the room with a random height, heading, pitch and roll; focal lengths
-range from wide to tele (log-uniform) with a random principal point and pixel aspect.
-Everything random comes from the ``np.random.Generator`` passed in; the ray casting is
-vectorised over pixels.
+Indoors, a room (floor z = 0, ceiling, four walls; world z is up) holds boxes, spheres and
+cylinders and (``furniture``) tables with legs, chairs and shelves with clutter on the
+table tops, lit by an ambient term, a directional light and a point light that casts hard
+shadows (Lambertian shading). Outdoors (``outdoor_fraction``), a ground plane runs to the
+horizon under a sky at infinity (its depth is the far limit ``far``; its normals face the
+camera), with buildings, cars and trees lit by a sun that casts shadows. Textures are
+procedural (plain, stripes, checker) or, with ``photo_fraction``, real photographs
+(``polydiff.geometry.textures``). The camera has a random height, heading, pitch and roll;
+focal lengths range from wide to tele (log-uniform) with a random principal point and
+pixel aspect. Everything random comes from the ``np.random.Generator`` passed in (the new
+options draw nothing when off, so the default scenes are those of earlier versions); the
+ray casting is vectorised over pixels.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -20,6 +25,7 @@ import torch
 from torch import Tensor
 
 from polydiff.geometry.cameras import Cameras, Intrinsics
+from polydiff.geometry.textures import Texture, random_texture
 
 EPS = 1e-6
 
@@ -39,6 +45,11 @@ class SceneConfig:
     roll_deg: tuple[float, float] = (-8.0, 8.0)
     room_half: tuple[float, float] = (2.0, 5.0)
     room_height: tuple[float, float] = (2.4, 3.5)
+    outdoor_fraction: float = 0.0  # share of outdoor scenes
+    photo_fraction: float = 0.0  # share of surfaces textured with a real photograph
+    furniture: tuple[int, int] = (0, 0)  # tables, chairs and shelves per room
+    light_tint: float = 0.0  # colour of the lights: 0 white, up to 1 strongly tinted
+    far: float = 80.0  # metres: depth of the sky, and the cap of every depth outdoors
 
 
 class Scene(NamedTuple):
@@ -52,29 +63,6 @@ class Scene(NamedTuple):
     intrinsics: Intrinsics
     up: Tensor
     camera_height: float
-
-
-@dataclass
-class _Texture:
-    """Two colours mixed by a pattern over world coordinates ('plain', 'stripes', 'checker')."""
-
-    kind: str
-    colours: np.ndarray  # (2, 3) linear RGB
-    scale: float = 0.5
-    axis: int = 0
-    offset: np.ndarray = field(default_factory=lambda: np.zeros(3))
-
-    def albedo(self, p: Tensor) -> Tensor:
-        """(N, 3) world points -> (N, 3) albedo."""
-        q = torch.floor((p + torch.as_tensor(self.offset)) / self.scale)
-        if self.kind == "checker":
-            s = torch.remainder(q.sum(-1), 2)
-        elif self.kind == "stripes":
-            s = torch.remainder(q[:, self.axis], 2)
-        else:
-            s = torch.zeros_like(q[:, 0])
-        c = torch.as_tensor(self.colours)
-        return c[0] + s[:, None] * (c[1] - c[0])
 
 
 def _no_hit(n: int) -> Tensor:
@@ -156,18 +144,10 @@ def hit_cylinder(o: Tensor, d: Tensor, base: Tensor, radius: float, height: floa
     return t, normals[torch.arange(o.shape[0]), which]
 
 
-def _random_texture(rng: np.random.Generator, kinds: tuple[str, ...], base: np.ndarray | None
-                    = None) -> _Texture:
-    c0 = rng.uniform(0.1, 0.9, 3) if base is None else base
-    c1 = np.clip(c0 * rng.uniform(0.3, 0.8) + rng.uniform(-0.1, 0.1, 3), 0.02, 1.0)
-    return _Texture(str(rng.choice(kinds)), np.stack([c0, c1]), float(rng.uniform(0.15, 0.8)),
-                    int(rng.integers(0, 3)), rng.uniform(0, 1, 3))
-
-
 class _Object(NamedTuple):
     kind: str
     params: tuple
-    texture: _Texture
+    texture: Texture
 
     def hit(self, o: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
         fn = {"box": hit_box, "sphere": hit_sphere, "cylinder": hit_cylinder}[self.kind]
@@ -187,7 +167,7 @@ def _random_objects(rng: np.random.Generator, cfg: SceneConfig, eye: np.ndarray,
         if np.linalg.norm(xy - eye[:2]) < 1.5 * size + 0.5:  # camera stays outside
             continue
         kind = str(rng.choice(["box", "sphere", "cylinder"]))
-        tex = _random_texture(rng, ("plain", "stripes", "checker"))
+        tex = random_texture(rng, ("plain", "stripes", "checker"), None, cfg.photo_fraction)
         if kind == "box":
             half = np.array([size, rng.uniform(0.15, 0.6), rng.uniform(0.15, 0.8)])
             centre = torch.tensor([xy[0], xy[1], half[2]])
@@ -213,12 +193,10 @@ def random_intrinsics(rng: np.random.Generator, cfg: SceneConfig) -> Intrinsics:
     return Intrinsics(fx, fy, cx, cy, w, h)
 
 
-def _camera(rng: np.random.Generator, cfg: SceneConfig, K: Intrinsics, lo: np.ndarray,
-            hi: np.ndarray) -> tuple[Cameras, np.ndarray, float]:
-    eye = np.array([rng.uniform(lo[0] + 0.4, hi[0] - 0.4), rng.uniform(lo[1] + 0.4, hi[1] - 0.4),
-                    rng.uniform(*cfg.camera_height)])
-    yaw = math.atan2(-eye[1], -eye[0]) + rng.uniform(-1.2, 1.2)  # roughly into the room
-    pitch = math.radians(rng.uniform(*cfg.pitch_deg))
+def _look(rng: np.random.Generator, cfg: SceneConfig, K: Intrinsics, eye: np.ndarray,
+          yaw: float, pitch_deg: tuple[float, float]) -> Cameras:
+    """A camera at ``eye`` heading ``yaw`` with a random pitch and roll."""
+    pitch = math.radians(rng.uniform(*pitch_deg))
     look = np.array([math.cos(yaw) * math.cos(pitch), math.sin(yaw) * math.cos(pitch),
                      math.sin(pitch)])
     eye_t = torch.as_tensor(eye)[None]
@@ -229,19 +207,120 @@ def _camera(rng: np.random.Generator, cfg: SceneConfig, K: Intrinsics, lo: np.nd
     roll_m = torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
     cams.R = roll_m @ cams.R
     cams.t = -(cams.R @ eye_t[..., None])[..., 0]
-    return cams, eye, yaw
+    return cams
 
 
-def _room_texture(rng: np.random.Generator, face: int) -> _Texture:
+def _camera(rng: np.random.Generator, cfg: SceneConfig, K: Intrinsics, lo: np.ndarray,
+            hi: np.ndarray) -> tuple[Cameras, np.ndarray, float]:
+    eye = np.array([rng.uniform(lo[0] + 0.4, hi[0] - 0.4), rng.uniform(lo[1] + 0.4, hi[1] - 0.4),
+                    rng.uniform(*cfg.camera_height)])
+    yaw = math.atan2(-eye[1], -eye[0]) + rng.uniform(-1.2, 1.2)  # roughly into the room
+    return _look(rng, cfg, K, eye, yaw, cfg.pitch_deg), eye, yaw
+
+
+def _room_texture(rng: np.random.Generator, face: int, photo: float = 0.0) -> Texture:
     if face == 4:  # floor
-        return _random_texture(rng, ("checker", "stripes", "plain"))
+        return random_texture(rng, ("checker", "stripes", "plain"), None, photo)
     if face == 5:  # ceiling
-        return _Texture("plain", np.stack([rng.uniform(0.7, 0.95, 3)] * 2))
-    return _random_texture(rng, ("plain", "plain", "stripes"))
+        return Texture("plain", np.stack([rng.uniform(0.7, 0.95, 3)] * 2))
+    return random_texture(rng, ("plain", "plain", "stripes"), None, photo)
+
+
+def _box(centre: np.ndarray, half: np.ndarray, yaw: float, tex: Texture) -> _Object:
+    return _Object("box", (torch.as_tensor(np.asarray(centre, np.float64)),
+                           torch.as_tensor(np.asarray(half, np.float64)), float(yaw)), tex)
+
+
+def _piece(rng: np.random.Generator, kind: str, xy: np.ndarray, yaw: float, tex: Texture,
+           photo: float) -> list[_Object]:
+    """One piece of furniture standing at ``xy``: boxes in the piece's own frame turned by
+    ``yaw`` (a table or chair has four legs; a table may hold clutter)."""
+    rot = _rot_z(yaw).numpy()
+
+    def at(dx: float, dy: float, z: float) -> np.ndarray:
+        return np.array([*xy, 0.0]) + rot @ np.array([dx, dy, z])
+
+    parts: list[_Object] = []
+    if kind == "shelf":
+        half = np.array([rng.uniform(0.3, 0.7), rng.uniform(0.15, 0.3), rng.uniform(0.5, 1.0)])
+        parts.append(_box(at(0, 0, half[2]), half, yaw, tex))
+        return parts
+    table = kind == "table"
+    w, d = (rng.uniform(0.35, 0.8), rng.uniform(0.3, 0.55)) if table else (0.22, 0.22)
+    top = rng.uniform(0.45, 0.8) if table else rng.uniform(0.4, 0.5)
+    leg = 0.025
+    parts.append(_box(at(0, 0, top - 0.02), np.array([w, d, 0.02]), yaw, tex))
+    for sx in (-1, 1):
+        for sy in (-1, 1):
+            c = at(sx * (w - 0.05), sy * (d - 0.05), (top - 0.04) / 2)
+            parts.append(_box(c, np.array([leg, leg, (top - 0.04) / 2]), yaw, tex))
+    if not table:  # the chair's back
+        parts.append(_box(at(0, -d + 0.02, top + 0.25), np.array([w, 0.02, 0.25]), yaw, tex))
+        return parts
+    for _ in range(int(rng.integers(0, 4))):  # clutter on the table top
+        size = rng.uniform(0.04, 0.12)
+        c = at(rng.uniform(-0.7, 0.7) * w, rng.uniform(-0.7, 0.7) * d, top + size)
+        small = random_texture(rng, ("plain", "stripes", "checker"), None, photo)
+        if rng.uniform() < 0.5:
+            parts.append(_Object("sphere", (torch.as_tensor(c), float(size)), small))
+        else:
+            parts.append(_box(c, np.array([size, rng.uniform(0.04, 0.12), size]),
+                              rng.uniform(0, math.pi), small))
+    return parts
+
+
+def _furniture(rng: np.random.Generator, cfg: SceneConfig, eye: np.ndarray, yaw: float,
+               half_fov: float, lo: np.ndarray, hi: np.ndarray) -> list[_Object]:
+    """Tables (with clutter), chairs and shelves standing on the floor, mostly in view."""
+    objects: list[_Object] = []
+    for _ in range(int(rng.integers(cfg.furniture[0], cfg.furniture[1] + 1))):
+        kind = str(rng.choice(["table", "chair", "shelf"]))
+        ang = yaw + rng.uniform(-1.2, 1.2) * half_fov
+        xy = eye[:2] + rng.uniform(1.3, 5.0) * np.array([math.cos(ang), math.sin(ang)])
+        xy = np.clip(xy, lo[:2] + 0.9, hi[:2] - 0.9)
+        if np.linalg.norm(xy - eye[:2]) < 1.2:  # the camera stays outside
+            continue
+        tex = random_texture(rng, ("plain", "stripes"), None, cfg.photo_fraction)
+        objects += _piece(rng, kind, xy, float(rng.uniform(0, math.pi)), tex,
+                          cfg.photo_fraction)
+    return objects
+
+
+def _cast(o: Tensor, d: Tensor, t: Tensor, normal: Tensor, ids: Tensor, objects: list[_Object],
+          first_id: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The nearest of the background hit (t, normal, ids) and ``objects`` (ids from
+    ``first_id``); normals turned to face the ray."""
+    for i, obj in enumerate(objects):
+        t_i, n_i = obj.hit(o, d)
+        closer = t_i < t
+        t = torch.where(closer, t_i, t)
+        normal = torch.where(closer[:, None], n_i, normal)
+        ids = torch.where(closer, first_id + i, ids)
+    normal = torch.where(((normal * d).sum(-1) > 0)[:, None], -normal, normal)
+    return t, normal, ids
+
+
+def _albedo(p: Tensor, normal: Tensor, ids: Tensor, textures: list[Texture]) -> Tensor:
+    albedo = torch.zeros_like(p)
+    for i, tex in enumerate(textures):
+        sel = ids == i
+        if sel.any():
+            albedo[sel] = tex.albedo(p[sel], normal[sel])
+    return albedo
+
+
+def _tint(rng: np.random.Generator, strength: float) -> Tensor:
+    """(3,) colour of a light of mean 1 (white without a draw when ``strength`` is 0)."""
+    if strength <= 0:
+        return torch.ones(3, dtype=torch.float64)
+    c = 1 + strength * rng.uniform(-0.3, 0.3, 3)
+    return torch.as_tensor(c / c.mean())
 
 
 def render_scene(rng: np.random.Generator, cfg: SceneConfig = SceneConfig()) -> Scene:
-    """Draw and ray-cast one random scene."""
+    """Draw and ray-cast one random scene (outdoors with probability ``outdoor_fraction``)."""
+    if cfg.outdoor_fraction > 0 and rng.uniform() < cfg.outdoor_fraction:
+        return render_outdoor(rng, cfg)
     K = random_intrinsics(rng, cfg)
     half = rng.uniform(*cfg.room_half, 2)
     lo = np.array([-half[0], -half[1], 0.0])
@@ -249,29 +328,22 @@ def render_scene(rng: np.random.Generator, cfg: SceneConfig = SceneConfig()) -> 
     cams, eye, yaw = _camera(rng, cfg, K, lo, hi)
     half_fov = math.atan(K.width / (2 * K.fx))
     objects = _random_objects(rng, cfg, eye, yaw, half_fov, lo, hi)
-    room_tex = [_room_texture(rng, f) for f in range(6)]
+    if cfg.furniture[1] > 0:
+        objects += _furniture(rng, cfg, eye, yaw, half_fov, lo, hi)
+    room_tex = [_room_texture(rng, f, cfg.photo_fraction) for f in range(6)]
 
     o, d = (x.reshape(-1, 3) for x in cams.rays())
     t, normal, face = hit_room(o, d, torch.as_tensor(lo), torch.as_tensor(hi))
-    albedo_id = face  # 0..5 room faces, 6.. objects
-    for i, obj in enumerate(objects):
-        t_i, n_i = obj.hit(o, d)
-        closer = t_i < t
-        t = torch.where(closer, t_i, t)
-        normal = torch.where(closer[:, None], n_i, normal)
-        albedo_id = torch.where(closer, 6 + i, albedo_id)
-    normal = torch.where(((normal * d).sum(-1) > 0)[:, None], -normal, normal)
+    t, normal, ids = _cast(o, d, t, normal, face, objects, 6)  # 0..5 room faces, 6.. objects
     p = o + t[:, None] * d
+    albedo = _albedo(p, normal, ids, room_tex + [obj.texture for obj in objects])
+    light = _shading(rng, p, normal, objects, lo, hi)[:, None] * _tint(rng, cfg.light_tint)
+    image = (albedo * light).clamp(0, 1) ** (1 / 2.2)
+    return _scene(cfg, cams, image, t, normal, K, eye)
 
-    textures = room_tex + [obj.texture for obj in objects]
-    albedo = torch.zeros_like(p)
-    for i, tex in enumerate(textures):
-        sel = albedo_id == i
-        if sel.any():
-            albedo[sel] = tex.albedo(p[sel])
-    radiance = albedo * _shading(rng, p, normal, objects, lo, hi)[:, None]
-    image = radiance.clamp(0, 1) ** (1 / 2.2)
 
+def _scene(cfg: SceneConfig, cams: Cameras, image: Tensor, t: Tensor, normal: Tensor,
+           K: Intrinsics, eye: np.ndarray) -> Scene:
     h, w = cfg.height, cfg.width
     R = cams.R[0]
     return Scene(
@@ -303,6 +375,96 @@ def _shading(rng: np.random.Generator, p: Tensor, n: Tensor, objects: list[_Obje
     sun_term = (n @ sun).clamp(min=0)
     power = rng.uniform(0.5, 1.1)
     return ambient + 0.35 * sun_term + power * lamp_term * lit
+
+
+def _outdoor_objects(rng: np.random.Generator, cfg: SceneConfig, yaw: float
+                     ) -> list[_Object]:
+    """A street near the heading ``yaw`` (the camera stands at the origin): buildings on
+    both sides 5-80 m ahead, and cars (boxes), trees (a trunk and a crown) and bollards."""
+    photo = cfg.photo_fraction
+    street = yaw + rng.uniform(-0.4, 0.4)
+    ahead = np.array([math.cos(street), math.sin(street), 0.0])
+    side = np.array([-ahead[1], ahead[0], 0.0])
+    width = rng.uniform(4.0, 12.0)  # half the street's width
+    objects: list[_Object] = []
+    for _ in range(int(rng.integers(2, 11))):
+        half = np.array([rng.uniform(3, 12), rng.uniform(3, 8), rng.uniform(2, 15)])
+        lateral = rng.choice([-1.0, 1.0]) * (width + half[1] + rng.uniform(0, 3))
+        c = rng.uniform(-5, 80) * ahead + lateral * side + [0, 0, half[2]]
+        tex = random_texture(rng, ("plain", "stripes", "checker"), None, photo, (0.8, 3.0))
+        objects.append(_box(c, half, street, tex))
+    for _ in range(int(rng.integers(0, 8))):
+        xy = (rng.uniform(2.5, 40.0) * ahead + rng.uniform(-1, 1) * width * side)[:2]
+        tex = random_texture(rng, ("plain", "stripes", "checker"), None, photo)
+        kind = str(rng.choice(["car", "tree", "bollard"]))
+        if kind == "car":
+            half = np.array([rng.uniform(1.8, 2.4), rng.uniform(0.8, 1.0), rng.uniform(0.6, 0.8)])
+            objects.append(_box([*xy, half[2] + 0.15], half, street, tex))
+        elif kind == "tree":
+            crown = rng.uniform(0.8, 2.5)
+            trunk = rng.uniform(1.5, 3.5)
+            bark = Texture("plain", np.stack([np.array([0.25, 0.18, 0.12])] * 2))
+            objects.append(_Object("cylinder", (torch.tensor([*xy, 0.0], dtype=torch.float64),
+                                                0.15 + 0.05 * crown, trunk), bark))
+            green = random_texture(rng, ("plain", "checker"), np.array(
+                [rng.uniform(0.05, 0.25), rng.uniform(0.25, 0.5), rng.uniform(0.05, 0.2)]),
+                photo)
+            objects.append(_Object("sphere", (torch.tensor([*xy, trunk + 0.8 * crown],
+                                                           dtype=torch.float64), crown), green))
+        else:
+            objects.append(_Object("cylinder", (torch.tensor([*xy, 0.0], dtype=torch.float64),
+                                                rng.uniform(0.1, 0.3), rng.uniform(0.5, 1.2)),
+                                   tex))
+    return objects
+
+
+def render_outdoor(rng: np.random.Generator, cfg: SceneConfig = SceneConfig()) -> Scene:
+    """One outdoor view: a ground plane z = 0 to the horizon, buildings, cars, trees and a
+    sky at infinity (depth ``cfg.far``, normals facing the camera), lit by a sun whose
+    shadows the objects cast. Every depth is capped at ``cfg.far``."""
+    K = random_intrinsics(rng, cfg)
+    h_eye = rng.uniform(*cfg.camera_height) * (1.0 if rng.uniform() < 0.8
+                                               else rng.uniform(2.0, 6.0))
+    eye = np.array([0.0, 0.0, h_eye])
+    yaw = rng.uniform(-math.pi, math.pi)
+    pitch = (max(cfg.pitch_deg[0], -25.0), min(cfg.pitch_deg[1], 8.0))
+    cams = _look(rng, cfg, K, eye, yaw, pitch)
+    objects = _outdoor_objects(rng, cfg, yaw)
+    ground = random_texture(rng, ("checker", "stripes", "plain"), None,
+                            max(cfg.photo_fraction, 0.5) if cfg.photo_fraction > 0 else 0.0,
+                            (0.5, 3.0))
+
+    o, d = (x.reshape(-1, 3) for x in cams.rays())
+    down = d[:, 2] < -1e-9
+    t = torch.where(down, -o[:, 2] / torch.where(down, d[:, 2], -1.0), math.inf)
+    normal = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64).expand_as(o).clone()
+    ids = torch.zeros(len(o), dtype=torch.long)  # 0 ground, 1.. objects
+    t, normal, ids = _cast(o, d, t, normal, ids, objects, 1)
+    sky = ~(t < cfg.far)
+    t = t.clamp(max=cfg.far)
+    normal = torch.where(sky[:, None], -torch.nn.functional.normalize(d, dim=-1), normal)
+    p = o + t[:, None] * d
+    albedo = _albedo(p, normal, ids, [ground] + [obj.texture for obj in objects])
+
+    ambient = rng.uniform(0.2, 0.45)
+    az, el = rng.uniform(0, 2 * math.pi), rng.uniform(0.15, 1.3)
+    sun = torch.tensor([math.cos(az) * math.cos(el), math.sin(az) * math.cos(el), math.sin(el)],
+                       dtype=torch.float64)
+    lit = torch.ones(len(p), dtype=torch.bool)
+    for obj in objects:  # shadow rays towards the sun
+        t_i, _ = obj.hit(p + 1e-4 * normal, sun.expand_as(p))
+        lit &= ~torch.isfinite(t_i)
+    sun_power = rng.uniform(0.6, 1.2)
+    light = (ambient + sun_power * (normal @ sun).clamp(min=0) * lit)[:, None]
+    radiance = albedo * light * _tint(rng, cfg.light_tint)
+    # the sky: pale at the horizon, deeper towards the zenith (unshaded)
+    elev = (torch.nn.functional.normalize(d, dim=-1)[:, 2]).clamp(0, 1)[:, None]
+    horizon = torch.as_tensor(rng.uniform(0.55, 0.9) * np.array([0.9, 0.95, 1.0]))
+    zenith = torch.as_tensor(rng.uniform(0.5, 1.0) * np.array([0.2, 0.4, 0.9]))
+    sky_rgb = horizon + (zenith - horizon) * (elev * 2.5).clamp(max=1)
+    radiance = torch.where(sky[:, None], sky_rgb, radiance)
+    image = radiance.clamp(0, 1) ** (1 / 2.2)
+    return _scene(cfg, cams, image, t, normal, K, eye)
 
 
 class SceneBatch(NamedTuple):

@@ -30,8 +30,11 @@ class NetConfig:
 
 @dataclass
 class DataConfig:
-    """Procedural training scenes (how many, seed, camera ranges) and the depth target's
-    normalisation: the ``depth_quantiles`` of each depth map go to -1 and +1."""
+    """Procedural training scenes (how many, seed, camera ranges, what they hold: see
+    ``polydiff.geometry.scenes.SceneConfig``), the photometric augmentation's probability
+    (``polydiff.apps.mono.augment``) and the depth target's normalisation: the
+    ``depth_quantiles`` of each depth map go to -1 and +1. The defaults are the rooms the
+    first bundled checkpoint was trained on."""
 
     scenes: int = 1500
     seed: int = 0
@@ -39,6 +42,15 @@ class DataConfig:
     pixel_aspect: list[float] = field(default_factory=lambda: [0.75, 1.33])
     principal_jitter: float = 0.08
     depth_quantiles: list[float] = field(default_factory=lambda: [0.02, 0.98])
+    pitch_deg: list[float] = field(default_factory=lambda: [-40.0, 10.0])
+    roll_deg: list[float] = field(default_factory=lambda: [-8.0, 8.0])
+    objects: list[int] = field(default_factory=lambda: [2, 7])
+    furniture: list[int] = field(default_factory=lambda: [0, 0])
+    outdoor_fraction: float = 0.0
+    photo_fraction: float = 0.0
+    light_tint: float = 0.0
+    far: float = 80.0
+    augment: float = 0.0
 
 
 @dataclass

@@ -23,6 +23,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from polydiff.apps.contract import checkpoint_meta, progress_enabled, seeded
+from polydiff.apps.mono.augment import degrade
 from polydiff.apps.mono.config import TASKS, DataConfig, LossConfig, MonoConfig, NetConfig
 from polydiff.apps.mono.model import APP, build_scheduler, build_unet
 from polydiff.apps.mono.targets import encode_camera, encode_depth, image_to_model
@@ -31,18 +32,20 @@ from polydiff.diffusion.networks import Denoiser
 from polydiff.diffusion.predictions import to_x0, training_target
 from polydiff.diffusion.training import TrainConfig, TrainResult, train
 from polydiff.geometry.scenes import SceneConfig, render_batch
-from polydiff.runtime import process_rank
+from polydiff.runtime import UserError, process_rank
 
 
 @dataclass
 class MonoTrainConfig:
     """A YAML file of ``configs/mono/``: ``net``, ``data``, ``loss`` and the backbone's
-    ``train`` block."""
+    ``train`` block; ``init_from`` names a mono checkpoint whose weights start the training
+    (its network must match ``net``; "bundled" is the bundled checkpoint)."""
 
     net: NetConfig = field(default_factory=NetConfig)
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    init_from: str | None = None  # a mono checkpoint folder to start from (fine-tuning)
 
     def app_config(self) -> MonoConfig:
         """The part saved with the weights (``polydiff.json`` -> ``config``)."""
@@ -57,22 +60,37 @@ def load_train_config(path: Path) -> MonoTrainConfig:
 def render_dataset(cfg: DataConfig, resolution: int) -> dict[str, Tensor]:
     """Every (scene, task) pair: "x" (N, 3, R, R) targets, "image" (N, 3, R, R) in [-1, 1],
     "task" (N,) labels, N = 3 x scenes. Every torchrun rank renders the same scenes."""
-    scene_cfg = SceneConfig(height=resolution, width=resolution, fov_deg=tuple(cfg.fov_deg),
-                            pixel_aspect=tuple(cfg.pixel_aspect),
-                            principal_jitter=cfg.principal_jitter)
+    scene_cfg = scene_config(cfg, resolution)
     rng = np.random.default_rng(cfg.seed)
+    rng_photo = np.random.default_rng([cfg.seed, 1])  # the augmentation's own stream
     lo_q, hi_q = cfg.depth_quantiles
     images, targets, chunk = [], [], 50
     for start in tqdm(range(0, cfg.scenes, chunk), desc="rendering scenes",
                       disable=not progress_enabled()):
         b = render_batch(rng, min(chunk, cfg.scenes - start), scene_cfg)
-        images.append(image_to_model(b.image))
+        seen = b.image
+        if cfg.augment > 0:  # photometric only: the targets stay exact
+            seen = torch.stack([torch.from_numpy(degrade(x.permute(1, 2, 0).numpy(), rng_photo,
+                                                         cfg.augment)).permute(2, 0, 1)
+                                for x in b.image])
+        images.append(image_to_model(seen))
         targets.append(torch.stack([encode_depth(b.depth, lo_q, hi_q), b.normals,
                                     encode_camera(b.K, b.image)], 1))  # (B, 3 tasks, 3, R, R)
     image, target = torch.cat(images), torch.cat(targets)
     n = len(image)
     return {"x": target.flatten(0, 1), "image": image.repeat_interleave(len(TASKS), 0),
             "task": torch.arange(len(TASKS)).repeat(n)}
+
+
+def scene_config(cfg: DataConfig, resolution: int) -> SceneConfig:
+    """The procedural scenes of a data config, rendered at ``resolution`` (square)."""
+    return SceneConfig(height=resolution, width=resolution, fov_deg=tuple(cfg.fov_deg),
+                       pixel_aspect=tuple(cfg.pixel_aspect),
+                       principal_jitter=cfg.principal_jitter, pitch_deg=tuple(cfg.pitch_deg),
+                       roll_deg=tuple(cfg.roll_deg), objects=tuple(cfg.objects),
+                       furniture=tuple(cfg.furniture), outdoor_fraction=cfg.outdoor_fraction,
+                       photo_fraction=cfg.photo_fraction, light_tint=cfg.light_tint,
+                       far=cfg.far)
 
 
 def mirror(image: Tensor, x0: Tensor, task: Tensor, flip: Tensor) -> tuple[Tensor, Tensor]:
@@ -120,10 +138,25 @@ class MonoLoss:
         return mono_loss(model, self.scheduler, x0, noise, t, one_step)
 
 
+def initial_weights(folder: str, net: NetConfig) -> dict[str, Tensor]:
+    """The UNet weights of a mono checkpoint ("bundled": the bundled one), refused in one
+    line when its network differs from ``net``."""
+    from polydiff.apps.mono.model import load_model
+
+    model = load_model(None if folder == "bundled" else Path(folder), "cpu")
+    theirs = dataclasses.replace(model.config.net, resolution=net.resolution)
+    if theirs != net:
+        raise UserError(f"init_from {folder}: its network {dataclasses.asdict(theirs)} differs "
+                        f"from the config's {dataclasses.asdict(net)}")
+    return model.unet.state_dict()
+
+
 def run_training(cfg: MonoTrainConfig) -> TrainResult:
     """Render the scenes and train; the checkpoint goes to ``cfg.train.out_dir``."""
     torch.set_num_threads(cfg.loss.threads)
     unet = seeded(cfg.train.seed, lambda: build_unet(cfg.net))
+    if cfg.init_from is not None:
+        unet.load_state_dict(initial_weights(cfg.init_from, cfg.net))
     scheduler = build_scheduler()
     data = render_dataset(cfg.data, cfg.net.resolution)
     meta = checkpoint_meta(APP, dataclasses.asdict(cfg.app_config()))
