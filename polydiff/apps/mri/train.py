@@ -79,6 +79,8 @@ def run_training(cfg: MriTrainConfig, *, progress: bool = True) -> Path:
     images, _ = to_model(kspace, factor)
     app_cfg = MriConfig(size=cfg.data.size, normalisation=Normalisation(factor=factor),
                         data=cfg.data)
-    train(net, scheduler, images.float(), cfg.train, progress=progress,
-          config=checkpoint_meta(APP, asdict(app_cfg)))
+    meta = checkpoint_meta(APP, asdict(app_cfg))
+    if cfg.init_from is not None:  # the record of what the run started from
+        meta["warm_start"] = {"init_from": str(cfg.init_from)}
+    train(net, scheduler, images.float(), cfg.train, progress=progress, config=meta)
     return Path(cfg.train.out_dir)

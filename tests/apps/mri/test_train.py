@@ -1,5 +1,6 @@
 """Configs, normalisation, seeded training and the bundled checkpoint's budget."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -144,6 +145,8 @@ def test_warm_start_copies_weights_across_grid_sizes(tmp_path):
     out = run_training(load_train_config(big), progress=False)
     got = load_file(out / "unet" / "diffusion_pytorch_model.safetensors")
     assert all(torch.equal(got[k], src[k]) for k in src)
+    meta = json.loads((out / "polydiff.json").read_text())
+    assert meta["warm_start"] == {"init_from": str(folder)} and meta["config"]["size"] == 24
     other = {**big, "network": {**TINY["network"], "sample_size": 24,
                                 "block_out_channels": [8, 8]},
              "train": {**big["train"], "out_dir": str(tmp_path / "other")}}
