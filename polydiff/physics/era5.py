@@ -5,7 +5,9 @@ The normal form (what :func:`normalise` returns and every atmos command works on
 * variables by ERA5 short name (``t2m``, ``u10``, ``v10``, ``msl``, ``z``, ``t``, ``q``) in SI
   units, each with ``standard_name``, ``units`` and ``long_name``;
 * dimensions ``time``, optionally ``level`` (hPa), ``latitude`` (ascending, degrees_north),
-  ``longitude`` (ascending, −180..180, degrees_east);
+  ``longitude`` (ascending, degrees_east, contiguous: within −180..180, except for a region
+  across the dateline, whose longitudes continue past 180, e.g. 170..190, whether the file
+  said 170..190 or 170..180, −180..−170);
 * no ``expver`` dimension (ERA5 final and ERA5T merged: the first valid value wins).
 
 Files open lazily with dask chunks of ``batch`` time steps; :func:`time_batches` walks them.
@@ -43,6 +45,8 @@ VARIABLES: dict[str, Variable] = {
     "z": Variable("geopotential", "m2 s-2", "Geopotential", levels=True),
     "t": Variable("air_temperature", "K", "Temperature", levels=True),
     "q": Variable("specific_humidity", "kg kg-1", "Specific humidity", levels=True),
+    "vo": Variable("atmosphere_relative_vorticity", "s-1", "Relative vorticity"),
+    "tprate": Variable("precipitation_flux", "kg m-2 s-1", "Total precipitation rate"),
 }
 
 # Other names ERA5 files use for the same variables (CDS long names, old netCDF names).
@@ -64,6 +68,10 @@ _UNITS = {
     "Pa": {"Pa": (1.0, 0.0), "hPa": (100.0, 0.0), "mbar": (100.0, 0.0)},
     "m2 s-2": {"m2 s-2": (1.0, 0.0), "m**2 s**-2": (1.0, 0.0)},
     "kg kg-1": {"kg kg-1": (1.0, 0.0), "kg kg**-1": (1.0, 0.0), "1": (1.0, 0.0)},
+    "s-1": {"s-1": (1.0, 0.0), "s**-1": (1.0, 0.0), "1/s": (1.0, 0.0)},
+    "kg m-2 s-1": {"kg m-2 s-1": (1.0, 0.0), "kg m**-2 s**-1": (1.0, 0.0),
+                   "mm s-1": (1.0, 0.0), "mm h-1": (1.0 / 3600.0, 0.0),
+                   "mm/h": (1.0 / 3600.0, 0.0)},
 }
 
 
@@ -148,8 +156,7 @@ def normalise(ds: xr.Dataset) -> xr.Dataset:
         raise UserError(f"no known variable in the dataset (known: {', '.join(VARIABLES)}; "
                         f"found: {', '.join(map(str, ds.data_vars)) or 'none'})")
     out = xr.Dataset(renamed, attrs=ds.attrs)
-    lon = out["longitude"]
-    out = out.assign_coords(longitude=((lon + 180.0) % 360.0) - 180.0)
+    out = out.assign_coords(longitude=contiguous_longitudes(out["longitude"].values))
     out = out.sortby("latitude").sortby("longitude")
     out["latitude"].attrs = {"standard_name": "latitude", "units": "degrees_north"}
     out["longitude"].attrs = {"standard_name": "longitude", "units": "degrees_east"}
@@ -160,6 +167,30 @@ def normalise(ds: xr.Dataset) -> xr.Dataset:
         out["time"].attrs.pop("units", None)
         out["time"].attrs.update({"standard_name": "time"})
     return out
+
+
+def contiguous_longitudes(lon: np.ndarray) -> np.ndarray:
+    """Longitudes (degrees) in −180..180, or running on past 180 when they cross the dateline.
+
+    The region starts after the largest gap between the (wrapped, sorted) longitudes: when
+    that gap is the one across ±180 (or the grid is global) they stay in −180..180;
+    otherwise the points west of the gap get +360, so a 170E..170W box is 170..190.
+    """
+    wrapped = (np.asarray(lon, dtype=np.float64) + 180.0) % 360.0 - 180.0
+    points = np.unique(wrapped)
+    if len(points) < 2:
+        return wrapped
+    gaps = np.diff(np.append(points, points[0] + 360.0))
+    if gaps[-1] >= gaps.max() - 1e-9:  # the widest gap spans the dateline: no crossing
+        return wrapped
+    start = points[int(np.argmax(gaps)) + 1]
+    return np.where(wrapped >= start, wrapped, wrapped + 360.0)
+
+
+def same_longitudes(a: np.ndarray, b: np.ndarray, atol: float = 1e-4) -> bool:
+    """Whether two longitude arrays name the same meridians (modulo 360 degrees)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return a.shape == b.shape and bool(np.all(np.abs((a - b + 180.0) % 360.0 - 180.0) <= atol))
 
 
 def select(ds: xr.Dataset, names: list[str]) -> xr.Dataset:

@@ -130,3 +130,35 @@ def test_the_same_dataset_gives_the_same_bytes(tmp_path, monkeypatch):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")
     c = write_netcdf(ds, tmp_path / "c.nc", command="x")
     assert xr.open_dataset(c).attrs["history"].startswith("1970-01-01T00:00:00Z")
+
+
+def _dateline_file(convention: str) -> xr.Dataset:
+    """A 170E..160W box of t2m = 280 + longitude east of 170E, in either file convention."""
+    lon = 170.5 + np.arange(30.0)  # 170.5 .. 199.5 degrees east
+    values = 280.0 + (lon - 170.0)[None, None, :] + np.zeros((2, 3, 1))
+    if convention == "-180..180":
+        lon = (lon + 180.0) % 360.0 - 180.0  # 170.5 .. 179.5, -179.5 .. -160.5
+    ds = xr.Dataset({"t2m": (("time", "latitude", "longitude"), values, {"units": "K"})},
+                    coords={"time": TIMES[:2], "latitude": [10.0, 11.0, 12.0],
+                            "longitude": lon})
+    return ds.sortby("longitude")
+
+
+@pytest.mark.parametrize("convention", ["0..360", "-180..180"])
+def test_regions_across_the_dateline_come_out_contiguous(convention):
+    ds = normalise(_dateline_file(convention))
+    lon = ds.longitude.values
+    np.testing.assert_allclose(lon, 170.5 + np.arange(30.0))  # regular, ascending, past 180
+    np.testing.assert_allclose(ds.t2m.values[0, 0], 280.0 + (lon - 170.0))  # values follow
+
+
+def test_contiguous_longitudes_keep_ordinary_and_global_grids_in_pm180():
+    from polydiff.physics.era5 import contiguous_longitudes, same_longitudes
+
+    np.testing.assert_allclose(contiguous_longitudes(np.array([350.0, 0.0, 10.0])),
+                               [-10.0, 0.0, 10.0])
+    world = np.arange(0.0, 360.0, 2.5)
+    out = contiguous_longitudes(world)
+    assert out.min() >= -180 and out.max() < 180 and len(np.unique(out)) == len(world)
+    assert same_longitudes(np.array([190.0, -10.0]), np.array([-170.0, 350.0]))
+    assert not same_longitudes(np.array([10.0, 20.0]), np.array([110.0, 120.0]))

@@ -15,7 +15,7 @@ from polydiff.physics.atmos_metrics import (
     radial_spectrum,
     spread_skill,
 )
-from polydiff.physics.era5 import open_era5, select
+from polydiff.physics.era5 import open_era5, same_longitudes, select
 from polydiff.runtime import UserError, check_finite, check_memory
 
 
@@ -41,6 +41,38 @@ def ensemble_metrics(members: np.ndarray, truth: np.ndarray, lat: np.ndarray) ->
     }
 
 
+def _describe(values: np.ndarray) -> str:
+    return f"{values[0]:g}..{values[-1]:g}" if len(values) else "none"
+
+
+def check_coordinates(truth: xr.Dataset, pred: xr.Dataset) -> None:
+    """Every coordinate must agree, or a one-line UserError names the first that does not:
+    latitude and longitude (same points, longitudes modulo 360°), pressure levels when
+    either has them, and every prediction time must be a truth time."""
+    for name in ("latitude", "longitude"):
+        if truth.sizes[name] != pred.sizes[name]:
+            raise UserError(f"truth and prediction grids differ: {truth.sizes[name]} against "
+                            f"{pred.sizes[name]} {name}s")
+    t_lat, p_lat = truth.latitude.values, pred.latitude.values
+    if not np.allclose(t_lat, p_lat, atol=1e-4):
+        raise UserError(f"truth and prediction latitudes differ ({_describe(t_lat)} against "
+                        f"{_describe(p_lat)})")
+    t_lon, p_lon = truth.longitude.values, pred.longitude.values
+    if not same_longitudes(t_lon, p_lon):
+        raise UserError(f"truth and prediction longitudes differ ({_describe(t_lon)} against "
+                        f"{_describe(p_lon)})")
+    if ("level" in truth.dims) != ("level" in pred.dims):
+        which = "truth" if "level" in truth.dims else "prediction"
+        raise UserError(f"only the {which} has pressure levels")
+    if "level" in truth.dims and not np.array_equal(truth.level.values, pred.level.values):
+        raise UserError(f"truth and prediction pressure levels differ "
+                        f"({_describe(truth.level.values)} against "
+                        f"{_describe(pred.level.values)} hPa)")
+    missing = np.setdiff1d(pred.time.values, truth.time.values)
+    if len(missing):
+        raise UserError(f"time {str(missing[0])[:19]} of the prediction is not in the truth file")
+
+
 def evaluate_files(truth_path: Path, pred_path: Path) -> dict:
     """Metrics of a superres ensemble file against a fine truth file, per variable."""
     truth = open_era5(truth_path)
@@ -59,14 +91,7 @@ def evaluate_files(truth_path: Path, pred_path: Path) -> dict:
     if not variables:
         raise UserError(f"{pred_path} holds no ensemble variable with a member dimension")
     truth = select(truth, variables)
-    if (truth.sizes["latitude"], truth.sizes["longitude"]) != (pred.sizes["latitude"],
-                                                               pred.sizes["longitude"]):
-        raise UserError("truth and prediction grids differ")
-    if not np.allclose(truth.latitude.values, pred.latitude.values, atol=1e-4):
-        raise UserError("truth and prediction latitudes differ")
-    missing = np.setdiff1d(pred.time.values, truth.time.values)
-    if len(missing):
-        raise UserError(f"time {str(missing[0])[:19]} of the prediction is not in the truth file")
+    check_coordinates(truth, pred)
     truth = truth.sel(time=pred.time.values)
     size = pred.sizes["member"] * pred.sizes["time"] * pred.sizes["latitude"] * \
         pred.sizes["longitude"]

@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from polydiff.apps.atmos.checks import input_warnings, warn
 from polydiff.apps.atmos.model import AtmosModel
 from polydiff.diffusion import (
     Denoiser,
@@ -89,7 +90,11 @@ def check_sources(opts: SuperresOptions, *, coarse: Path | None, obs: Path | Non
 
 def read_inputs(model: AtmosModel, opts: SuperresOptions, *, coarse: Path | None,
                 obs: Path | None, grid: Path | None) -> SuperresInputs:
-    """Open the coarse file (lazily) and the observations; the grid template with obs only."""
+    """Open the coarse file (lazily) and the observations; the grid template with obs only.
+
+    Warns (stderr, one line each) when the fine grid or the values lie outside what the
+    model was trained on (see :mod:`polydiff.apps.atmos.checks`).
+    """
     check_sources(opts, coarse=coarse, obs=obs, grid=grid)
     observations = read_observations(obs) if obs is not None else None
     coarse_ds = None
@@ -102,6 +107,14 @@ def read_inputs(model: AtmosModel, opts: SuperresOptions, *, coarse: Path | None
         template = open_era5(grid)
         times = np.array(sorted(observations["time"].unique()), dtype="datetime64[ns]")
         target = (times, template["latitude"].values, template["longitude"].values)
+        lat, lon = target[1], target[2]
+    else:
+        lat = refine(coarse_ds["latitude"].values, opts.factor, "latitude")
+        lon = refine(coarse_ds["longitude"].values, opts.factor, "longitude")
+    if (len(lat), len(lon)) == model.normaliser.shape[1:]:  # else superres refuses the grid
+        for message in input_warnings(model.config.fields, model.normaliser, lat=lat,
+                                      lon=lon, coarse=coarse_ds, obs=observations):
+            warn(message)
     return SuperresInputs(coarse_ds, observations, target)
 
 
