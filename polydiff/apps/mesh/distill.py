@@ -15,9 +15,11 @@ One iteration (:func:`prd_loss`), with no 3-D data anywhere:
 
 Teachers plug in through the :class:`Teacher` protocol, so any multi-view model (the part-1
 normal model here, a user's MVDream-class RGB model) can be used. :class:`NormalTeacher`
-wraps the bundled multi-view normal model; :class:`PromptColourTeacher` is the *fallback*
-colour teacher used when no learned colour model exists: its "denoised estimate" is the
-render recoloured with the colour word of the prompt.
+wraps the bundled multi-view normal model; :class:`TextColourTeacher` is the colour
+teacher: its estimate is the render's coverage painted in the colour a learned head reads
+from the prompt's sentence embedding (:mod:`polydiff.apps.mesh.colour`), so paraphrases and
+synonyms get their colour through the text encoder. :class:`PromptColourTeacher` is the
+older keyword *fallback* (the colour word of the prompt looked up in the caption tables).
 """
 
 from __future__ import annotations
@@ -174,6 +176,26 @@ class PromptColourTeacher:
         return TeacherOutput(x, target)
 
 
+class TextColourTeacher(PromptColourTeacher):
+    """Colour teacher from the text embedding: the estimate is the render's own coverage
+    painted in ``head.rgb(text)`` (a :class:`~polydiff.apps.mesh.colour.ColourHead`), for
+    every prompt; no keyword lookup. Needs colour renders."""
+
+    name = "text-colour"
+
+    def __init__(self, head, size: int = 32, views: int = 4) -> None:
+        super().__init__(size, views)
+        self.head = head
+
+    def denoise(self, renders: Renders, rig: ViewRig, text: Tensor, prompts: list[str],
+                level: Tensor, generator: torch.Generator) -> TeacherOutput:
+        if renders.color is None:
+            raise ValueError("the colour teacher needs colour renders")
+        x = renders.color                                             # (B, V, 3, H, W)
+        rgb = self.head.rgb(text).to(x)[:, None, :, None, None]       # (B, 1, 3, 1, 1)
+        return TeacherOutput(x, renders.mask.detach() * rgb)
+
+
 # ----------------------------------------------------------------------------- rendering
 @dataclass
 class DistillConfig:
@@ -291,7 +313,8 @@ def prd_loss(model: TriplaneModel, teachers: list[Teacher], text: Tensor, prompt
     rig = teachers[0].rig(generator)
     lo, hi = level_range(cfg, progress)
     B = len(text)
-    weights = {"normals": cfg.normal_weight, PromptColourTeacher.name: cfg.colour_weight}
+    weights = {"normals": cfg.normal_weight, PromptColourTeacher.name: cfg.colour_weight,
+               TextColourTeacher.name: cfg.colour_weight}
     sums: dict[str, Tensor] = {}
     total = text.new_zeros(())
     for x0 in keep.x0:                                       # each step's x̂₀, (B, 6, C, R, R)

@@ -3,7 +3,9 @@
 * ``triplane`` (default): the text-conditioned six-plane generator, 4 sampler steps, SDF +
   colour heads, marching cubes (TriplaneTurbo / Progressive Rendering Distillation).
 * ``normals``: V normal maps from the multi-view normal model, fused into a mesh through the
-  differentiable rasterizer (Direct2.5); the mesh takes the colour the prompt names.
+  differentiable rasterizer (Direct2.5); the mesh takes the colour the normal model's colour
+  head reads from the prompt's embedding (``colour/`` in its folder; a model without one
+  falls back to the colour word of the prompt).
 
 Also the shared steps of every mesh command: turning arrays into a file and a picture.
 """
@@ -49,9 +51,13 @@ class MeshGenerator:
 
             self.model = load_triplane_model(model, device)
         else:
-            from polydiff.apps.mesh.normals import load_normal_model
+            from polydiff.apps.contract import bundled_folder
+            from polydiff.apps.mesh.colour import load_colour_head
+            from polydiff.apps.mesh.normals import KIND, load_normal_model
 
             self.model = load_normal_model(model, device)
+            self.colour = load_colour_head(model if model is not None else
+                                           bundled_folder("mesh", KIND))
         self.encoder = TextEncoder(device="cpu")
 
     def __call__(self, prompt: str, *, steps: int | None, resolution: int | None,
@@ -88,10 +94,14 @@ class MeshGenerator:
                                   device=self.device,
                                   generator=torch.Generator().manual_seed(0))
         verts = normalise_verts(verts)
-        name = colour_from_prompt(prompt)
-        rgb = COLOURS[name][0] if name else DEFAULT_GREY
-        notes = () if name else ("the prompt names no colour known to the colour fallback; "
-                                 "the mesh is grey",)
+        notes: tuple[str, ...] = ()
+        if self.colour is not None:
+            rgb = self.colour.rgb(self.encoder(prompt))[0].tolist()
+        else:
+            name = colour_from_prompt(prompt)
+            rgb = COLOURS[name][0] if name else DEFAULT_GREY
+            notes = () if name else ("the prompt names no colour known to the colour "
+                                     "fallback; the mesh is grey",)
         colors = torch.tensor(rgb, dtype=torch.float32).expand(len(verts), 3).clone()
         return verts, faces, colors, notes
 

@@ -9,7 +9,11 @@ as one batch of images, with three additions that need no new weights layout:
 - **camera embedding**: ``class_embed_type="projection"`` turns (sin el, cos el, sin az,
   cos az) of each view through an MLP that is added to the time embedding;
 - **text**: the prompt's sentence embedding (B, D) is the one key/value token of the
-  cross-attention (a zero vector is the unconditional prompt of classifier-free guidance).
+  cross-attention (a zero vector is the unconditional prompt of classifier-free guidance)
+  and, for networks built with ``text_in_time=True``, is also concatenated to the camera
+  features of the projection embedding, so it reaches every ResNet block through the time
+  embedding (with one token, cross-attention can only add a text-dependent bias at the
+  attention levels; the time embedding modulates every level).
 
 Each view is 4 channels: the world-space unit normal (x, y, z) where the object is and 0 on
 the background, and the coverage mask scaled to [-1, 1]. The processors hold no weights, so a
@@ -65,9 +69,10 @@ def camera_features(elevation_deg: Tensor, azimuth_deg: Tensor) -> Tensor:
 
 def network_block(size: int, text_dim: int, channels: tuple[int, ...] = (32, 64, 96),
                   attention_levels: int = 2, layers_per_block: int = 1, heads: int = 4,
-                  norm_groups: int = 8) -> dict:
+                  norm_groups: int = 8, text_in_time: bool = False) -> dict:
     """A ``build_network`` block of the multi-view UNet: attention on the coarsest
-    ``attention_levels`` levels (and the middle block), camera projection embedding."""
+    ``attention_levels`` levels (and the middle block), camera projection embedding (of the
+    camera features and, with ``text_in_time``, the text embedding too)."""
     levels = len(channels)
     if not 1 <= attention_levels <= levels:
         raise ValueError(f"attention_levels must lie in [1, {levels}]")
@@ -82,7 +87,15 @@ def network_block(size: int, text_dim: int, channels: tuple[int, ...] = (32, 64,
             "layers_per_block": layers_per_block, "attention_head_dim": heads,
             "norm_num_groups": norm_groups, "cross_attention_dim": text_dim,
             "class_embed_type": "projection",
-            "projection_class_embeddings_input_dim": CAMERA_FEATURES}
+            "projection_class_embeddings_input_dim":
+                CAMERA_FEATURES + (text_dim if text_in_time else 0)}
+
+
+def text_in_time(net: nn.Module) -> bool:
+    """Whether ``net`` (maybe DDP-wrapped) takes the text in its projection embedding."""
+    config = getattr(getattr(net, "module", net), "config", None)
+    wide = getattr(config, "projection_class_embeddings_input_dim", None)
+    return wide is not None and int(wide) > CAMERA_FEATURES
 
 
 class MultiViewDenoiser:
@@ -102,6 +115,8 @@ class MultiViewDenoiser:
         t = torch.as_tensor(t, device=x_t.device).reshape(-1).expand(B)
         text = self.text.to(x_t).expand(B, -1)
         cams = self.cameras.to(x_t).expand(B, V, -1)
+        if text_in_time(self.net):
+            cams = torch.cat([cams, text[:, None].expand(B, V, -1)], dim=-1)  # (B, V, 4 + D)
         out = self.net(x_t.flatten(0, 1), t.repeat_interleave(V),
                        encoder_hidden_states=text.repeat_interleave(V, dim=0)[:, None],
                        class_labels=cams.flatten(0, 1),

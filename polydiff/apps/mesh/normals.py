@@ -36,6 +36,7 @@ class NormalsConfig:
     sample_steps: int = 30
     elevation_range: tuple[float, float] = (-10.0, 30.0)
     data: dict | None = None  # the MeshDataConfig of the training set (a record)
+    init_from: str | None = None  # the checkpoint training started from (a record)
 
 
 class NormalModel(NamedTuple):

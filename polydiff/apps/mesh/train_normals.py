@@ -41,6 +41,7 @@ class NetworkConfig:
     layers_per_block: int = 1
     heads: int = 4
     norm_groups: int = 8
+    text_in_time: bool = False   # text embedding also in the time embedding
 
 
 @dataclass
@@ -57,6 +58,7 @@ class NormalsTrainConfig:
     p_uncond: float = 0.1
     guidance_scale: float = 2.0
     sample_steps: int = 30
+    init_from: str | None = None  # normal-model folder to start from ("bundled": the bundled)
     train: TrainConfig = field(default_factory=TrainConfig)
     threads: int = 0  # torch CPU threads (0: leave torch's default)
 
@@ -87,6 +89,34 @@ def make_loss(scheduler, p_uncond: float):
     return loss_fn
 
 
+def warm_start(net: torch.nn.Module, folder: str) -> torch.nn.Module:
+    """Copy the weights of the normal model in ``folder`` ("bundled": the bundled one) into
+    ``net`` (in place). Every tensor must match, except the camera projection's first layer
+    when ``net`` also takes the text there (``text_in_time``): its camera columns are copied
+    and its text columns start at zero, so the warm-started net computes exactly what the
+    old one did until training moves them."""
+    from polydiff.apps.mesh.normals import load_normal_model
+    from polydiff.runtime import UserError
+
+    old = load_normal_model(None if folder == "bundled" else folder).net.state_dict()
+    new = net.state_dict()
+    if set(old) != set(new):
+        raise UserError(f"init_from {folder}: its network has other layers than the config's")
+    for name, value in old.items():
+        if value.shape == new[name].shape:
+            new[name] = value
+        elif name == "class_embedding.linear_1.weight" and value.shape[1] < new[name].shape[1] \
+                and value.shape[0] == new[name].shape[0]:
+            wide = torch.zeros_like(new[name])
+            wide[:, :value.shape[1]] = value
+            new[name] = wide
+        else:
+            raise UserError(f"init_from {folder}: {name} has shape {tuple(value.shape)}, the "
+                            f"config's network needs {tuple(new[name].shape)}")
+    net.load_state_dict(new)
+    return net
+
+
 def model_config(cfg: NormalsTrainConfig, encoder) -> NormalsConfig:
     """The config saved with the checkpoint."""
     d = cfg.data
@@ -99,9 +129,12 @@ def model_config(cfg: NormalsTrainConfig, encoder) -> NormalsConfig:
 def run_training(config: str | os.PathLike | dict | NormalsTrainConfig, *,
                  out_dir: str | None = None, steps: int | None = None,
                  progress: bool = True) -> Path:
-    """Render (or read) the data, train, and export the checkpoint folder (returned)."""
+    """Render (or read) the data, train, and export the checkpoint folder (returned) with the
+    colour head (``colour/``, fitted on training captions: ``colour.fit_colour_head``)."""
     from polydiff.apps.contract import checkpoint_meta, seeded
+    from polydiff.apps.mesh.colour import fit_colour_head, save_colour_head
     from polydiff.apps.mesh.text_encoder import TextEncoder
+    from polydiff.runtime import is_main_process
 
     cfg = config if isinstance(config, NormalsTrainConfig) else \
         load_config(config, NormalsTrainConfig)
@@ -115,12 +148,15 @@ def run_training(config: str | os.PathLike | dict | NormalsTrainConfig, *,
     data = load_or_build(cfg.data, encoder, cfg.data_cache, progress)
     n = cfg.network
     block = network_block(cfg.data.size, encoder.dim, tuple(n.channels), n.attention_levels,
-                          n.layers_per_block, n.heads, n.norm_groups)
+                          n.layers_per_block, n.heads, n.norm_groups, n.text_in_time)
     net = enable_joint_views(seeded(cfg.train.seed, lambda: build_network(block)))
+    if cfg.init_from:
+        warm_start(net, cfg.init_from)
     scheduler = make_scheduler(cfg.scheduler, prediction_type=cfg.prediction_type,
                                beta_schedule=cfg.beta_schedule)
     record = dataclasses.asdict(model_config(cfg, encoder))
     record["data"] = dataclasses.asdict(cfg.data)
+    record["init_from"] = cfg.init_from
     meta = checkpoint_meta(APP, record, kind=KIND)
     if progress:
         print(f"mesh normals: {count_parameters(net) / 1e6:.2f} M parameters, "
@@ -128,6 +164,9 @@ def run_training(config: str | os.PathLike | dict | NormalsTrainConfig, *,
               flush=True)
     train(net, scheduler, data, cfg.train, loss_fn=make_loss(scheduler, cfg.p_uncond),
           config=meta, progress=progress)
+    if is_main_process():
+        save_colour_head(fit_colour_head(encoder, seed=cfg.train.seed, progress=progress),
+                         cfg.train.out_dir)
     return Path(cfg.train.out_dir)
 
 

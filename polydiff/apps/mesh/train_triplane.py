@@ -32,6 +32,7 @@ from polydiff.apps.mesh.distill import (
     NormalTeacher,
     PromptColourTeacher,
     Teacher,
+    TextColourTeacher,
     prd_loss,
 )
 from polydiff.apps.mesh.triplane_model import (
@@ -87,7 +88,9 @@ class TriplaneTrainConfig:
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     teacher: str | None = None        # normal-model folder; None: the bundled one
-    colour_teacher: str = "prompt"    # "prompt" (the fallback teacher) or "none"
+    colour_teacher: str = "text"      # "text" (learned from the embedding), "prompt"
+                                      # (keyword fallback) or "none"
+    init_from: str | None = None      # triplane folder to start from ("bundled")
     text_encoder: str | None = None   # folder; None: the bundled all-MiniLM-L6-v2
     decoder_lr: float = 3e-3          # the plane decoder learns faster than the UNet
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -131,16 +134,48 @@ def training_prompts(seed: int, step: int, rank: int, count: int) -> list[str]:
 
 
 def make_teachers(cfg: TriplaneTrainConfig, device: torch.device) -> list[Teacher]:
-    """The normal teacher (frozen) and, unless switched off, the fallback colour teacher."""
+    """The normal teacher (frozen) and, unless switched off, a colour teacher."""
     from polydiff.apps.mesh.normals import load_normal_model
 
     normal = load_normal_model(cfg.teacher, device)
     teachers: list[Teacher] = [NormalTeacher(normal, cfg.distill.guidance_scale)]
-    if cfg.colour_teacher == "prompt":
-        teachers.append(PromptColourTeacher(normal.config.size, normal.config.views))
+    size, views = normal.config.size, normal.config.views
+    if cfg.colour_teacher == "text":
+        teachers.append(TextColourTeacher(colour_head(cfg), size, views))
+    elif cfg.colour_teacher == "prompt":
+        teachers.append(PromptColourTeacher(size, views))
     elif cfg.colour_teacher != "none":
-        raise UserError(f"colour_teacher must be 'prompt' or 'none', got {cfg.colour_teacher!r}")
+        raise UserError(f"colour_teacher must be 'text', 'prompt' or 'none', got "
+                        f"{cfg.colour_teacher!r}")
     return teachers
+
+
+def colour_head(cfg: TriplaneTrainConfig):
+    """The normal teacher's colour head (``colour/`` in its folder), else one fitted now on
+    training captions with the run's text encoder and seed."""
+    from polydiff.apps.contract import bundled_folder
+    from polydiff.apps.mesh.colour import fit_colour_head, load_colour_head
+    from polydiff.apps.mesh.text_encoder import TextEncoder
+
+    folder = cfg.teacher if cfg.teacher is not None else bundled_folder(APP, "normals")
+    head = load_colour_head(folder)
+    if head is None:
+        head = fit_colour_head(TextEncoder(cfg.text_encoder), seed=cfg.train.seed)
+    return head
+
+
+def warm_start(model: TriplaneModel, folder: str) -> None:
+    """Copy the UNet and decoder weights of the triplane checkpoint ``folder`` ("bundled":
+    the bundled one) into ``model`` (in place); the networks must have the same shapes."""
+    from polydiff.apps.mesh.triplane_model import load_triplane_model
+
+    old = load_triplane_model(None if folder == "bundled" else folder)
+    for name in ("unet", "decoder"):
+        try:
+            getattr(model, name).load_state_dict(getattr(old, name).state_dict())
+        except RuntimeError as err:
+            raise UserError(f"init_from {folder}: its {name} does not fit the config's "
+                            f"({str(err).splitlines()[0]})") from err
 
 
 def build_model(cfg: TriplaneTrainConfig, text_dim: int, text_name: str) -> TriplaneModel:
@@ -195,6 +230,8 @@ def run_training(config: str | os.PathLike | dict | TriplaneTrainConfig, *,
     encoder = TextEncoder(cfg.text_encoder)
     teachers = teachers if teachers is not None else make_teachers(cfg, group.device)
     model = build_model(cfg, encoder.dim, encoder.name)
+    if cfg.init_from:
+        warm_start(model, cfg.init_from)
     unet, decoder = model.unet.to(group.device).train(), model.decoder.to(group.device).train()
     lora = cfg.network.pretrained_unet is not None
     unet_params = add_lora(unet, cfg.network.lora_rank, cfg.network.lora_alpha) if lora \
@@ -253,6 +290,7 @@ def run_training(config: str | os.PathLike | dict | TriplaneTrainConfig, *,
         meta = checkpoint_meta(APP, record, kind=KIND)
         meta["train"] = config_record(tc)
         meta["distill"] = dataclasses.asdict(cfg.distill)
+        meta["init_from"] = cfg.init_from
         with atomic_directory(tc.out_dir, replace={"unet", "decoder", "scheduler",
                                                    CONFIG_NAME}) as tmp:
             save_triplane(tmp, model._replace(unet=unet.eval(), decoder=decoder.eval()), meta)
