@@ -33,7 +33,6 @@ from polydiff.apps.mono.config import MODES, TASKS, EstimateOptions
 from polydiff.runtime import UserError
 
 if TYPE_CHECKING:
-    import numpy as np
     import torch
 
 DEFAULT_CAMERA_HEIGHT = 1.6  # metres: a hand-held camera at eye level
@@ -295,40 +294,14 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _photograph(width: int = 192) -> tuple[np.ndarray, np.ndarray]:
-    """A real photograph that ships inside scikit-image's wheel (Middlebury's motorcycle,
-    left view) at ``width`` pixels, and its true depth up to scale (1 / disparity; NaN where
-    the disparity is unknown): (H, W, 3) in [0, 1], (H, W)."""
-    from importlib.resources import files
-
-    import numpy as np
-    from PIL import Image
-
-    data = files("skimage") / "data"
-    with Image.open(data / "motorcycle_left.png") as img:
-        height = round(img.height * width / img.width)
-        rgb = np.asarray(img.convert("RGB").resize((width, height), Image.LANCZOS))
-    with np.load(data / "motorcycle_disp.npz") as npz:
-        disparity = npz["arr_0"].astype(np.float32)
-    disparity = np.asarray(Image.fromarray(disparity).resize((width, height), Image.NEAREST))
-    depth = np.where(np.isfinite(disparity) & (disparity > 0), 1.0 / disparity, np.nan)
-    return rgb.astype(np.float32) / 255.0, depth
-
-
-def _row_ramp(height: int, width: int) -> np.ndarray:
-    """The baseline depth: farther with each row up the picture (a ground-plane prior)."""
-    import numpy as np
-
-    return np.repeat(np.linspace(2.0, 1.0, height)[:, None], width, axis=1)
-
-
 def demo(out_dir: Path, *, device: torch.device, seed: int) -> DemoResult:
-    """A procedural room (truth known) and a real photograph (true disparity known), one
+    """A procedural room (truth known) and a real photograph (measured depth known), one
     deterministic step each; depth, normals and intrinsics scored against simple guesses."""
     import numpy as np
 
     from polydiff.apps.mono.estimate import estimate_image, fixed_fov_intrinsics
     from polydiff.apps.mono.model import load_predictor
+    from polydiff.apps.mono.photos import middlebury_motorcycle, vertical_prior
     from polydiff.apps.mono.plots import rgb_to_uint8, save_png
     from polydiff.apps.mono.results import result_kinds, write_result
     from polydiff.geometry.metrics import depth_metrics, intrinsics_metrics, normal_metrics
@@ -336,7 +309,8 @@ def demo(out_dir: Path, *, device: torch.device, seed: int) -> DemoResult:
     from polydiff.runtime import make_generator
 
     scene = render_scene(np.random.default_rng(seed), SceneConfig(height=96, width=128))
-    photo, photo_depth = _photograph()
+    bike_sample = middlebury_motorcycle(192)
+    photo, photo_depth = bike_sample.image, bike_sample.depth
     inputs = {"room.png": (scene.image.numpy(), scene.camera_height),
               "motorcycle.png": (photo, None)}
     options = EstimateOptions()
@@ -363,17 +337,17 @@ def demo(out_dir: Path, *, device: torch.device, seed: int) -> DemoResult:
     facing = np.broadcast_to(np.array([0.0, 0.0, -1.0]), scene.normals.shape)
     metrics = {"room depth AbsRel": d.abs_rel, "room normals mean error (deg)": n.mean,
                "room focal error e_f": k.e_f, "photo depth AbsRel": p.abs_rel}
-    baseline = {"room depth AbsRel": depth_metrics(_row_ramp(h, w), gt_depth).abs_rel,
+    baseline = {"room depth AbsRel": depth_metrics(vertical_prior(h, w), gt_depth).abs_rel,
                 "room normals mean error (deg)": normal_metrics(facing,
                                                                 scene.normals.numpy()).mean,
                 "room focal error e_f": intrinsics_metrics(fixed_fov_intrinsics(w, h),
                                                            scene.intrinsics).e_f,
-                "photo depth AbsRel": depth_metrics(_row_ramp(*photo_depth.shape),
+                "photo depth AbsRel": depth_metrics(vertical_prior(*photo_depth.shape),
                                                     photo_depth).abs_rel}
     summary = (f"procedural room 128x96: depth AbsRel {d.abs_rel:.3f} (aligned), normals "
                f"{n.mean:.1f} deg, e_f {k.e_f:.3f}; photograph (skimage's motorcycle) "
                f"{photo.shape[1]}x{photo.shape[0]}: depth AbsRel {p.abs_rel:.3f} against its "
-               f"disparity; {out.summary()}")
+               f"measured depth; {out.summary()}")
     images = [out_dir / f"{name}{tail}" for name in inputs
               for tail in ("", ".depth_vis.png", ".normals.png")]
     return DemoResult(summary, list(out.written), images, metrics, baseline)
