@@ -49,6 +49,13 @@ class PDEConfig:
             coarser one; 1: the 2x grid from the base); finer levels are cropped to the
             base grid's sample size.
         crops: superres only: random crops per trajectory of each level above 0.
+        band_weight_power: loss weight of each sample channel, ``scale ** power`` normalised
+            to mean 1 within its field (u, f). 0: every normalised band counts the same
+            (WDNO); 2: the loss is the physical-domain MSE (an orthonormal wavelet keeps
+            sums of squares), so the network's capacity goes where the physical error is.
+        unforced_repeat: WDNO only: how many times each unforced trajectory of the data
+            appears in the training set (1: once, as solved). More weight on the unforced
+            problems without solving new data or changing the fitted scales.
     """
 
     kind: str = "wdno"
@@ -60,10 +67,17 @@ class PDEConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     sr_levels: list[int] = field(default_factory=lambda: [0, 1])
     crops: int = 2
+    band_weight_power: float = 0.0
+    unforced_repeat: int = 1
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown model kind {self.kind!r} (choose from {KINDS})")
+        if not 0.0 <= self.band_weight_power <= 4.0:
+            raise ValueError(f"band_weight_power must lie in [0, 4], got "
+                             f"{self.band_weight_power}")
+        if not 1 <= self.unforced_repeat <= 100:
+            raise ValueError(f"unforced_repeat must lie in [1, 100], got {self.unforced_repeat}")
 
     def network_block(self) -> dict:
         """The network block with channels and sample size set from the layout."""

@@ -125,6 +125,18 @@ class Layout:
         rms = self.raw(fields).pow(2).mean(dim=(0, 2, 3)).sqrt()
         self.scale = rms.clamp_min(floor * float(rms.max())).tolist()
 
+    def band_weights(self, power: float) -> Tensor:
+        """Loss weight (C,) of each sample channel: ``scale ** power``, normalised to mean 1
+        within each physical field's group (power 0: all ones; power 2: weights that make
+        the loss over a group the physical-domain MSE for an orthonormal family)."""
+        if len(self.scale) != self.channels:
+            raise ValueError(f"layout has {len(self.scale)} scales for {self.channels} channels")
+        w = torch.as_tensor(self.scale, dtype=torch.float64) ** power
+        for name in FIELDS:
+            group = self.group(name)
+            w[group] = w[group] / w[group].mean()
+        return w.float()
+
     def to_dict(self) -> dict:
         return asdict(self)
 

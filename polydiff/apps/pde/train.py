@@ -79,7 +79,11 @@ def build_dataset(config: PDEConfig, fields: Fields, generator: torch.Generator)
     if config.kind == "wdno":
         base = coarsen(fields, finer)
         config.layout.fit_scale(base)
-        return with_condition_modes({"x": config.layout.encode(base)}, config.layout)
+        x = config.layout.encode(base)
+        if config.unforced_repeat > 1:  # after the fit: the scales stay those of the data
+            unforced = base.f.flatten(1).abs().amax(1) == 0
+            x = torch.cat([x, *[x[unforced]] * (config.unforced_repeat - 1)])
+        return with_condition_modes({"x": x}, config.layout)
     levels = sorted(config.sr_levels)
     if not levels or levels[0] < 0 or levels[-1] > finer:
         raise ValueError(f"sr_levels {levels} must lie in [0, data.finer = {finer}]")
@@ -113,13 +117,14 @@ def run_training(config: PDEConfig, *, data_file: Path | None = None,
     dataset = build_dataset(config, fields, torch.Generator().manual_seed(config.data.seed + 1))
     net = seeded(config.train.seed, lambda: build_network(config.network_block()))
     scheduler = make_scheduler_for(config)
+    weight = config.layout.band_weights(config.band_weight_power)
 
     def loss_fn(model, batch, noise, timesteps):
         # conditions enter clean and leave the loss: exact conditioning (ReplaceKnown
         # with noised=False at sampling time)
         denoiser = Denoiser(model, batch.get("cond"))
         return denoising_loss(denoiser, scheduler, batch["x"], noise, timesteps,
-                              known=batch["known"], known_clean=True)
+                              weight=weight, known=batch["known"], known_clean=True)
 
     if progress:
         report(f"pde train: {config.kind} ({config.layout.domain}) with "

@@ -77,3 +77,22 @@ def test_field_rms_from_the_scales_is_the_fields_rms(small_fields: Fields, domai
         field = getattr(small_fields, name)
         assert layout.field_rms(name) == pytest.approx(float(field.pow(2).mean().sqrt()),
                                                        rel=1e-5)
+
+
+def test_band_weight_power_two_makes_the_loss_the_physical_mse(small_fields: Fields) -> None:
+    """Haar is orthonormal: with weights scale² (mean 1 per field) the weighted mean square of
+    a normalised error is the physical mean square of its inverse transform, up to one
+    constant per field."""
+    layout = Layout(domain="wavelet", family="haar")
+    layout.fit_scale(small_fields)
+    err = torch.randn(3, layout.channels, 32, 32, generator=torch.Generator().manual_seed(0))
+    phys = layout.decode_all(err)  # (3, 3, 64, 64): u, f, u0
+    w = layout.band_weights(2.0)
+    assert torch.allclose(layout.band_weights(0.0), torch.ones(layout.channels))
+    for k, name in enumerate(("u", "f")):
+        group = layout.group(name)
+        scale2 = torch.tensor(layout.scale[group]) ** 2
+        weighted = (w[group, None, None] * err[:, group] ** 2).mean()
+        assert w[group].mean() == pytest.approx(1.0)
+        assert float(weighted) == pytest.approx(float(phys[:, k].pow(2).mean() / scale2.mean()),
+                                                rel=1e-4)
