@@ -34,7 +34,7 @@ from polydiff.runtime import UserError
 if TYPE_CHECKING:
     import torch
 
-EQUATIONS = ("burgers", "burgers-periodic", "advection", "ns2d")
+EQUATIONS = ("burgers", "burgers-periodic", "advection", "ns2d", "ks")
 """The equations of ``generate`` (the keys of ``generate.EQUATIONS``, named here so that
 ``--help`` needs no torch)."""
 
@@ -70,7 +70,8 @@ def _add_generate(sub) -> None:
     add_number(p, "--beta", lo=-100, hi=100, help="advection speed, advection (default: 1)")
     add_number(p, "--refine", kind=int, lo=1, hi=1000,
                help="burgers*: the solver's internal grid refinement (default: from the "
-                    "cell Peclet number)")
+                    "cell Peclet number); ks: solve on refine x nx points, keep every "
+                    "refine-th (default 1)")
     add_output(p, "data file: .h5/.hdf5 (PDEBench layout) or .nc")
     add_runtime_args(p, model=False)
     p.set_defaults(func=run_generate)
@@ -156,7 +157,14 @@ def _add_evaluate(sub) -> None:
                   pred="predicted trajectories in the test set's layout and grid (default: "
                        "the WDNO model's, run on the test set's initial states and forcings)",
                   pred_required=False)
-    add_steps(p, None, help="reverse diffusion steps of the model's run (default: the "
+    p.add_argument("--method", default="wdno", choices=("wdno", "refiner"),
+                   help="the model run on the test set without --pred: wdno (the whole "
+                        "trajectory at once, default) or refiner (a PDE-Refiner or MSE "
+                        "one-step model rolled out; scored at its steps)")
+    p.add_argument("--equation", default=None, choices=("burgers", "ks"),
+                   help="--method refiner without --model: whose bundled refiner (default: "
+                        "the test set's equation)")
+    add_steps(p, None, help="reverse diffusion steps of the WDNO run (default: the "
                             "model's, 50)")
     p.add_argument("--superres-model", type=Path, default=None, metavar="DIR",
                    help="super-resolution checkpoint for test sets finer than the model's "
@@ -179,12 +187,14 @@ def run_generate(args: argparse.Namespace) -> int:
 
     if args.output.suffix.lower() not in SUFFIXES:
         raise UserError(f"the output must end in .h5, .hdf5 or .nc, got {args.output}")
-    advection = args.equation == "advection"
-    if (args.beta if not advection else args.nu) is not None:
-        raise UserError(f"--{'nu' if advection else 'beta'} does not apply to --equation "
-                        f"{args.equation}")
-    req = GenerateRequest(args.equation, args.n, args.nx, args.nt, args.t_final,
-                          args.beta if advection else args.nu, args.seed, args.refine)
+    advection, ks = args.equation == "advection", args.equation == "ks"
+    for flag, value in (("--nu", args.nu), ("--beta", args.beta)):
+        applies = (not advection and not ks) if flag == "--nu" else advection
+        if value is not None and not applies:
+            raise UserError(f"{flag} does not apply to --equation {args.equation}")
+    param = None if ks else args.beta if advection else args.nu
+    req = GenerateRequest(args.equation, args.n, args.nx, args.nt, args.t_final, param,
+                          args.seed, args.refine)
     with Outputs(overwrite=args.overwrite) as out:
         tmp = out.file(args.output, named=True)
         try:
@@ -386,10 +396,20 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if args.pred is not None:
         given = [flag for flag, value in (("--model", args.model), ("--steps", args.steps),
+                                          ("--superres-model", args.superres_model),
+                                          ("--equation", args.equation))
+                 if value is not None] + (["--method"] if args.method != "wdno" else [])
+        if given:
+            raise UserError(f"{given[0]} is for the model's run; with --pred the file is scored")
+    if args.method == "refiner":
+        given = [flag for flag, value in (("--steps", args.steps),
                                           ("--superres-model", args.superres_model))
                  if value is not None]
         if given:
-            raise UserError(f"{given[0]} is for the model's run; with --pred the file is scored")
+            raise UserError(f"{given[0]} is for WDNO; a refiner runs its own refinement steps "
+                            "on its own grid")
+    elif args.equation is not None:
+        raise UserError("--equation picks a bundled refiner: it goes with --method refiner")
     json_path = args.json or default_json(args.pred, args.truth)
     # the picture beside it: test.metrics.json -> test.metrics.png, m.json -> m.metrics.png
     png_path = json_path.with_suffix(".png" if json_path.stem.endswith(".metrics") else
@@ -402,6 +422,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if args.pred is not None:
             prediction = from_file(read_trajectories(args.pred), truth)
             source = {"pred": str(args.pred)}
+        elif args.method == "refiner":
+            prediction, source = _refiner_prediction(args, truth)
         else:
             prediction, source = _model_prediction(args, truth)
         metrics = score(prediction)
@@ -412,7 +434,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         png = out.file(png_path)
         if _is_real(png):
             plot_scores(png, metrics, prediction.truth[0], prediction.pred[0], prediction.t,
-                        prediction.x, title=f"{args.pred or 'WDNO'} against {args.truth}")
+                        prediction.x, title=f"{args.pred or source.get('kind', 'WDNO')} "
+                                            f"against {args.truth}")
     report(f"MSE {metrics['mse']:.4g}  nRMSE {metrics['nrmse']:.4g} (PDEBench)  time until "
            f"correlation < 0.8: {metrics['time_until_decorrelation']:.3g} (of "
            f"{metrics['times'][-1]:.3g})")
@@ -431,6 +454,24 @@ def _model_prediction(args: argparse.Namespace, truth):
                          superres_folder=args.superres_model)
     return prediction, {"model": str(model.folder), "seed": args.seed,
                         "steps": args.steps or model.config.sampling.steps}
+
+
+def _refiner_prediction(args: argparse.Namespace, truth):
+    """A refiner model's rollouts of ``truth`` and what to record about the run."""
+    from polydiff.apps.pde.evaluate import REFINER_EQUATION_NAMES, predict_refiner
+    from polydiff.apps.pde.model import load_refiner
+    from polydiff.runtime import pick_device
+
+    equation = args.equation or next(
+        (eq for eq, names in REFINER_EQUATION_NAMES.items() if truth.equation in names),
+        "burgers")
+    model = load_refiner(args.model, pick_device(args.device), equation=equation)
+    prediction = predict_refiner(model, truth, seed=args.seed)
+    c = model.config
+    kind = f"PDE-Refiner (K = {c.refinement_steps})" if c.refinement_steps else \
+        "MSE one-step model"
+    return prediction, {"model": str(model.folder), "seed": args.seed, "kind": kind,
+                        "method": "refiner", "step_dt": c.step_dt}
 
 
 # ================================================================================ demo

@@ -2,8 +2,10 @@
 
 The predictions are either a file (``--pred``, the test set's layout and grid: any model's
 output) or made here: each test trajectory's initial state (and forcing, when the file
-holds one; else f = 0) is handed to the WDNO model. The future states t_1..t_nt are scored
-against the test set's (MSE, PDEBench nRMSE, correlation, time until decorrelation).
+holds one; else f = 0) is handed to the WDNO model, or (``--method refiner``) rolled out
+by a PDE-Refiner / MSE one-step model, scored at its steps (every ``stride``-th saved
+time). The future states are scored against the test set's (MSE, PDEBench nRMSE,
+correlation, time until decorrelation).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 import torch
 
 from polydiff.apps.pde.dataset import from_model_grid
-from polydiff.apps.pde.model import PDEModel, superres_for
+from polydiff.apps.pde.model import PDEModel, RefinerModel, superres_for
 from polydiff.apps.pde.sampling import sampling_bytes, simulate_fields
 from polydiff.apps.pde.simulate import check_range, level_grid
 from polydiff.physics.pde_data import Trajectories
@@ -77,6 +79,58 @@ def predict(model: PDEModel, data: Trajectories, *, steps: int | None = None, se
     pred = np.concatenate(preds)
     check_finite(pred, "the model's predictions", "a model or checkpoint that diverged")
     return Prediction(pred, data.u.numpy(), data.t.numpy(), data.x.numpy())
+
+
+REFINER_EQUATION_NAMES = {"ks": ("kuramoto-sivashinsky", "ks"), "burgers": ("burgers",)}
+
+
+def check_refiner_test_set(model: RefinerModel, data: Trajectories) -> None:
+    """Refuse test sets a refiner model cannot roll out: another equation or domain, other
+    points, another saved interval, or too short for one model step."""
+    c = model.config
+    if data.y is not None:
+        raise UserError("the refiner models serve 1-D equations; the test set is 2-D")
+    if data.equation and data.equation not in REFINER_EQUATION_NAMES[c.equation]:
+        raise UserError(f"the test set holds {data.equation!r}; the refiner {model.folder} "
+                        f"serves {c.equation}")
+    if c.ks is not None:
+        nx, x_ok = c.ks.nx, np.allclose(np.diff(data.x.numpy()), c.ks.length / c.ks.nx)
+        length = data.params.get("L")
+        if length is not None and not np.isclose(length, c.ks.length):
+            raise UserError(f"the test set has L = {length:g}, the model was trained with "
+                            f"L = {c.ks.length:g}")
+    else:
+        nx = c.burgers.nx
+        x_ok = data.u.shape[-1] == nx and np.allclose(
+            data.x.numpy(), c.burgers.grid(0).x().numpy(), atol=1e-6)
+        nu = data.params.get("Nu", data.params.get("nu"))
+        if nu is not None and not np.isclose(nu, c.burgers.nu):
+            raise UserError(f"the test set has Nu = {nu}, the model was trained with "
+                            f"nu = {c.burgers.nu}")
+    if data.u.shape[-1] != nx or not x_ok:
+        raise UserError(f"the test set has {data.u.shape[-1]} points; the refiner runs on "
+                        f"{nx} evenly spaced points (its training grid)")
+    steps = np.diff(data.t.numpy())
+    if not np.allclose(steps, c.saved_dt, rtol=1e-5, atol=1e-8):
+        raise UserError(f"the test set is saved every {float(steps.mean()):.4g} time units, "
+                        f"the refiner's data every {c.saved_dt:g} (it steps {c.step_dt:g})")
+    if data.u.shape[1] <= c.stride:
+        raise UserError(f"the test set holds {data.u.shape[1]} times; one model step needs "
+                        f"{c.stride + 1}")
+
+
+def predict_refiner(model: RefinerModel, data: Trajectories, *, seed: int = 0,
+                    batch: int = 64) -> Prediction:
+    """Rollouts of a refiner model from every test item's initial state (and forcing):
+    predictions and truth at the model's steps t_0, t_stride, ... (N, steps + 1, nx)."""
+    from polydiff.apps.pde.refiner import predict as rollouts
+
+    check_refiner_test_set(model, data)
+    s = model.config.stride
+    pred, truth = rollouts(model, data, seed=seed, batch=batch, progress=True)
+    check_finite(pred, "the model's predictions", "a model or checkpoint that diverged")
+    t = data.t[: (pred.shape[1] - 1) * s + 1 : s]
+    return Prediction(pred.numpy(), truth.numpy(), t.numpy(), data.x.numpy())
 
 
 def from_file(pred: Trajectories, truth: Trajectories) -> Prediction:

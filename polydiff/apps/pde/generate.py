@@ -11,6 +11,10 @@ burgers-periodic   256    101   2     PDEBench: periodic [0, 1), nu = 0.01, rand
 advection          256    101   2     PDEBench: periodic [0, 1), beta = 1, random sine waves
 ns2d               64     21    10    vorticity on [0, 2 pi)^2, nu = 1e-3, drag 0.1, Kolmogorov
                                       forcing (k = 4), random initial vorticity
+ks                 256    641   128   PDE-Refiner: Kuramoto-Sivashinsky, periodic [0, 64), random
+                                      sine waves, saved after a burn-in of 72 (ETDRK4, at most
+                                      0.05 per step; ``--refine r`` solves on r x nx points and
+                                      keeps every r-th)
 =================  =====  ====  ====  ==========================================================
 """
 
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from polydiff.physics import advection, burgers, navier_stokes
+from polydiff.physics import advection, burgers, kuramoto_sivashinsky, navier_stokes
 from polydiff.physics.pde_data import Trajectories
 from polydiff.runtime import UserError, check_memory, make_generator
 
@@ -41,7 +45,10 @@ EQUATIONS: dict[str, Defaults] = {
     "burgers-periodic": Defaults(256, 101, 2.0, 0.01),
     "advection": Defaults(256, 101, 2.0, 1.0),
     "ns2d": Defaults(64, 21, 10.0, 1e-3),
+    "ks": Defaults(256, 641, 128.0, 64.0),  # param: the domain length L
 }
+KS_MAX_STEP = 0.05
+"""Largest ETDRK4 step of ``generate --equation ks`` (PDE-Refiner's data: 0.2 / 4)."""
 
 HINT = "choose fewer --n, a coarser --nx, fewer --nt, a shorter --t-final or a larger --nu"
 
@@ -75,7 +82,7 @@ class GenerateRequest:
                             f"{req.nt})")
         if not (math.isfinite(req.t_final) and req.t_final > 0):
             raise UserError(f"--t-final must be a finite positive number, got {req.t_final}")
-        viscous = req.equation != "advection"
+        viscous = req.equation not in ("advection", "ks")
         if not math.isfinite(req.param) or (viscous and req.param <= 0):
             raise UserError(f"{'--nu' if viscous else '--beta'} must be finite"
                             f"{' and positive' if viscous else ''}, got {req.param}")
@@ -83,6 +90,8 @@ class GenerateRequest:
                                                            and req.refine % 2 == 0)):
             raise UserError(f"--refine must be >= 1 (and odd for burgers-periodic), "
                             f"got {req.refine}")
+        if req.equation == "ks" and (req.nx * (req.refine or 1)) % 2:
+            raise UserError(f"ks needs an even number of solver points, got --nx {req.nx}")
         if req.equation == "ns2d" and req.nx % 2:
             raise UserError(f"ns2d needs an even --nx, got {req.nx}")
         return req
@@ -105,6 +114,11 @@ class GenerateRequest:
         check_memory(self.output_bytes(), what)
         if self.equation == "ns2d":
             cost = navier_stokes.ns2d_cost(self.n, self.nx, self.nt - 1, self.nt)
+        elif self.equation == "ks":
+            grid = self.ks_grid()
+            cost = advection.SolverCost(float(grid.nx), grid.substeps * grid.nt
+                                        + grid.burn_in / (grid.dt / grid.substeps), self.n,
+                                        advection.march_bytes(self.n, grid.nx, grid.nt + 1))
         elif self.equation == "advection":
             cost = advection.advection_cost(self.n, self.nx, self.nt, self.t_final,
                                             beta=self.param)
@@ -117,6 +131,13 @@ class GenerateRequest:
             except ValueError as err:
                 raise UserError(f"{what}: {err}; {HINT}") from err
         cost.check(what, HINT)
+
+    def ks_grid(self) -> kuramoto_sivashinsky.KSGrid:
+        """The KS solver grid (``refine`` x ``nx`` points, steps of at most KS_MAX_STEP)."""
+        dt = self.t_final / (self.nt - 1)
+        return kuramoto_sivashinsky.KSGrid(
+            nx=self.nx * (self.refine or 1), length=self.param, dt=dt, nt=self.nt - 1,
+            substeps=max(1, math.ceil(dt / KS_MAX_STEP - 1e-9)))
 
     def grid(self) -> burgers.BurgersGrid:
         """The saved grid of a 1-D equation."""
@@ -136,6 +157,12 @@ def generate(req: GenerateRequest, *, device: torch.device | str = "cpu",
     g = make_generator(req.seed)
     if req.equation == "ns2d":
         return _generate_ns2d(req, g, device, progress)
+    if req.equation == "ks":
+        grid, r = req.ks_grid(), req.refine or 1
+        u0 = kuramoto_sivashinsky.random_initial_states(req.n, grid, g).to(device)
+        u = kuramoto_sivashinsky.solve_ks(u0, grid, burn_in=True, progress=progress).cpu()
+        return Trajectories(u[..., ::r], grid.x()[::r], grid.t(),
+                            equation="kuramoto-sivashinsky", params={"L": req.param})
     grid = req.grid()
     x, t = grid.x(), grid.t()
     if req.equation == "advection":

@@ -113,3 +113,27 @@ def test_device_argument_gives_the_same_data(tmp_path):
     _, a = run(tmp_path, "a.h5", *args)
     _, b = run(tmp_path, "b.h5", *args, "--device", "cpu")
     assert a.read_bytes() == b.read_bytes()
+
+
+def test_ks_file_conserves_the_mean_and_refine_keeps_every_other_point(tmp_path):
+    """KS conserves ∫u exactly (the spectral solver never touches mode 0), and ``--refine 2``
+    on 32 points is the 64-point solve of the same seed with every second point kept."""
+    common = ("--equation", "ks", "--n", "2", "--nt", "6", "--t-final", "1.0", "--seed", "3")
+    rc, fine = run(tmp_path, "fine.h5", *common, "--nx", "64")
+    assert rc == 0
+    rc, coarse = run(tmp_path, "coarse.h5", *common, "--nx", "32", "--refine", "2")
+    assert rc == 0
+    a, b = read_trajectories(fine), read_trajectories(coarse)
+    assert a.equation == "kuramoto-sivashinsky" and a.params == {"L": 64.0}
+    assert a.u.shape == (2, 6, 64)
+    assert torch.allclose(a.t, torch.arange(6, dtype=torch.float64) * 0.2)
+    assert torch.equal(a.u[..., ::2], b.u) and torch.allclose(a.x[::2], b.x)
+    mean = a.u.double().mean(-1)
+    assert torch.allclose(mean, mean[:, :1].expand_as(mean), atol=1e-5)
+    assert a.u.std() > 0.5  # on the attractor after the burn-in, not decayed
+
+
+def test_ks_refuses_options_of_other_equations(tmp_path, capsys):
+    rc, out = run(tmp_path, "ks.h5", "--equation", "ks", "--n", "1", "--nu", "0.1")
+    assert rc == 2 and not out.exists()
+    assert "--nu does not apply to --equation ks" in capsys.readouterr().err

@@ -130,3 +130,42 @@ def test_simulate_refiner_on_burgers_takes_the_forcing(tmp_path, capsys) -> None
                "-o", tmp_path / "c.nc") == 2
     assert "--t-final applies to ks" in capsys.readouterr().err
     assert cli("simulate", "--method", "refiner", "--model", model, "-o", tmp_path / "d.nc") == 0
+
+
+def test_evaluate_refiner_scores_the_rollout_at_its_steps(model_dir: Path, tmp_path: Path,
+                                                         capsys) -> None:
+    """A KS test file on the tiny model's grid (L = 22, 32 points, 0.2 apart): the JSON holds
+    the model's steps (stride 4 x 0.2) and the metrics of its rollout; another grid or
+    options of WDNO are refused without output."""
+    truth = tmp_path / "ks.h5"
+    # the tiny model's L = 22 is not generate's default: write the file from the solver
+    import torch
+
+    from polydiff.physics.kuramoto_sivashinsky import KSGrid, sample_ks_trajectories
+    from polydiff.physics.pde_data import Trajectories, write_trajectories
+
+    grid = KSGrid(nx=32, length=22.0, dt=0.2, nt=12, substeps=2, burn_in=10.0)
+    u = sample_ks_trajectories(2, grid, torch.Generator().manual_seed(7))
+    write_trajectories(Trajectories(u.float(), grid.x(), grid.t(),
+                                    equation="kuramoto-sivashinsky", params={"L": 22.0}), truth)
+    out = tmp_path / "m.json"
+    args = ("evaluate", "--truth", truth, "--method", "refiner", "--model", model_dir,
+            "--device", "cpu")
+    assert cli(*args, "--json", out) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["times"] == pytest.approx([0.8, 1.6, 2.4]) and metrics["method"] == "refiner"
+    assert len(metrics["nrmse_per_time"]) == 3 and np.isfinite(metrics["nrmse"])
+    assert (tmp_path / "m.metrics.png").is_file()
+    capsys.readouterr()
+    for extra, message in ((("--steps", 5), "--steps is for WDNO"),
+                           (("--superres-model", model_dir), "--superres-model is for WDNO")):
+        bad = tmp_path / "bad.json"
+        assert cli(*args, *extra, "--json", bad) == 2 and not bad.exists()
+        assert message in capsys.readouterr().err
+    short = tmp_path / "short.h5"
+    write_trajectories(Trajectories(u[:, :3].float(), grid.x(), grid.t()[:3],
+                                    equation="kuramoto-sivashinsky"), short)
+    bad = tmp_path / "bad.json"
+    assert cli("evaluate", "--truth", short, "--method", "refiner", "--model", model_dir,
+               "--json", bad) == 2 and not bad.exists()
+    assert "one model step needs 5" in capsys.readouterr().err
