@@ -78,15 +78,22 @@ def _timed_predict(model, test: Trajectories) -> tuple[torch.Tensor, float]:
     return pred, time.perf_counter() - start
 
 
-def fno_predictions(sets: Sets, budget: Budget) -> dict[str, tuple[Trajectories, torch.Tensor,
-                                                                   float]]:
-    """Train both FNOs on the training set; predictions as name -> (test set, pred, seconds)."""
+def train_fnos(sets: Sets, budget: Budget) -> tuple:
+    """The one-step and whole-trajectory FNOs trained on the training set."""
     step = train_fno(sets.train, FNOTrainConfig(task="step", width=32, modes=(12,),
                                                 steps=budget.step_steps, batch_size=64),
                      progress=True).model
     trajectory = train_fno(sets.train, FNOTrainConfig(
         task="trajectory", width=16, modes=(8, 8), steps=budget.trajectory_steps,
         batch_size=16), progress=True).model
+    return step, trajectory
+
+
+def fno_predictions(sets: Sets, budget: Budget, models: tuple | None = None,
+                    ) -> dict[str, tuple[Trajectories, torch.Tensor, float]]:
+    """Both FNOs (trained here unless ``models`` from :func:`train_fnos` are given);
+    predictions as name -> (test set, pred, seconds)."""
+    step, trajectory = models or train_fnos(sets, budget)
     return {
         "fno-step": (sets.test, *_timed_predict(step, sets.test)),
         "fno-trajectory": (sets.test, *_timed_predict(trajectory, sets.test)),

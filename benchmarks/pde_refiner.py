@@ -20,6 +20,13 @@ time until the mean correlation falls below 0.8 (PDE-Refiner's headline metric, 
 state against the solver's, and seconds per trajectory (the solver's too). For KS the gain
 in high-correlation time of PDE-Refiner over the MSE model (the paper: about 30 %).
 
+``refinement``: why the refiner does (not) beat its MSE twin, per model on held-out KS
+pairs: at each refinement index k the noise std that step works at, and the RMS error of
+the network's estimate of the (normalised) one-step target from the true target noised to
+that level; a refinement step can only add information where its error is below its noise
+level. Also the one-step relative error of the first call alone (k = K, the MSE-like
+prediction) and after all K refinement steps.
+
 Models are read from ``runs/pde/<config name>/`` (trained with the configs, see their
 headers); a missing one is trained here first. Run: ``python -m benchmarks.run pde_refiner``.
 """
@@ -36,11 +43,11 @@ from benchmarks.common import figure_path, write_json
 from benchmarks.pde_baselines import FULL as FNO_FULL
 from benchmarks.pde_baselines import QUICK as FNO_QUICK
 from benchmarks.pde_baselines import TEST_SEED, Sets, draw_time_curves, fno_predictions
-from benchmarks.pde_wdno import timed_prediction
+from benchmarks.pde_wdno import run_members, timed_prediction
 from polydiff.apps.pde.config import RefinerConfig
 from polydiff.apps.pde.model import RefinerModel, load_model, load_refiner
-from polydiff.apps.pde.refiner import predict
-from polydiff.apps.pde.refiner_data import make_trajectories
+from polydiff.apps.pde.refiner import RefinerDenoiser, predict, step
+from polydiff.apps.pde.refiner_data import condition, make_trajectories, pairs, targets, to_network
 from polydiff.apps.pde.train import run_refiner_training
 from polydiff.diffusion.config import load_config
 from polydiff.physics.kuramoto_sivashinsky import energy_spectrum, solve_ks
@@ -113,6 +120,38 @@ def gains(rows: dict) -> dict:
     return out
 
 
+@torch.no_grad()
+def refinement_diagnostic(model: RefinerModel, test, count: int = 256) -> dict:
+    """Noise std and denoising error per refinement index k, and one-step errors (see the
+    module docstring), on ``count`` (state, next state) pairs of ``test``."""
+    c = model.config
+    u_now, u_next, f_now, f_next = (p[:count] for p in pairs(c, test))
+    if c.ks is not None:
+        f_now = f_next = None
+    y = to_network(c, (targets(c, u_now, u_next) / c.scales.out)[:, None].float())
+    cond = condition(c, u_now, f_now, f_next)
+    denoiser = RefinerDenoiser(model.net, cond, c.refinement_steps)
+    g = torch.Generator().manual_seed(0)
+    levels = []
+    first = None
+    for k in range(c.refinement_steps + 1):
+        ab = model.scheduler.alphas_cumprod[k].to(torch.float32)
+        noise = torch.randn(y.shape, generator=g)
+        y_k = ab.sqrt() * y + (1 - ab).sqrt() * noise if ab > 0 else torch.zeros_like(y)
+        y_hat = ab.sqrt() * y_k - (1 - ab).sqrt() * denoiser(y_k, torch.full((len(y),), k))
+        err = float((y_hat - y).pow(2).mean().sqrt())
+        levels.append({"k": k, "noise_std": float((1 - ab).sqrt()), "estimate_rms_error": err})
+        if k == c.refinement_steps:
+            first = y_hat
+    rel = lambda pred: float(((pred - y).flatten(1).norm(dim=1)  # noqa: E731
+                              / y.flatten(1).norm(dim=1)).mean())
+    refined = step(model, u_now.float(), f_now, f_next, torch.Generator().manual_seed(0))
+    change = to_network(c, (targets(c, u_now, refined) / c.scales.out)[:, None].float())
+    return {"target_rms": float(y.pow(2).mean().sqrt()), "levels": levels,
+            "one_step_relative_error_first_call": rel(first),
+            "one_step_relative_error_refined": rel(change)}
+
+
 def ks_part(budget: Budget) -> tuple[dict, dict]:
     """KS rows (each model as trained, and with ``conserve_mean``) and the plotted series."""
     models = ks_models()
@@ -123,7 +162,7 @@ def ks_part(budget: Budget) -> tuple[dict, dict]:
     # onto its grid), without the burn-in
     u0 = torch.fft.irfft(torch.fft.rfft(test.u[:, 0].double()), n=grid.nx) * config.ks.refine
     _, solver_seconds = timed(lambda: solve_ks(u0, grid))
-    rows, preds, truth = {}, {}, None
+    rows, preds, truth, refinement = {}, {}, None, {}
     for base, model in models.items():
         for conserve in (False, True):
             model.config.conserve_mean = conserve
@@ -133,6 +172,8 @@ def ks_part(budget: Budget) -> tuple[dict, dict]:
             rows[name] = score_row(pred, truth, times, seconds)
             rows[name]["network_calls_per_step"] = model.config.refinement_steps + 1
             preds[name] = pred
+        model.config.conserve_mean = False
+        refinement[base] = refinement_diagnostic(model, test)
     result = {
         "setting": f"KS, L = {config.ks.length}, {config.ks.nx} points (every "
                    f"{config.ks.refine}th of an ETDRK4 solve), model step {config.step_dt}, "
@@ -142,6 +183,7 @@ def ks_part(budget: Budget) -> tuple[dict, dict]:
         "solver_spectrum_last": energy_spectrum(truth[:, -1]).tolist(),
         "rows": rows,
         "high_correlation_time_gain": gains(rows),
+        "refinement": refinement,
     }
     shown = {k: v for k, v in preds.items() if k in ("PDE-Refiner", "MSE U-Net")}
     return result, {"truth": truth, "preds": shown, "times": times, "extent_x": config.ks.length}
@@ -158,8 +200,13 @@ def burgers_part(budget: Budget) -> tuple[dict, dict]:
         (pred, truth), seconds = timed(lambda m=model: predict(m, test, seed=0))
         rows[name] = score_row(pred, truth, times, seconds)
     if budget.baselines:
-        wdno, seconds = timed_prediction(load_model(None, "cpu"), test, budget.wdno_steps)
+        wdno_model = load_model(None, "cpu")
+        wdno, seconds = timed_prediction(wdno_model, test, budget.wdno_steps)
         rows["WDNO (bundled)"] = score_row(torch.as_tensor(wdno.pred), test.u, times, seconds)
+        members, seconds = timed(lambda: run_members(wdno_model, test, 4,
+                                                     steps=budget.wdno_steps))
+        rows["WDNO (bundled), mean of 4 members"] = score_row(members.mean(0), test.u, times,
+                                                               seconds)
         for name, (case, pred, secs) in fno_predictions(sets, fno_budget).items():
             if case is test:  # the zero-shot 2x row is pde_baselines' business
                 rows[name] = score_row(pred, test.u, times, secs)
@@ -211,6 +258,11 @@ def main(quick: bool = True) -> dict:
                   "s/trajectory")
         print(f"{part:8s}solver {result[part]['solver_seconds_per_trajectory']:.3f} "
               "s/trajectory")
+    for name, diag in ks["refinement"].items():
+        steps = "  ".join(f"k={lv['k']}: noise {lv['noise_std']:.2g} error "
+                          f"{lv['estimate_rms_error']:.2g}" for lv in diag["levels"])
+        print(f"KS {name:28s} one step: first call {diag['one_step_relative_error_first_call']:.3g}"
+              f", refined {diag['one_step_relative_error_refined']:.3g}; {steps}")
     for name, gain in ks["high_correlation_time_gain"].items():
         if gain is not None:
             print(f"KS high-correlation time: {name} {gain:+.1%} over its MSE twin (paper: "

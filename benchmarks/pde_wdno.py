@@ -17,11 +17,31 @@ until the Pearson correlation drops below 0.8:
   checked with the solver; the true forcing's J for reference;
 - wall time of ``simulate`` (all test items in one batch) vs the solver at equal resolution.
 
+``variants``: every WDNO checkpoint measured while looking for what limits it (the ones
+under ``runs/pde/`` that exist, see :data:`VARIANTS`), each on the forced test set and on
+its unforced twin (the same initial states solved without forcing, the issue's setting),
+one member and the mean of ``members`` members, with PDEBench's nRMSE and the space-time
+relative L2 (||pred - truth|| / ||truth|| over the whole trajectory), and the FNO rows on
+the same two sets.
+
+``diagnostics`` of the bundled model, each a question about what limits it:
+
+- fit or generalisation: the same error on training trajectories (forced ones, from the
+  data cache) as on held-out ones;
+- representation: the error of the clean wavelet round trip of the test trajectories;
+- conditioning: the error when every test item gets another item's u0 (against the solver
+  run with that wrong u0: how much u0 matters to the true trajectory);
+- sampling: DDIM steps and eta;
+- the denoiser alone: the error of its one-call estimate x̂₀ of clean test samples noised
+  to diffusion time t (at t = 999 that is the conditional mean from the conditions only).
+
 Run: ``python -m benchmarks.run pde_wdno [--full]``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,16 +60,28 @@ from benchmarks.pde_baselines import (  # noqa: E402
     TEST_SEED,
     Sets,
     _solve,
+    _timed_predict,
     draw_time_curves,
     fno_predictions,
+    train_fnos,
 )
 from polydiff.apps.pde.config import PDEConfig  # noqa: E402
 from polydiff.apps.pde.control import ControlSettings, control, objective  # noqa: E402
-from polydiff.apps.pde.dataset import BurgersData  # noqa: E402
+from polydiff.apps.pde.dataset import (  # noqa: E402
+    BurgersData,
+    coarsen,
+    from_model_grid,
+    to_model_grid,
+)
 from polydiff.apps.pde.evaluate import Prediction, predict, score  # noqa: E402
 from polydiff.apps.pde.model import PDEModel, load_model  # noqa: E402
-from polydiff.apps.pde.train import run_training  # noqa: E402
+from polydiff.apps.pde.representation import known_mask  # noqa: E402
+from polydiff.apps.pde.sampling import simulate_fields  # noqa: E402
+from polydiff.apps.pde.train import read_cache, run_training  # noqa: E402
 from polydiff.diffusion.config import load_config  # noqa: E402
+from polydiff.physics.burgers import solve_burgers  # noqa: E402
+from polydiff.physics.pde_data import Trajectories  # noqa: E402
+from polydiff.physics.pde_metrics import nrmse, nrmse_spacetime  # noqa: E402
 from polydiff.plotting import save_figure  # noqa: E402
 
 NAME = "pde_wdno"
@@ -57,6 +89,20 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = {"wavelet": ROOT / "configs/pde/burgers_tiny.yaml",
            "physical": ROOT / "configs/pde/burgers_physical_tiny.yaml"}
 DATA_CACHE = ROOT / "runs/pde/burgers_l1.safetensors"
+VARIANTS = {  # name -> (folder under runs/pde/ or None for the bundled model, how it was made)
+    "2000 steps (bundled before)": ("wdno_2k_bundled",
+                                    "burgers_tiny.yaml, 2000 steps, constant lr 1e-3"),
+    "6000 steps": ("wdno_6k", "burgers_tiny.yaml --train-steps 6000"),
+    "6000 + 500 annealed": ("ab_p0", "from the 6000-step state, 500 steps with the lr on a "
+                                     "cosine to 0, EMA 0.99"),
+    "6000 + 500 annealed, band weight 1": ("ab_p1", "the same, band_weight_power 1"),
+    "6000 + 500 annealed, band weight 2": ("ab_p2", "the same, band_weight_power 2 (the "
+                                                    "physical MSE)"),
+    "6000 + 500 annealed, unforced x4": ("ab_r4", "the same, unforced_repeat 4"),
+    "6000 + 5000 annealed, band weight 1, unforced x4": (
+        "wdno_anneal", "burgers_tiny_anneal.yaml (the bundled model now)"),
+    "bundled": (None, "polydiff/weights/pde"),
+}
 
 
 @dataclass(frozen=True)
@@ -68,8 +114,128 @@ class Budget:
     steps: int
 
 
+    members: int = 4
+
+
 QUICK = Budget(n_test=32, ablation_steps=500, control_problems=4, control_members=4, steps=50)
 FULL = Budget(n_test=128, ablation_steps=4000, control_problems=16, control_members=8, steps=50)
+
+
+def unforced_twin(test: Trajectories, data: BurgersData) -> Trajectories:
+    """The test set's initial states solved without forcing (forcing zeros, not None: the
+    models are handed f = 0 as a known condition)."""
+    u = solve_burgers(test.u[:, 0].double(), data.grid(0), nu=data.nu, forcing=None,
+                      refine=data.refine).float()
+    return Trajectories(u, test.x, test.t, forcing=torch.zeros_like(u), equation="burgers",
+                        params=test.params)
+
+
+def errors(pred: torch.Tensor, truth: torch.Tensor) -> dict:
+    """PDEBench nRMSE and space-time relative L2 on t_1..t_nt of (N, nt + 1, nx) tensors."""
+    pred, truth = torch.as_tensor(pred)[:, 1:], torch.as_tensor(truth)[:, 1:]
+    return {"nrmse": nrmse(pred, truth), "relative_l2": nrmse_spacetime(pred, truth)}
+
+
+def run_members(model: PDEModel, test: Trajectories, members: int, *, steps: int = 50,
+                u0: torch.Tensor | None = None) -> torch.Tensor:
+    """``members`` seeded runs on every test item (seeds 0..members-1): (M, N, nt + 1, nx).
+    ``u0`` (N, nx) replaces the test set's initial states (the conditioning check)."""
+    pad = torch.nn.functional.pad
+    u0 = pad(test.u[:, 0] if u0 is None else u0, (1, 0))
+    f = pad(test.forcing[:, :-1], (1, 0))
+    out = []
+    for seed in range(members):
+        with torch.no_grad():
+            fields = simulate_fields(model, u0, f, steps=steps,
+                                     generator=torch.Generator().manual_seed(seed))
+        out.append(from_model_grid(fields)[0])
+    return torch.stack(out)
+
+
+def variant_rows(sets: dict[str, Trajectories], budget: Budget) -> dict:
+    """Every WDNO variant that exists, on each set: one member and the members' mean."""
+    rows = {}
+    for name, (folder, made) in VARIANTS.items():
+        path = None if folder is None else ROOT / "runs/pde" / folder
+        if path is not None and not (path / "polydiff.json").is_file():
+            continue
+        model = load_model(path, "cpu")
+        row = {"checkpoint": folder or "bundled", "made": made}
+        for set_name, test in sets.items():
+            preds = run_members(model, test, budget.members, steps=budget.steps)
+            row[set_name] = {"one member": errors(preds[0], test.u),
+                             f"mean of {budget.members}": errors(preds.mean(0), test.u),
+                             "member spread": errors(preds[0], preds.mean(0))["nrmse"]}
+        rows[name] = row
+    return rows
+
+
+def training_items(n: int) -> Trajectories | None:
+    """``n`` forced training trajectories of the bundled config (from the data cache)."""
+    if not DATA_CACHE.is_file():
+        return None
+    config = load_config(CONFIGS["wavelet"], PDEConfig)
+    key = json.dumps(dataclasses.asdict(config.data), sort_keys=True)
+    base = coarsen(read_cache(DATA_CACHE, key), config.data.finer)
+    idx = (base.f.flatten(1).abs().amax(1) > 0).nonzero()[:n, 0]
+    u = torch.cat([base.u0[idx, None], base.u[idx]], 1)[..., 1:]
+    f = torch.cat([base.f[idx], base.f[idx, -1:]], 1)[..., 1:]
+    grid = BurgersData().grid(0)
+    return Trajectories(u, grid.x(), grid.t(), forcing=f, equation="burgers")
+
+
+def denoiser_errors(model: PDEModel, test: Trajectories, times=(999, 700, 400, 100, 20)) -> dict:
+    """nRMSE of the one-call estimate x̂₀ from clean test samples noised to time t (the
+    forcing given), and its RMS per normalised u band."""
+    layout, sched = model.config.layout, model.scheduler
+    fields = to_model_grid(test.u, test.forcing)
+    x0 = layout.encode(fields)
+    mask = known_mask(layout, x0.shape, forcing_known=True)
+    g = torch.Generator().manual_seed(0)
+    out = {}
+    for t in times:
+        ab = sched.alphas_cumprod[t]
+        x_t = torch.where(mask, x0, ab.sqrt() * x0 + (1 - ab).sqrt() * torch.randn(
+            x0.shape, generator=g))
+        with torch.no_grad():
+            v = model.net(x_t, torch.full((len(x0),), t)).sample
+        x0_hat = torch.where(mask, x0, ab.sqrt() * x_t - (1 - ab).sqrt() * v)
+        dec = layout.decode(x0_hat)
+        pred = torch.cat([fields.u0[:, None], dec.u], 1)[..., 1:]
+        band = (x0_hat - x0)[:, layout.group("u")].pow(2).mean((0, 2, 3)).sqrt()
+        out[str(t)] = {**errors(pred, test.u), "u_band_rms": band.tolist()}
+    return out
+
+
+def diagnostics(model: PDEModel, test: Trajectories, unforced: Trajectories,
+                budget: Budget) -> dict:
+    """The questions of the module docstring, answered for ``model``."""
+    data = BurgersData()
+    out: dict = {}
+    train = training_items(test.n)
+    if train is not None:
+        out["fit: training items"] = errors(run_members(model, train, 1)[0], train.u)
+    out["fit: held-out items"] = errors(run_members(model, test, 1)[0], test.u)
+    layout = model.config.layout
+    fields = to_model_grid(test.u, test.forcing)
+    back = layout.decode(layout.encode(fields))
+    out["representation: round trip max |error|"] = float((back.u - fields.u).abs().max())
+    wrong = torch.roll(test.u[:, 0], 1, dims=0)
+    for name, case in (("forced", test), ("unforced", unforced)):
+        f = None if name == "unforced" else case.forcing.double()
+        solver = solve_burgers(wrong.double(), data.grid(0), nu=data.nu, forcing=f,
+                               refine=data.refine).float()
+        out[f"conditioning ({name}): model with another item's u0"] = errors(
+            run_members(model, case, 1, u0=wrong)[0], case.u)
+        out[f"conditioning ({name}): solver with another item's u0"] = errors(solver, case.u)
+    eta = model.config.sampling.eta
+    for steps, e in ((10, 1.0), (50, 1.0), (200, 1.0), (50, 0.0), (200, 0.0)):
+        model.config.sampling.eta = e
+        out[f"sampling: {steps} steps, eta {e:g}"] = errors(
+            run_members(model, test, 1, steps=steps)[0], test.u)
+    model.config.sampling.eta = eta
+    out["denoiser x0-hat from time t"] = denoiser_errors(model, test)
+    return out
 
 
 def timed_prediction(model: PDEModel, test, steps: int) -> tuple[Prediction, float]:
@@ -160,11 +326,20 @@ def main(quick: bool = True) -> dict:
         row.pop("times")
     fno_budget = FNO_QUICK if quick else FNO_FULL
     sets = Sets(fno_budget)  # same seed and size: the same base test problems
-    for name, (case, pred, secs) in fno_predictions(sets, fno_budget).items():
+    fnos = train_fnos(sets, fno_budget)
+    for name, (case, pred, secs) in fno_predictions(sets, fno_budget, fnos).items():
         p = Prediction(pred.numpy(), case.u.numpy(), case.t.numpy(), case.x.numpy())
         rows[name] = {**score(p), "seconds": secs, "seconds_per_trajectory": secs / case.n}
         rows[name].pop("times")
         preds[name] = p
+    unforced = unforced_twin(tests[0], data)
+    variants = variant_rows({"forced": tests[0], "unforced": unforced}, budget)
+    for fno, name in zip(fnos, ("fno-step", "fno-trajectory")):
+        variants[name] = {"checkpoint": None, "made": f"pde_baselines' {name} row"}
+        for set_name, case in (("forced", tests[0]), ("unforced", unforced)):
+            pred, _ = _timed_predict(fno, case)
+            variants[name][set_name] = {"one member": errors(pred, case.u)}
+    diag = diagnostics(model, tests[0], unforced, budget)
     ctrl = control_rows(model, budget)
     result = {
         "setting": "forced Burgers, nu=0.01, T=8, zero Dirichlet (WDNO); metrics on t_1..t_nt; "
@@ -173,6 +348,8 @@ def main(quick: bool = True) -> dict:
         "budget": budget.__dict__,
         "solver_seconds": {f"{2**k}x": s for k, s in solver_seconds.items()},
         "rows": rows,
+        "variants": variants,
+        "diagnostics": diag,
         "control": ctrl,
     }
     write_json(NAME, result)
@@ -180,6 +357,13 @@ def main(quick: bool = True) -> dict:
     for name, row in rows.items():
         print(f"{name:36s} MSE {row['mse']:.3e}  nRMSE {row['nrmse']:.4f}  "
               f"t(corr<0.8) {row['time_until_decorrelation']:.2f}  {row['seconds']:.2f} s")
+    for name, row in variants.items():
+        mean = f"mean of {budget.members}"
+        cells = "  ".join(f"{k} {row[k]['one member']['nrmse']:.3f}/"
+                          f"{row[k]['one member']['relative_l2']:.3f} mean "
+                          f"{row[k].get(mean, row[k]['one member'])['nrmse']:.3f}"
+                          for k in ("forced", "unforced"))
+        print(f"{name:50s} {cells}")
     for k, s in solver_seconds.items():
         print(f"solver {2**k}x grid: {s:.2f} s for {budget.n_test} trajectories")
     for k, v in ctrl.items():
