@@ -166,6 +166,8 @@ def _add_evaluate(sub) -> None:
                         "the test set's equation)")
     add_steps(p, None, help="reverse diffusion steps of the WDNO run (default: the "
                             "model's, 50)")
+    add_members(p, 1, "WDNO: score the mean of this many samples per test item (the "
+                      "ensemble mean; default 1: one sample)")
     p.add_argument("--superres-model", type=Path, default=None, metavar="DIR",
                    help="super-resolution checkpoint for test sets finer than the model's "
                         "base grid (default: superres/ in the --model folder, else bundled)")
@@ -398,13 +400,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
         given = [flag for flag, value in (("--model", args.model), ("--steps", args.steps),
                                           ("--superres-model", args.superres_model),
                                           ("--equation", args.equation))
-                 if value is not None] + (["--method"] if args.method != "wdno" else [])
+                 if value is not None] + (["--method"] if args.method != "wdno" else []) + \
+            (["--members"] if args.members != 1 else [])
         if given:
             raise UserError(f"{given[0]} is for the model's run; with --pred the file is scored")
     if args.method == "refiner":
         given = [flag for flag, value in (("--steps", args.steps),
                                           ("--superres-model", args.superres_model))
-                 if value is not None]
+                 if value is not None] + (["--members"] if args.members != 1 else [])
         if given:
             raise UserError(f"{given[0]} is for WDNO; a refiner runs its own refinement steps "
                             "on its own grid")
@@ -451,8 +454,8 @@ def _model_prediction(args: argparse.Namespace, truth):
 
     model = load_model(args.model, pick_device(args.device))
     prediction = predict(model, truth, steps=args.steps, seed=args.seed,
-                         superres_folder=args.superres_model)
-    return prediction, {"model": str(model.folder), "seed": args.seed,
+                         superres_folder=args.superres_model, members=args.members)
+    return prediction, {"model": str(model.folder), "seed": args.seed, "members": args.members,
                         "steps": args.steps or model.config.sampling.steps}
 
 

@@ -56,8 +56,11 @@ def check_test_set(model: PDEModel, data: Trajectories) -> int:
 
 
 def predict(model: PDEModel, data: Trajectories, *, steps: int | None = None, seed: int = 0,
-            batch: int = 32, superres_folder: Path | None = None) -> Prediction:
-    """The model's trajectories for every test item, in batches of ``batch``."""
+            batch: int = 32, superres_folder: Path | None = None,
+            members: int = 1) -> Prediction:
+    """The model's trajectories for every test item, in batches of ``batch``; with
+    ``members`` > 1 the mean of that many samples per item (the ensemble mean: an estimate
+    of the posterior mean, which has the smallest expected squared error)."""
     level = check_test_set(model, data)
     check_range(model, data.u[:, 0].numpy(), "u0", f"an initial state of {data.n} in the test set")
     if data.forcing is not None:
@@ -73,9 +76,11 @@ def predict(model: PDEModel, data: Trajectories, *, steps: int | None = None, se
         u0 = pad(u[:, 0], (1, 0)).to(model.device)
         f = data.forcing[start:start + batch] if data.forcing is not None else torch.zeros_like(u)
         f = pad(f[:, :-1], (1, 0)).to(model.device)
-        fields = simulate_fields(model, u0, f, level=level, superres=superres, steps=steps,
-                                 generator=generator, progress=True)
-        preds.append(from_model_grid(fields)[0].cpu().numpy())
+        runs = [from_model_grid(simulate_fields(model, u0, f, level=level, superres=superres,
+                                                steps=steps, generator=generator,
+                                                progress=True))[0]
+                for _ in range(members)]
+        preds.append(torch.stack(runs).mean(0).cpu().numpy())
     pred = np.concatenate(preds)
     check_finite(pred, "the model's predictions", "a model or checkpoint that diverged")
     return Prediction(pred, data.u.numpy(), data.t.numpy(), data.x.numpy())

@@ -148,6 +148,33 @@ def test_evaluate_the_model_writes_metrics_and_refuses_other_grids(test_set: Pat
     assert not bad.exists() and not (tmp_path / "bad.metrics.png").exists()
 
 
+def test_evaluate_members_scores_the_ensemble_mean(test_set: Path, tmp_path: Path,
+                                                  capsys) -> None:
+    """--members 2 scores the mean of two samples: its first sample is the one-member run of
+    the same seed, so 2 x mean - that run is the second sample, another valid trajectory."""
+    from polydiff.apps.pde.evaluate import predict
+
+    truth = read_trajectories(test_set)
+    model = load_model(None, "cpu")
+    one = predict(model, truth, steps=3, seed=5)
+    two = predict(model, truth, steps=3, seed=5, members=2)
+    second = 2 * two.pred - one.pred
+    assert not np.allclose(second, one.pred, atol=1e-3)
+    assert np.abs(second[:, 0] - truth.u[:, 0].numpy()).max() < 1e-4  # u0 held exactly
+    out = tmp_path / "m.json"
+    assert cli("evaluate", "--truth", test_set, "--steps", 3, "--seed", 5, "--members", 2,
+               "--device", "cpu", "--json", out) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["members"] == 2
+    assert metrics["mse"] == pytest.approx(float(((two.pred - two.truth)[:, 1:] ** 2).mean()),
+                                           rel=1e-4)
+    capsys.readouterr()
+    bad = tmp_path / "bad.json"
+    assert cli("evaluate", "--truth", test_set, "--pred", test_set, "--members", 2,
+               "--json", bad) == 2 and not bad.exists()
+    assert "--members is for the model's run" in capsys.readouterr().err
+
+
 def test_evaluate_a_prediction_file(test_set: Path, tmp_path: Path, capsys) -> None:
     """A prediction 1.1 x the truth has nRMSE 0.1 at every time and correlation 1; the
     metrics go beside the prediction by default."""
