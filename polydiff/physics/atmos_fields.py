@@ -12,6 +12,15 @@ follow from them with realistic magnitudes:
 
 The flow is doubly periodic over the box (the anomalies are periodic; the background is not).
 Nondimensional length 2π is the box side, the time unit is (box side / 2π) / velocity scale.
+
+``FieldConfig.kind = "turbulence"`` gives a deliberately non-Gaussian case instead: 2-D
+turbulence at a higher Reynolds number (vorticity filaments and coherent vortices) and a
+positive, intermittent precipitation-like field, from the same solver:
+
+* ``vo`` (s-1): relative vorticity, the flow's vorticity over the time unit;
+* ``tprate`` (kg m-2 s-1): precipitation where the stirred moisture tracer exceeds a
+  saturation threshold, ``precip_scale · max(c − precip_threshold, 0)``: zero over most of
+  the box, sharp-edged rain bands along the tracer's fronts.
 """
 
 from __future__ import annotations
@@ -40,6 +49,8 @@ EARTH_RADIUS = 6.371e6  # m
 OMEGA = 7.2921e-5  # s-1, Earth's rotation rate
 RHO_AIR = 1.225  # kg m-3
 FIELD_VARIABLES = ("t2m", "u10", "v10", "msl")
+TURBULENCE_VARIABLES = ("vo", "tprate")
+KINDS = {"weather": FIELD_VARIABLES, "turbulence": TURBULENCE_VARIABLES}
 
 
 @dataclass(frozen=True)
@@ -67,15 +78,20 @@ class FieldConfig:
     t_gradient: float = 0.5  # K per degree of latitude, colder northward
     msl_mean: float = 101325.0  # Pa
     start: str = "2000-01-01T00:00"
+    kind: str = "weather"  # "weather" (t2m, u10, v10, msl) or "turbulence" (vo, tprate)
+    precip_threshold: float = 0.5  # tracer anomaly (nondimensional) above which it rains
+    precip_scale: float = 1e-4  # kg m-2 s-1 of rain per unit of tracer excess
 
     def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise UserError(f"fields.kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         for name in ("resolution", "dt", "velocity_scale", "surface_wind_ratio"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise UserError(f"fields.{name} must be a finite number > 0, got {value!r}")
         for name in ("lat_south", "lon_west", "nu", "kappa", "drag", "tracer_damping",
                      "forcing_wavenumber", "forcing_amplitude", "mean_westerly", "t_centre",
-                     "t_gradient", "msl_mean"):
+                     "t_gradient", "msl_mean", "precip_threshold", "precip_scale"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value)):
                 raise UserError(f"fields.{name} must be a finite number, got {value!r}")
@@ -97,6 +113,11 @@ class FieldConfig:
             pd.Timestamp(self.start)
         except (ValueError, TypeError) as err:
             raise UserError(f"fields.start {self.start!r} is not a date") from err
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """The variables these fields hold, in channel order."""
+        return KINDS[self.kind]
 
     @property
     def box_length(self) -> float:
@@ -157,7 +178,7 @@ def simulation_bytes(cfg: FieldConfig, n_trajectories: int, n_snapshots: int,
     b = min(block, n_trajectories)
     saves = (cfg.spinup_steps + (n_snapshots - 1) * cfg.sample_every) // cfg.sample_every + 2
     per_state = 2 * b * n * n * 8
-    output = n_trajectories * n_snapshots * len(FIELD_VARIABLES) * cfg.size**2 * 4
+    output = n_trajectories * n_snapshots * len(cfg.variables) * cfg.size**2 * 4
     return per_state * (2 * saves + 24) + 2 * output
 
 
@@ -165,10 +186,11 @@ def synthetic_fields(
     w0: torch.Tensor, forcing: torch.Tensor, n_snapshots: int, cfg: FieldConfig, *,
     block: int = 32, blocks: Container[int] | None = None, progress: bool = False,
 ) -> torch.Tensor:
-    """Physical fields (n_traj, n_snap, 4, size, size) float32 on ``w0``'s device.
+    """Physical fields (n_traj, n_snap, C, size, size) float32 on ``w0``'s device.
 
     ``w0``, ``forcing``: :func:`initial_states` (n_traj, N, N). Channels in
-    ``FIELD_VARIABLES`` order (t2m K, u10 and v10 m s-1, msl Pa). The flows run ``block``
+    ``cfg.variables`` order (weather: t2m K, u10 and v10 m s-1, msl Pa; turbulence: vo s-1,
+    tprate kg m-2 s-1). The flows run ``block``
     trajectories at a time (bounded memory; the fields depend on ``block`` only through
     rounding). Only the blocks numbered in ``blocks`` are simulated (default: all); the
     others stay NaN, for another process to fill in.
@@ -179,7 +201,7 @@ def synthetic_fields(
     check_device_memory(simulation_bytes(cfg, n_trajectories, n_snapshots, block), w0.device,
                         f"simulating {n_trajectories} x {n_snapshots} fields of "
                         f"{cfg.size}x{cfg.size}")
-    out = torch.full((n_trajectories, n_snapshots, len(FIELD_VARIABLES), cfg.size, cfg.size),
+    out = torch.full((n_trajectories, n_snapshots, len(cfg.variables), cfg.size, cfg.size),
                      math.nan, dtype=torch.float32, device=w0.device)
     starts = [s for b, s in enumerate(range(0, n_trajectories, block))
               if blocks is None or b in blocks]
@@ -216,8 +238,10 @@ def physical_fields(w: torch.Tensor, c: torch.Tensor, cfg: FieldConfig) -> torch
 
     ``w``, ``c``: (..., N, N) on the simulation grid (N = size · sim_factor); the rows are
     latitude (south → north), the columns longitude (west → east). Returns
-    (..., 4, size, size) in ``FIELD_VARIABLES`` order, ``w``'s dtype and device.
+    (..., C, size, size) in ``cfg.variables`` order, ``w``'s dtype and device.
     """
+    if cfg.kind == "turbulence":
+        return turbulence_fields(w, c, cfg)
     length = 2 * math.pi
     scale_len = cfg.box_length / length  # metres per nondimensional length
     u, v = velocity(w, length)
@@ -238,6 +262,19 @@ def physical_fields(w: torch.Tensor, c: torch.Tensor, cfg: FieldConfig) -> torch
         - rho_f * geo * scale_len * block_mean(psi, cfg.sim_factor),
     }
     return torch.stack([fields[name] for name in FIELD_VARIABLES], dim=-3)
+
+
+def turbulence_fields(w: torch.Tensor, c: torch.Tensor, cfg: FieldConfig) -> torch.Tensor:
+    """vo (s-1) and tprate (kg m-2 s-1) on the output grid, (..., 2, size, size).
+
+    ``w``, ``c``: vorticity and tracer anomaly (..., N, N) on the simulation grid. The
+    rain is thresholded on the simulation grid, then averaged to the output grid (a cell
+    partly raining gets its area fraction of the rain).
+    """
+    rain = cfg.precip_scale * (c - cfg.precip_threshold).clamp_min(0.0)
+    vo = w / cfg.time_unit
+    return torch.stack([block_mean(vo, cfg.sim_factor), block_mean(rain, cfg.sim_factor)],
+                       dim=-3)
 
 
 def to_dataset(fields: dict[str, np.ndarray], times: pd.DatetimeIndex, cfg: FieldConfig,
@@ -274,8 +311,8 @@ def generate_fields(
     per = math.ceil(n / trajectories)
     w0, forcing = initial_states(trajectories, cfg, generator)
     stacked = synthetic_fields(w0, forcing, per, cfg, progress=progress)
-    values = stacked.reshape(-1, len(FIELD_VARIABLES), cfg.size, cfg.size)[:n].cpu().numpy()
-    fields = {name: values[:, k] for k, name in enumerate(FIELD_VARIABLES)}
+    values = stacked.reshape(-1, len(cfg.variables), cfg.size, cfg.size)[:n].cpu().numpy()
+    fields = {name: values[:, k] for k, name in enumerate(cfg.variables)}
     times = field_times(n, cfg)
     ds = to_dataset(fields, times, cfg, title="polydiff synthetic near-surface weather",
                     source="2-D forced Navier-Stokes flow with a stirred temperature tracer")

@@ -19,7 +19,7 @@ from polydiff.runtime import UserError, atomic_output, require_file
 
 COLUMNS = ["time", "latitude", "longitude", "variable", "value", "sigma"]
 DEFAULT_SIGMA = {"t2m": 0.5, "u10": 1.0, "v10": 1.0, "msl": 50.0, "z": 50.0, "t": 0.5,
-                 "q": 5e-4}
+                 "q": 5e-4, "vo": 2e-6, "tprate": 5e-6}
 
 
 def read_observations(path: str | Path) -> pd.DataFrame:

@@ -122,3 +122,52 @@ def test_a_simulation_too_large_for_memory_is_refused_before_it_starts():
     w0, forcing = initial_states(1, SMALL, make_generator(0))
     with pytest.raises(UserError, match="memory"):
         synthetic_fields(w0, forcing, 10**9, SMALL)
+
+
+# ------------------------------------------------------------------ the turbulence case
+TURB = FieldConfig(kind="turbulence", size=16, resolution=2.0, sim_factor=2, spinup_steps=300,
+                   sample_every=30, nu=4e-4, kappa=1e-3, precip_threshold=1.5)
+
+
+@pytest.fixture(scope="module")
+def turbulence():
+    return generate_fields(6, TURB, make_generator(0), trajectories=2)
+
+
+def test_turbulence_fields_are_vorticity_and_a_positive_intermittent_rain(turbulence):
+    ds = turbulence
+    assert list(ds.data_vars) == ["vo", "tprate"] and TURB.variables == ("vo", "tprate")
+    assert ds.vo.attrs["units"] == "s-1" and ds.tprate.attrs["units"] == "kg m-2 s-1"
+    vo, rain = ds.vo.values.astype(np.float64), ds.tprate.values.astype(np.float64)
+    # vorticity is the curl of a periodic flow: its integral over the box vanishes
+    assert np.abs(vo.mean((1, 2))).max() < 1e-3 * vo.std()
+    assert 1e-6 < vo.std() < 1e-3  # s-1: synoptic vorticity magnitudes
+    assert rain.min() >= 0 and 0.05 < (rain > 0).mean() < 0.8  # dry over much of the box
+    from scipy.stats import skew
+
+    assert skew(rain.ravel()) > 1.5  # a heavy tail of intense rain
+
+
+def test_turbulence_fields_from_given_flows_follow_their_definitions():
+    from polydiff.physics.atmos_fields import turbulence_fields
+
+    g = make_generator(3)
+    n = TURB.size * TURB.sim_factor
+    w = torch.randn(2, n, n, generator=g, dtype=torch.float64)
+    c = 2 * torch.randn(2, n, n, generator=g, dtype=torch.float64)
+    out = turbulence_fields(w, c, TURB)
+    assert out.shape == (2, 2, TURB.size, TURB.size)
+    rain = TURB.precip_scale * np.maximum(c.numpy() - TURB.precip_threshold, 0.0)
+    coarse = rain.reshape(2, 16, 2, 16, 2).mean((2, 4))
+    np.testing.assert_allclose(out[:, 1].numpy(), coarse, rtol=1e-12)
+    np.testing.assert_allclose(out[:, 0].numpy() * TURB.time_unit,
+                               w.numpy().reshape(2, 16, 2, 16, 2).mean((2, 4)), rtol=1e-12)
+    dry = (c.numpy() < TURB.precip_threshold).reshape(2, 16, 2, 16, 2).all((2, 4))
+    assert dry.any() and np.all(out[:, 1].numpy()[dry] == 0)
+
+
+def test_field_kinds_are_checked():
+    with pytest.raises(UserError, match="kind"):
+        FieldConfig(kind="snow")
+    with pytest.raises(UserError, match="precip_scale"):
+        FieldConfig(kind="turbulence", precip_scale=float("inf"))

@@ -17,7 +17,7 @@ import torch.distributed as dist
 
 from polydiff.apps.atmos.config import AtmosConfig
 from polydiff.diffusion.distributed import ProcessGroup
-from polydiff.physics.atmos_fields import FIELD_VARIABLES, initial_states, synthetic_fields
+from polydiff.physics.atmos_fields import initial_states, synthetic_fields
 from polydiff.runtime import UserError, atomic_output, make_generator
 
 CACHE_KEY = "atmos_fields"
@@ -28,11 +28,11 @@ def cache_key(cfg: AtmosConfig) -> str:
     data = cfg.data
     return json.dumps({"fields": dataclasses.asdict(cfg.fields), "seed": data.seed,
                        "trajectories": data.trajectories, "snapshots": data.snapshots,
-                       "variables": list(FIELD_VARIABLES)}, sort_keys=True)
+                       "variables": list(cfg.fields.variables)}, sort_keys=True)
 
 
 def read_cache(path: Path, cfg: AtmosConfig, device: torch.device) -> torch.Tensor | None:
-    """The cached fields (N, 4, H, W) on ``device``, or None when absent or made otherwise."""
+    """The cached fields (N, C, H, W) on ``device``, or None when absent or made otherwise."""
     from safetensors import SafetensorError, safe_open
 
     if not path.is_file():
@@ -47,7 +47,7 @@ def read_cache(path: Path, cfg: AtmosConfig, device: torch.device) -> torch.Tens
 
 
 def write_cache(path: Path, fields: torch.Tensor, cfg: AtmosConfig) -> None:
-    """Write the fields (N, 4, H, W) as safetensors, whole or not at all."""
+    """Write the fields (N, C, H, W) as safetensors, whole or not at all."""
     from safetensors.torch import save_file
 
     if path.is_dir():
@@ -59,7 +59,7 @@ def write_cache(path: Path, fields: torch.Tensor, cfg: AtmosConfig) -> None:
 
 def training_fields(cfg: AtmosConfig, group: ProcessGroup, *, cache: Path | None = None,
                     progress: bool = False) -> tuple[torch.Tensor, torch.Generator]:
-    """Physical fields (N, 4, H, W) float32 on ``group.device``, and the data generator.
+    """Physical fields (N, C, H, W) float32 on ``group.device``, and the data generator.
 
     N = trajectories × snapshots (trajectory after trajectory). The generator has drawn
     the flows' initial states (also when the fields come from the cache), so what is drawn
@@ -72,7 +72,7 @@ def training_fields(cfg: AtmosConfig, group: ProcessGroup, *, cache: Path | None
         else None
     if _from_main(fields is not None, group):
         if not group.is_main:
-            fields = torch.empty(data.trajectories * data.snapshots, len(FIELD_VARIABLES),
+            fields = torch.empty(data.trajectories * data.snapshots, len(cfg.fields.variables),
                                  size, size, device=group.device)
         if group.world_size > 1:
             dist.broadcast(fields, src=0)
@@ -83,7 +83,7 @@ def training_fields(cfg: AtmosConfig, group: ProcessGroup, *, cache: Path | None
                              blocks=set(mine), progress=progress)
     for b in range(n_blocks) if group.world_size > 1 else ():
         dist.broadcast(flows[b * data.block:(b + 1) * data.block], src=b % group.world_size)
-    fields = flows.reshape(-1, len(FIELD_VARIABLES), size, size)
+    fields = flows.reshape(-1, len(cfg.fields.variables), size, size)
     if cache is not None and group.is_main:
         write_cache(cache, fields, cfg)
     return fields, generator
