@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 
 from polydiff.diffusion import TrainConfig
-from polydiff.physics.atmos_fields import FIELD_VARIABLES, FieldConfig
+from polydiff.physics.atmos_fields import KINDS, FieldConfig
 from polydiff.runtime import UserError
 
 
@@ -41,28 +41,54 @@ def _default_network() -> dict:
     }
 
 
-def check_variables(variables: list[str]) -> None:
-    """The variables must be a non-empty, duplicate-free subset of the synthetic fields'."""
-    unknown = [v for v in variables if v not in FIELD_VARIABLES]
+def check_variables(variables: list[str], known: tuple[str, ...] | None = None) -> None:
+    """The variables must be a non-empty, duplicate-free subset of ``known`` (default: the
+    variables of any kind of synthetic fields)."""
+    known = known or tuple(v for kind in KINDS.values() for v in kind)
+    unknown = [v for v in variables if v not in known]
     if unknown or not variables or len(set(variables)) != len(variables):
         raise UserError(f"variables {variables} must be distinct names out of "
-                        f"{', '.join(FIELD_VARIABLES)}")
+                        f"{', '.join(known)}")
+
+
+@dataclass
+class CalibrationConfig:
+    """Spread calibration fitted after training on held-out validation fields (another
+    seed than the training data): per coarse-graining factor, per variable."""
+
+    factors: list[int] = field(default_factory=list)  # empty: no calibration
+    times: int = 6  # validation time steps (independent flows)
+    members: int = 8
+    steps: int = 50  # the sampling settings the factors hold for (superres' defaults)
+    guidance: float = 0.3
+    seed: int = 4242
+
+    def __post_init__(self) -> None:
+        for name, low in (("times", 1), ("members", 2), ("steps", 1), ("seed", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise UserError(f"calibration.{name} must be an integer >= {low}, got {value!r}")
+        if not all(isinstance(f, int) and f >= 1 for f in self.factors):
+            raise UserError(f"calibration.factors must be integers >= 1, got {self.factors}")
 
 
 @dataclass
 class AtmosConfig:
     """Everything ``polydiff atmos train`` needs: data, network, noise schedule, optimiser."""
 
-    variables: list[str] = field(default_factory=lambda: list(FIELD_VARIABLES))
+    variables: list[str] | None = None  # default: all of the fields' variables
     fields: FieldConfig = field(default_factory=FieldConfig)
     data: DataConfig = field(default_factory=DataConfig)
     network: dict = field(default_factory=_default_network)
     scheduler: str = "ddpm"
     prediction_type: str = "epsilon"
     train: TrainConfig = field(default_factory=TrainConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
 
     def __post_init__(self) -> None:
-        check_variables(self.variables)
+        if self.variables is None:
+            self.variables = list(self.fields.variables)
+        check_variables(self.variables, self.fields.variables)
         channels = len(self.variables)
         # the channels and the grid follow from the variables and the fields when not given
         self.network = {"in_channels": channels, "out_channels": channels,
@@ -97,16 +123,30 @@ class NormaliserConfig:
 
 @dataclass
 class AtmosModelConfig:
-    """The ``config`` block of an atmos checkpoint: the grid it was trained on, normalisation."""
+    """The ``config`` block of an atmos checkpoint: the grid it was trained on, normalisation,
+    and the ensemble spread calibration fitted on held-out validation fields.
+
+    ``spread_calibration``: coarse-graining factor (as a string) -> one factor per variable
+    that multiplies the members' deviations from the ensemble mean (coarse input alone, the
+    sampling settings in ``calibration_settings``); empty when never fitted.
+    """
 
     fields: FieldConfig
     normaliser: NormaliserConfig
+    spread_calibration: dict = field(default_factory=dict)
+    calibration_settings: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         grid = (len(self.normaliser.mean[0]), len(self.normaliser.mean[0][0]))
         if grid != (self.fields.size, self.fields.size):
             raise ValueError(f"normaliser grid {grid} differs from fields.size "
                              f"{self.fields.size}")
+        c = len(self.normaliser.variables)
+        for key, factors in self.spread_calibration.items():
+            if not (str(key).isdigit() and isinstance(factors, list) and len(factors) == c
+                    and all(_finite(f) and 0 < f <= 10 for f in factors)):
+                raise ValueError(f"spread_calibration[{key!r}] must hold {c} finite factors "
+                                 "in (0, 10]")
 
 
 def _finite(value) -> bool:

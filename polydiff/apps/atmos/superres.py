@@ -51,6 +51,8 @@ class SuperresOptions:
     coarse_sigma: float = 0.02  # coarse-field noise std, as a fraction of each variable's std
     scheduler: str = "ddim"
     batch: int = 4  # time steps read from disk at a time
+    project: bool = True  # end on the coarse data exactly (conservative means are exact)
+    calibrate: bool = True  # apply the checkpoint's spread calibration (coarse input alone)
 
     def __post_init__(self) -> None:
         if self.factor is not None and self.factor < 1:
@@ -178,8 +180,13 @@ def point_operator(model: AtmosModel, obs: pd.DataFrame, lat: np.ndarray, lon: n
 
 def posterior_members(model: AtmosModel, operators: list[Operator], ys: list[torch.Tensor],
                       opts: SuperresOptions, generator: torch.Generator,
-                      device: torch.device, progress: bool = False) -> torch.Tensor:
+                      device: torch.device, progress: bool = False,
+                      spread: np.ndarray | None = None) -> torch.Tensor:
     """``opts.members`` posterior samples (M, C, H, W) in physical units, float64, on the CPU.
+
+    With a coarse-graining operator first in ``operators`` and ``opts.project``, every
+    member ends projected onto its data (A x = y: the conservative means of the input are
+    exact); ``spread`` (C,) then scales the members' deviations from their mean.
 
     Measurements and operators move to ``device`` once, before the reverse process; the
     samples come back to the host once, after it, checked finite (a UserError naming the
@@ -196,7 +203,31 @@ def posterior_members(model: AtmosModel, operators: list[Operator], ys: list[tor
     x = sample(Denoiser(model.net), scheduler, (opts.members, c, h, w), steps=opts.steps,
                generator=generator, hooks=hooks, device=device, progress=progress).sample
     check_finite(x, "the super-resolved ensemble", opts.hint())
-    return model.normaliser.decode(x.detach().to(torch.float64)).cpu()
+    x = x.detach().to(torch.float64)
+    if opts.project and operators and isinstance(operators[0], ConservativePool):
+        x = operators[0].project(x, ys[0].to(x).expand(len(x), *ys[0].shape[1:]))
+    if spread is not None and len(x) > 1:
+        mean = x.mean(0, keepdim=True)
+        x = mean + torch.as_tensor(spread, dtype=x.dtype, device=x.device)[:, None, None] * (
+            x - mean)
+    return model.normaliser.decode(x).cpu()
+
+
+def spread_factors(model: AtmosModel, opts: SuperresOptions, *, coarse: bool,
+                   obs: bool) -> np.ndarray | None:
+    """The checkpoint's spread calibration (C,) for this request, or None.
+
+    It was fitted for coarse input alone at the factor asked for, with the sampling
+    settings stored beside it; any other request gets the raw ensemble.
+    """
+    table = model.config.spread_calibration
+    settings = model.config.calibration_settings
+    if not (opts.calibrate and coarse and not obs and str(opts.factor) in table):
+        return None
+    if settings and (settings.get("steps") != opts.steps
+                     or settings.get("guidance") != opts.guidance or not opts.project):
+        return None
+    return np.asarray(table[str(opts.factor)], dtype=np.float64)
 
 
 def _observations_at(obs: pd.DataFrame | None, time) -> pd.DataFrame | None:
@@ -277,8 +308,9 @@ def superres(model: AtmosModel, opts: SuperresOptions, *, coarse: xr.Dataset | N
             op, y = point_operator(model, rows, lat, lon)
             operators.append(op)
             ys.append(y)
+        spread = spread_factors(model, opts, coarse=batch is not None, obs=rows is not None)
         out.append(posterior_members(model, operators, ys, opts, generator, device,
-                                     progress=progress))
+                                     progress=progress, spread=spread))
     # 3. assemble
     members = torch.stack(out, dim=1).numpy()  # (M, T, C, H, W)
     check_finite(members, "the super-resolved ensemble", opts.hint())

@@ -21,7 +21,7 @@ from polydiff.diffusion import (
     make_scheduler,
     train,
 )
-from polydiff.physics.atmos_fields import FIELD_VARIABLES, check_device_memory
+from polydiff.physics.atmos_fields import check_device_memory
 from polydiff.runtime import UserError
 
 
@@ -52,7 +52,8 @@ def training_set(fields: torch.Tensor, norm: Normaliser, shifted_copies: int,
 
 def run_training(cfg: AtmosConfig, *, data_cache: Path | None = None,
                  progress: bool = True) -> TrainResult:
-    """Simulate (or read) the data on the training device, fit the normaliser, train.
+    """Simulate (or read) the data on the training device, fit the normaliser, train; then
+    fit the spread calibration on validation fields when ``cfg.calibration.factors``.
 
     Writes the checkpoint folder ``cfg.train.out_dir`` (rank 0 under torchrun).
     """
@@ -62,7 +63,7 @@ def run_training(cfg: AtmosConfig, *, data_cache: Path | None = None,
         raise UserError(f"cannot use device {cfg.train.device!r}: {err}") from err
     progress = progress and group.is_main
     fields, generator = training_fields(cfg, group, cache=data_cache, progress=progress)
-    channels = [FIELD_VARIABLES.index(v) for v in cfg.variables]
+    channels = [cfg.fields.variables.index(v) for v in cfg.variables]
     fields = fields[:, channels]
     norm = Normaliser.fit(tuple(cfg.variables), fields)
     x = training_set(fields, norm, cfg.data.shifted_copies, generator)
@@ -72,5 +73,10 @@ def run_training(cfg: AtmosConfig, *, data_cache: Path | None = None,
     report(f"atmos train: {len(x)} fields of {tuple(x.shape[1:])} on {group.device}, "
            f"{count_parameters(net) / 1e6:.2f} M parameters")
     model_cfg = AtmosModelConfig(cfg.fields, norm.to_config())
-    return train(net, scheduler, x, cfg.train,
-                 config=checkpoint_meta(APP, dataclasses.asdict(model_cfg)), progress=progress)
+    result = train(net, scheduler, x, cfg.train,
+                   config=checkpoint_meta(APP, dataclasses.asdict(model_cfg)), progress=progress)
+    if cfg.calibration.factors and group.is_main:  # held-out validation fields, another seed
+        from polydiff.apps.atmos.calibrate import calibrate_checkpoint
+
+        calibrate_checkpoint(Path(cfg.train.out_dir), cfg.calibration, progress=progress)
+    return result

@@ -31,3 +31,18 @@ def test_fit_in_chunks_matches_the_formula_and_round_trips():
 def test_a_damaged_normaliser_block_is_refused(mean, std):
     with pytest.raises(ValueError):
         NormaliserConfig(["t2m"], mean, std)
+
+
+def test_config_variables_follow_the_kind_of_fields():
+    import pytest
+
+    from polydiff.apps.atmos.config import AtmosConfig
+    from polydiff.physics.atmos_fields import FieldConfig
+    from polydiff.runtime import UserError
+
+    turb = FieldConfig(kind="turbulence")
+    assert AtmosConfig(fields=turb).variables == ["vo", "tprate"]
+    assert AtmosConfig().variables == ["t2m", "u10", "v10", "msl"]
+    assert AtmosConfig(fields=turb).network["in_channels"] == 2
+    with pytest.raises(UserError, match="vo, tprate"):
+        AtmosConfig(fields=turb, variables=["t2m"])
