@@ -29,12 +29,14 @@ from polydiff.runtime import UserError, atomic_output, require_file
 
 
 class Variable(NamedTuple):
-    """CF metadata of one variable; ``levels``: whether it lives on pressure levels."""
+    """CF metadata of one variable; ``levels``: whether it lives on pressure levels;
+    ``nonnegative``: whether its values cannot be below 0 (rain, humidity)."""
 
     standard_name: str
     units: str
     long_name: str
     levels: bool = False
+    nonnegative: bool = False
 
 
 VARIABLES: dict[str, Variable] = {
@@ -44,9 +46,11 @@ VARIABLES: dict[str, Variable] = {
     "msl": Variable("air_pressure_at_mean_sea_level", "Pa", "Mean sea level pressure"),
     "z": Variable("geopotential", "m2 s-2", "Geopotential", levels=True),
     "t": Variable("air_temperature", "K", "Temperature", levels=True),
-    "q": Variable("specific_humidity", "kg kg-1", "Specific humidity", levels=True),
+    "q": Variable("specific_humidity", "kg kg-1", "Specific humidity", levels=True,
+                  nonnegative=True),
     "vo": Variable("atmosphere_relative_vorticity", "s-1", "Relative vorticity"),
-    "tprate": Variable("precipitation_flux", "kg m-2 s-1", "Total precipitation rate"),
+    "tprate": Variable("precipitation_flux", "kg m-2 s-1", "Total precipitation rate",
+                       nonnegative=True),
 }
 
 # Other names ERA5 files use for the same variables (CDS long names, old netCDF names).

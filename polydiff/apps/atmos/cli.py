@@ -217,7 +217,13 @@ def _add_superres(sub) -> None:
     s = sub.add_parser("superres", help="fine ensemble from a coarse file and/or observations",
                        description="Sample a fine ensemble conditioned on a coarse CF/ERA5 "
                                    "NetCDF file and/or station observations (zero-shot, by "
-                                   "measurement guidance of the score prior).")
+                                   "measurement guidance of the score prior). The members "
+                                   "end on the coarse file's conservative means; with coarse "
+                                   "input alone, the checkpoint's spread calibration (fitted "
+                                   "on validation fields) scales their spread. --model "
+                                   "turbulence picks the bundled turbulence prior (vo, "
+                                   "tprate); warnings (stderr) flag input outside what the "
+                                   "model knows.")
     s.add_argument("coarse", type=Path, nargs="?", default=None, help="coarse CF/ERA5 NetCDF")
     s.add_argument("--obs", type=Path, default=None,
                    help="observations CSV (time,latitude,longitude,variable,value[,sigma])")

@@ -14,6 +14,8 @@ from polydiff.apps.contract import load_app_checkpoint, typed_config
 from polydiff.runtime import UserError
 
 APP = "atmos"
+# Bundled priors by name (``--model NAME``): the weather prior is the app's default.
+BUNDLED = {"weather": None, "turbulence": "turbulence"}
 
 
 class AtmosModel(NamedTuple):
@@ -28,11 +30,13 @@ class AtmosModel(NamedTuple):
 
 def load_model(folder: str | os.PathLike | None, device: torch.device | str = "cpu",
                ) -> AtmosModel:
-    """The checkpoint ``folder`` (default: the bundled one) on ``device``.
+    """The checkpoint ``folder`` (default: the bundled weather prior) on ``device``.
 
-    A UserError when the folder is not an atmos checkpoint or its network does not fit the
-    grid and variables of its normaliser.
+    ``folder`` may also name a bundled prior (``weather`` or ``turbulence``) when no folder
+    of that name exists. A UserError when the folder is not an atmos checkpoint or its
+    network does not fit the grid and variables of its normaliser.
     """
+    folder = bundled_or_folder(folder)
     ckpt = load_app_checkpoint(APP, folder, device)
     cfg = typed_config(ckpt, AtmosModelConfig)
     norm = Normaliser.from_config(cfg.normaliser)
@@ -45,3 +49,13 @@ def load_model(folder: str | os.PathLike | None, device: torch.device | str = "c
                         f"{size[0]}x{size[1]}) does not fit the normaliser ({c} variables, "
                         f"{h}x{w})")
     return AtmosModel(ckpt.net, ckpt.scheduler, norm, cfg, ckpt.folder)
+
+
+def bundled_or_folder(folder: str | os.PathLike | None) -> Path | None:
+    """The folder of a bundled prior named ``folder``, else ``folder`` itself."""
+    from polydiff.weights import bundled_path
+
+    if folder is None or Path(folder).exists() or str(folder) not in BUNDLED:
+        return None if folder is None else Path(folder)
+    sub = BUNDLED[str(folder)]
+    return bundled_path(APP) / sub if sub else bundled_path(APP)

@@ -187,6 +187,7 @@ def posterior_members(model: AtmosModel, operators: list[Operator], ys: list[tor
     With a coarse-graining operator first in ``operators`` and ``opts.project``, every
     member ends projected onto its data (A x = y: the conservative means of the input are
     exact); ``spread`` (C,) then scales the members' deviations from their mean.
+    Variables that cannot be negative (rain) are clipped at 0, last.
 
     Measurements and operators move to ``device`` once, before the reverse process; the
     samples come back to the host once, after it, checked finite (a UserError naming the
@@ -210,7 +211,11 @@ def posterior_members(model: AtmosModel, operators: list[Operator], ys: list[tor
         mean = x.mean(0, keepdim=True)
         x = mean + torch.as_tensor(spread, dtype=x.dtype, device=x.device)[:, None, None] * (
             x - mean)
-    return model.normaliser.decode(x).cpu()
+    fields = model.normaliser.decode(x).cpu()
+    for c, name in enumerate(model.normaliser.variables):
+        if VARIABLES[name].nonnegative:  # rain cannot be negative: clip at its support
+            fields[:, c].clamp_(min=0.0)
+    return fields
 
 
 def spread_factors(model: AtmosModel, opts: SuperresOptions, *, coarse: bool,

@@ -1,0 +1,62 @@
+"""The turbulence case: a prior over vorticity and rain, rain never negative, the bundled
+turbulence prior selectable by name."""
+
+import numpy as np
+import pytest
+import torch
+
+from polydiff.apps.atmos.config import AtmosConfig, DataConfig
+from polydiff.apps.atmos.generate import coarsen_dataset
+from polydiff.apps.atmos.model import load_model
+from polydiff.apps.atmos.superres import SuperresOptions, superres
+from polydiff.apps.atmos.train import run_training
+from polydiff.diffusion import TrainConfig
+from polydiff.physics.atmos_fields import FieldConfig, generate_fields
+from polydiff.runtime import make_generator
+from polydiff.weights import bundled_path
+
+FIELDS = FieldConfig(kind="turbulence", size=16, resolution=2.0, sim_factor=1,
+                     spinup_steps=100, sample_every=20, nu=4e-4, kappa=1e-3,
+                     precip_threshold=1.5)
+NETWORK = {"type": "unet2d", "periodic": True, "block_out_channels": [8, 16],
+           "layers_per_block": 1, "down_block_types": ["DownBlock2D"] * 2,
+           "up_block_types": ["UpBlock2D"] * 2, "norm_num_groups": 4}
+
+
+@pytest.fixture(scope="module")
+def turbulence_model(tmp_path_factory):
+    out = tmp_path_factory.mktemp("turbulence")
+    cfg = AtmosConfig(fields=FIELDS, data=DataConfig(trajectories=2, snapshots=8),
+                      network=NETWORK, train=TrainConfig(steps=10, batch_size=8, ema_decay=0.0,
+                                                         out_dir=str(out), device="cpu",
+                                                         resume=False))
+    run_training(cfg, progress=False)
+    return load_model(out, "cpu")
+
+
+def test_a_turbulence_prior_super_resolves_rain_that_is_never_negative(turbulence_model):
+    model = turbulence_model
+    assert model.normaliser.variables == ("vo", "tprate")
+    truth = generate_fields(2, FIELDS, make_generator(7), trajectories=2)
+    coarse = coarsen_dataset(truth[["vo", "tprate"]], 4)
+    ds = superres(model, SuperresOptions(factor=4, members=3, steps=3), coarse=coarse,
+                  obs=None, grid=None, generator=make_generator(0),
+                  device=torch.device("cpu"), progress=False)
+    assert ds["tprate"].attrs["units"] == "kg m-2 s-1"
+    assert float(ds["tprate"].min()) >= 0.0 and float(ds["vo"].min()) < 0.0
+    raw = superres(model, SuperresOptions(factor=4, members=3, steps=3), coarse=coarse,
+                   obs=None, grid=None, generator=make_generator(0),
+                   device=torch.device("cpu"), progress=False)
+    np.testing.assert_array_equal(ds["vo"].values, raw["vo"].values)  # same seed, same file
+
+
+@pytest.mark.skipif(not (bundled_path("atmos") / "turbulence" / "polydiff.json").is_file(),
+                    reason="no bundled turbulence prior")
+def test_the_bundled_turbulence_prior_is_picked_by_name():
+    model = load_model("turbulence", "cpu")
+    assert model.normaliser.variables == ("vo", "tprate")
+    assert model.config.fields.kind == "turbulence"
+    assert set(model.config.spread_calibration) == {"4", "8"}
+    weather = load_model("weather", "cpu")
+    assert weather.normaliser.variables == ("t2m", "u10", "v10", "msl")
+    assert load_model(None, "cpu").folder == weather.folder
