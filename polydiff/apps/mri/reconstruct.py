@@ -1,8 +1,9 @@
 """Reconstruction of fastMRI slices by posterior sampling with B particles, with the columns
 chosen by ADS or by a fixed mask, through the backbone's one sampling loop.
 
-Stages per slice: (1) bring k-space to the model's grid and scale, (2) start the mask (ADS:
-the centre block; fixed policies: the whole mask), (3) sample with DPS guidance, the
+Stages per slice: (1) bring k-space to the model's grid (the fit rule of ``data.grid_fit``)
+and scale, (2) start the mask (ADS: the centre block or, with ``start="line"``, the single
+centre line; fixed policies: the whole mask), (3) sample with DPS guidance, the
 acquisition hook and hard data consistency, (4) magnitudes back in the input's units.
 A file is read one slice at a time; every slice is checked before any sampling starts.
 """

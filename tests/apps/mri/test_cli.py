@@ -219,12 +219,12 @@ def test_multicoil_sense_reconstruction(tiny_model, tmp_path):
 def test_bundled_checkpoint_reconstructs_out_of_the_box(tmp_path):
     assert (bundled_path("mri") / "polydiff.json").is_file()
     src = tmp_path / "ph.h5"
-    assert main(["mri", "phantoms", "--n", "1", "--size", "32", "-o", str(src)]) == 0
+    assert main(["mri", "phantoms", "--n", "1", "--size", "64", "-o", str(src)]) == 0
     assert _recon(src, tmp_path / "r.h5", None) == 0
     with h5py.File(tmp_path / "r.h5") as f:
         assert f.attrs["model"] == str(bundled_path("mri"))
         rec = f["reconstruction"][()]
-    assert rec.shape == (1, 32, 32) and np.isfinite(rec).all()
+    assert rec.shape == (1, 64, 64) and np.isfinite(rec).all()
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -37,5 +37,6 @@ def test_bundled_checkpoint_is_format_1_with_a_typed_config(model):
     meta = json.loads((model.folder / "polydiff.json").read_text())
     assert meta["format"] == 1 and meta["app"] == "mri" and meta["kind"] is None
     assert set(meta["config"]) == {"size", "normalisation", "data"}
-    assert model.config.size == 32 and model.config.normalisation.statistic == "centre_column_rms"
-    assert model.factor == pytest.approx(0.8236405253410339)
+    assert model.config.size == 64 and model.config.normalisation.statistic == "centre_column_rms"
+    assert model.factor == pytest.approx(0.6311757564544678)
+    assert model.fit == "fov" and "commands" in meta["warm_start"]
