@@ -303,6 +303,31 @@ def plot(preds: dict[str, Prediction], rows: dict, ctrl: dict) -> None:
     save_figure(fig, figure_path(NAME), dpi=110)
 
 
+def plot_variants(result: dict) -> None:
+    """``results/pde_wdno_variants.png``: relative L2 over the trajectory of every variant on
+    the forced and the unforced test set, one member and the members' mean (goal: 0.10)."""
+    variants = result["variants"]
+    names = list(variants)
+    fig, ax = plt.subplots(figsize=(11, 0.42 * len(names) + 1.6))
+    y = np.arange(len(names))
+    bars = [("forced", "one member"), ("forced", "mean"), ("unforced", "one member"),
+            ("unforced", "mean")]
+    for k, (case, kind) in enumerate(bars):
+        values = []
+        for name in names:
+            row = variants[name][case]
+            key = kind if kind == "one member" else next(
+                (c for c in row if c.startswith("mean of")), "one member")
+            values.append(row[key]["relative_l2"])
+        ax.barh(y + (k - 1.5) * 0.2, values, height=0.2, label=f"{case}, {kind}")
+    ax.axvline(0.10, color="k", ls="--", lw=0.8, label="goal 0.10")
+    ax.set(yticks=y, yticklabels=names, xscale="log",
+           xlabel="relative L2 over the trajectory against the solver (held-out problems)")
+    ax.invert_yaxis()
+    ax.legend(fontsize=7)
+    save_figure(fig, figure_path(NAME + "_variants"), dpi=110)
+
+
 def main(quick: bool = True) -> dict:
     """Score every row, write ``results/pde_wdno.json`` and ``.png``, return the result."""
     torch.set_num_threads(1)
@@ -359,6 +384,7 @@ def main(quick: bool = True) -> dict:
     }
     write_json(NAME, result)
     plot(preds, rows, ctrl)
+    plot_variants(result)
     for name, row in rows.items():
         print(f"{name:36s} MSE {row['mse']:.3e}  nRMSE {row['nrmse']:.4f}  "
               f"t(corr<0.8) {row['time_until_decorrelation']:.2f}  {row['seconds']:.2f} s")
