@@ -192,14 +192,14 @@ def main(quick: bool = False, model: Path | None = None, name: str = "mono_depth
                         "model": str(model) if model else "bundled polydiff/weights/mono",
                         "quick": quick}
     if speed:
-        results["end_to_end"] = end_to_end(pipeline, 8, 24 if quick else 48)
+        results["end_to_end"] = end_to_end(pipeline, 8, 24 if quick else 48, model)
         results["large_image"] = large_image()
     write_json(name, results)
     _figure(sets["rooms"][0], first, photo, figure_path(name))
     return results
 
 
-def end_to_end(predictor, n_small: int, n_large: int) -> dict:
+def end_to_end(predictor, n_small: int, n_large: int, model: Path | None = None) -> dict:
     """Images per second of `mono estimate` on a folder (in-process: reading, the network,
     metric scale, writing every file) from the difference of two folder sizes, against the
     network alone (the predictor's call) in the same run."""
@@ -223,7 +223,7 @@ def end_to_end(predictor, n_small: int, n_large: int) -> dict:
         for name, src in (("small", small), ("large", folder)):
             start = time.perf_counter()
             assert cli(["mono", "estimate", str(src), "-o", f"{tmp}/out_{name}",
-                        "--device", "cpu"]) == 0
+                        "--device", "cpu", *(["--model", str(model)] if model else [])]) == 0
             seconds[name] = time.perf_counter() - start
         options = EstimateOptions()
         images = [read_image(p) for p in names]
