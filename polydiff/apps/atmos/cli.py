@@ -59,20 +59,19 @@ def _beside(path: Path, tail: str) -> Path:
 
 # ============================================================================ commands
 def cmd_generate(args: argparse.Namespace) -> int:
-    from polydiff.apps.atmos.generate import check_request, synthetic_data
+    from polydiff.apps.atmos.generate import check_request, fields_like, synthetic_data
     from polydiff.apps.atmos.plots import plot_synthetic
-    from polydiff.physics.atmos_fields import FieldConfig
     from polydiff.physics.era5 import write_netcdf
     from polydiff.physics.observations import write_observations
     from polydiff.runtime import pick_device
 
     truth_path = _netcdf(args.output)
-    extra = {} if args.spinup is None else {"spinup_steps": args.spinup}
-    cfg = FieldConfig(size=args.size, resolution=args.resolution, **extra)
+    cfg = fields_like(args.like, size=args.size, resolution=args.resolution,
+                      spinup_steps=args.spinup)
     check_request(cfg, args.coarsen)
     device = pick_device(args.device)
-    command = _command(args, ["n", "trajectories", "size", "resolution", "spinup", "coarsen",
-                              "obs", "seed", "output"])
+    command = _command(args, ["like", "n", "trajectories", "size", "resolution", "spinup",
+                              "coarsen", "obs", "seed", "output"])
     with Outputs(overwrite=args.overwrite) as out:
         truth_tmp = out.file(truth_path, named=True)
         png_tmp = out.file(truth_path.with_suffix(".png"))
@@ -204,11 +203,16 @@ def _add_generate(sub) -> None:
                help="also write <stem>_obs.csv: M stations observing every variable")
     add_number(g, "--trajectories", kind=int, lo=1, hi=1_000_000, default=1,
                help="independent flows the time steps are split between")
-    add_number(g, "--size", kind=int, lo=2, hi=4096, default=32, help="grid points per side")
-    add_number(g, "--resolution", lo=0, lo_open=True, hi=180, default=1.0,
-               help="grid spacing, degrees")
+    g.add_argument("--like", default=None, metavar="MODEL",
+                   help="draw the fields the way a prior was trained: weather (t2m, u10, "
+                        "v10, msl), turbulence (vo, tprate: vorticity filaments and "
+                        "intermittent rain) or a checkpoint folder (default: the weather "
+                        "defaults); --size, --resolution and --spinup override it")
+    add_number(g, "--size", kind=int, lo=2, hi=4096, help="grid points per side (default 32)")
+    add_number(g, "--resolution", lo=0, lo_open=True, hi=180,
+               help="grid spacing, degrees (default 1)")
     add_number(g, "--spinup", kind=int, lo=0, hi=10_000_000,
-               help="spin-up steps of the flow (default: 1500)")
+               help="spin-up steps of the flow (default: 1500, or the prior's)")
     add_runtime_args(g, model=False)
     g.set_defaults(func=cmd_generate)
 

@@ -42,6 +42,31 @@ def coarsen_dataset(ds: xr.Dataset, factor: int) -> xr.Dataset:
     return out
 
 
+def fields_like(model: str | None, **overrides) -> FieldConfig:
+    """The field settings a prior was trained on (``weather``, ``turbulence`` or a
+    checkpoint folder; None: the defaults), with the ``overrides`` that are not None."""
+    from dataclasses import replace
+
+    from polydiff.apps.atmos.model import APP, bundled_or_folder
+    from polydiff.apps.contract import read_app_meta
+    from polydiff.diffusion.config import from_dict
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if model is None:
+        return FieldConfig(**given)
+    folder = bundled_or_folder(model)
+    if not folder.is_dir():
+        raise UserError(f"--like {model}: not weather, turbulence or a checkpoint folder")
+    fields = read_app_meta(folder, APP).get("config", {}).get("fields")
+    if not isinstance(fields, dict):
+        raise UserError(f"--like {model}: its polydiff.json has no config.fields")
+    try:
+        cfg = from_dict(fields, FieldConfig, where=f"{folder}/polydiff.json:config.fields")
+    except (KeyError, TypeError, ValueError) as err:
+        raise UserError(f"--like {model}: bad config.fields ({err})") from err
+    return replace(cfg, **given)
+
+
 def check_request(cfg: FieldConfig, coarsen: int | None) -> None:
     """Refuse a factor that does not divide the grid (before any simulation)."""
     if coarsen is not None and (coarsen < 1 or cfg.size % coarsen):

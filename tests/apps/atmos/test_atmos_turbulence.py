@@ -60,3 +60,38 @@ def test_the_bundled_turbulence_prior_is_picked_by_name():
     weather = load_model("weather", "cpu")
     assert weather.normaliser.variables == ("t2m", "u10", "v10", "msl")
     assert load_model(None, "cpu").folder == weather.folder
+
+
+def test_generate_like_turbulence_draws_the_fields_that_prior_was_trained_on(tmp_path):
+    """``generate --like turbulence`` takes the bundled prior's field settings (its
+    variables, grid, physics), so its files are what ``superres --model turbulence``
+    knows; --size/--spinup still override."""
+    import json
+    import xarray as xr
+
+    from polydiff.cli import main
+
+    out = tmp_path / "rain.nc"
+    assert main(["atmos", "generate", "--like", "turbulence", "--n", "2", "--size", "16",
+                 "--spinup", "20", "--coarsen", "4", "-o", str(out)]) == 0
+    meta = json.loads((bundled_path("atmos") / "turbulence" / "polydiff.json").read_text())
+    with xr.open_dataset(out) as ds:
+        assert sorted(ds.data_vars) == ["tprate", "vo"]
+        assert ds.sizes["latitude"] == 16
+        assert float(ds.tprate.min()) >= 0.0
+        step = float(abs(ds.latitude[1] - ds.latitude[0]))
+    assert step == pytest.approx(meta["config"]["fields"]["resolution"])
+    assert (tmp_path / "rain_coarse.nc").is_file()
+
+
+@pytest.mark.parametrize("like", ["nowhere", "mri"])
+def test_generate_like_refuses_what_is_not_an_atmos_prior(tmp_path, capsys, like):
+    from polydiff.cli import main
+    from polydiff.weights import bundled_path as bundled
+
+    model = str(bundled("mri")) if like == "mri" else like
+    out = tmp_path / "x.nc"
+    assert main(["atmos", "generate", "--like", model, "--n", "1", "-o", str(out)]) == 2
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and ("--like" in line or "atmos" in line)
+    assert not out.exists()
