@@ -67,6 +67,7 @@ def test_generate_like_turbulence_draws_the_fields_that_prior_was_trained_on(tmp
     variables, grid, physics), so its files are what ``superres --model turbulence``
     knows; --size/--spinup still override."""
     import json
+
     import xarray as xr
 
     from polydiff.cli import main
