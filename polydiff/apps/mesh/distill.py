@@ -11,7 +11,8 @@ One iteration (:func:`prd_loss`), with no 3-D data anywhere:
 4. every teacher noises the renders to a random level and denoises them; the student is
    pulled towards the teacher's estimate (score distillation in x̂₀ form: the gradient
    (x − x̂₀^teacher) is the SDS gradient w(t)(ε̂ − ε) with w(t) = √((1−ᾱ)/ᾱ));
-   eikonal and sparsity terms keep the SDF a clean distance field.
+   eikonal and sparsity terms keep the SDF a clean distance field, and a containment term
+   (:func:`bound_loss`) keeps the surface inside the cube the planes span.
 
 Teachers plug in through the :class:`Teacher` protocol, so any multi-view model (the part-1
 normal model here, a user's MVDream-class RGB model) can be used. :class:`NormalTeacher`
@@ -212,6 +213,8 @@ class DistillConfig:
     colour_weight: float = 1.0
     eikonal_weight: float = 0.1
     sparsity_weight: float = 0.01
+    bound_weight: float = 1.0            # containment: keep the surface off the cube's faces
+    bound_margin: float = 2.0            # in marching-cubes cells (2·bound/(mesh_resolution−1))
     reg_points: int = 2048               # random points per object for the regularisers
     guidance_scale: float = 3.0          # of the normal teacher
 
@@ -298,6 +301,26 @@ def level_range(cfg: DistillConfig, progress: float) -> tuple[float, float]:
     return lo, hi
 
 
+def face_points(batch: int, count: int, bound: float, generator: torch.Generator) -> Tensor:
+    """(batch, count, 3) points uniform on the six faces of the cube [-bound, bound]^3."""
+    p = (torch.rand(batch, count, 3, generator=generator) - 0.5) * 2 * bound
+    axis = torch.randint(0, 3, (batch, count, 1), generator=generator)
+    side = torch.randint(0, 2, (batch, count, 1), generator=generator) * 2 - 1
+    return torch.where(torch.arange(3) == axis, side * bound, p)
+
+
+def bound_loss(field: TriplaneField, geo: Tensor, points: Tensor, margin: float) -> Tensor:
+    """Mean relu(margin − sdf) at points (B, N, 3) on the cube's faces (geo (B, 3, C, R, R)).
+
+    Marching cubes closes a field that reaches the cube's faces with the faces themselves
+    (:func:`~polydiff.geometry.triplane.marching_cubes`); those clamp vertices are not on
+    the field's zero level, so the surface renders as the bounding box whatever the prompt
+    and the MeshSDF gradient there barely moves it. This term keeps the field outside
+    (sdf >= margin) on the faces, so every rendered vertex is a true surface point.
+    """
+    return F.relu(margin - field.sdf(geo, points)).mean()
+
+
 def prd_loss(model: TriplaneModel, teachers: list[Teacher], text: Tensor, prompts: list[str],
              cfg: DistillConfig, generator: torch.Generator, *, progress: float = 0.0,
              steps: int | None = None) -> PRDLoss:
@@ -333,5 +356,11 @@ def prd_loss(model: TriplaneModel, teachers: list[Teacher], text: Tensor, prompt
         sums["eikonal"] = sums.get("eikonal", 0) + eik.detach()
         sums["sparsity"] = sums.get("sparsity", 0) + spa.detach()
         total = total + cfg.eikonal_weight * eik + cfg.sparsity_weight * spa
+        if cfg.bound_weight > 0:  # (off: the same random stream as before the term existed)
+            margin = cfg.bound_margin * 2 * bound / (cfg.mesh_resolution - 1)
+            pts = face_points(B, cfg.reg_points, bound, generator).to(geo)
+            box = bound_loss(model.decoder.field, geo, pts, margin)
+            sums["bound"] = sums.get("bound", 0) + box.detach()
+            total = total + cfg.bound_weight * box
     n = len(keep.x0)
     return PRDLoss(total / n, {k: float(v) / n for k, v in sums.items()})

@@ -9,6 +9,8 @@ from polydiff.apps.mesh.distill import (
     Renders,
     TeacherOutput,
     ViewRig,
+    bound_loss,
+    face_points,
     level_range,
     prd_loss,
     render_field,
@@ -86,7 +88,7 @@ def test_every_step_and_the_generator_receive_gradients():
     loss = prd_loss(model, teachers, torch.randn(1, TEXT_DIM), ["a box"], cfg,
                     torch.Generator().manual_seed(0))
     loss.total.backward()
-    assert set(loss.parts) == {"normals", "eikonal", "sparsity"}
+    assert set(loss.parts) == {"normals", "eikonal", "sparsity", "bound"}
     assert float(model.unet.conv_in.weight.grad.abs().sum()) > 0
     assert float(model.unet.class_embedding.weight.grad.abs().sum()) > 0
     assert float(model.decoder.field.sdf_mlp[0].weight.grad.abs().sum()) > 0
@@ -133,3 +135,72 @@ def test_level_range_anneals_linearly():
     assert level_range(cfg, 1.0)[1] == 0.5
     assert abs(level_range(cfg, 0.5)[1] - 0.74) < 1e-9
 
+
+
+def _sphere_field(radius: float):
+    """A fresh triplane field whose SDF is exactly |p| − radius (MLP output zeroed)."""
+    from polydiff.geometry.triplane import TriplaneField
+
+    field = TriplaneField(8, 16, 2, "sum", 0.3, 0.6)
+    with torch.no_grad():
+        field.sdf_mlp[-1].weight.zero_()
+        field.sdf_mlp[-1].bias.fill_(0.3 - radius)
+    return field
+
+
+def test_face_points_lie_on_the_cube_faces_uniformly():
+    pts = face_points(2, 6000, 0.6, torch.Generator().manual_seed(0))
+    assert pts.shape == (2, 6000, 3)
+    on_face = (pts.abs() - 0.6).abs() < 1e-6
+    assert bool((on_face.sum(-1) >= 1).all()) and float(pts.abs().max()) <= 0.6 + 1e-6
+    frac = on_face.float().mean((0, 1))          # each axis carries a third of the points
+    assert torch.allclose(frac, torch.full((3,), 1 / 3), atol=0.02)
+
+
+def test_bound_loss_matches_the_analytic_sphere_and_pulls_a_box_filler_back():
+    geo = torch.zeros(1, 3, 8, 4, 4)
+    pts = face_points(1, 4000, 0.6, torch.Generator().manual_seed(1))
+    # a sphere well inside the cube: no penalty, no gradient
+    assert float(bound_loss(_sphere_field(0.4), geo, pts, 0.04).detach()) == 0.0
+    # a sphere of radius 0.7 pokes through every face: relu(margin − (|p| − r)) exactly
+    field = _sphere_field(0.7)
+    loss = bound_loss(field, geo, pts, 0.04)
+    expect = torch.relu(0.04 - (pts.norm(dim=-1) - 0.7)).mean()
+    assert torch.allclose(loss, expect, atol=1e-6)
+    # the field that fills the cube (what PRD students collapsed to, every prompt rendering
+    # as the bounding box) is pushed outward on the faces: the SDF offset's gradient is < 0
+    loss.backward()
+    assert float(field.sdf_mlp[-1].bias.grad) < 0
+
+
+def test_prd_loss_keeps_the_surface_inside_the_cube():
+    """With the containment term a few PRD steps shrink a field that fills the cube back
+    inside it; without it (bound_weight 0) it stays pinned to the faces."""
+    from polydiff.geometry.triplane import sdf_volume
+
+    def faces_inside(model) -> float:
+        with torch.no_grad():
+            x = torch.zeros(1, 6, 4, 8, 8)
+            geo, _ = model.decoder(x)
+            vol = sdf_volume(model.decoder.field, geo, 20)
+        sides = torch.cat([vol[[0, -1]].flatten(), vol[:, [0, -1]].flatten(),
+                           vol[:, :, [0, -1]].flatten()])
+        return float((sides < 0).float().mean())
+
+    fills = []
+    for weight in (0.0, 1.0):
+        model = tiny_model()
+        with torch.no_grad():                    # start as a sphere of radius 0.8 in [-.5, .5]
+            model.decoder.field.sdf_mlp[-1].bias.fill_(0.3 - 0.8)
+        cfg = DistillConfig(render="mesh", mesh_resolution=20, reg_points=256,
+                            bound_weight=weight, normal_weight=0.0)
+        opt = torch.optim.Adam(model.decoder.parameters(), lr=3e-2)
+        for i in range(6):
+            loss = prd_loss(model, [PointMassTeacher()], torch.randn(1, TEXT_DIM), ["a box"],
+                            cfg, torch.Generator().manual_seed(i))
+            opt.zero_grad()
+            loss.total.backward()
+            opt.step()
+        fills.append(faces_inside(model))
+    assert fills[0] > 0.5, fills
+    assert fills[1] < 0.05, fills
