@@ -214,6 +214,8 @@ def train(net: nn.Module, scheduler, dataset: Tensor | Mapping[str, Tensor], cfg
     start, losses = 0, []
     if cfg.resume and (state_dir / "state.json").is_file():
         start, losses = load_state(state_dir, net, opt, ema)
+        for group_ in opt.param_groups:  # the config's peak rate, also when it changed
+            group_["initial_lr"] = cfg.lr
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg), last_epoch=start - 1) \
         if start else torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
     model = DistributedDataParallel(net) if group.world_size > 1 else net

@@ -50,6 +50,28 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     assert full.losses == resumed.losses
 
 
+def test_resume_follows_the_configs_learning_rate(tmp_path, monkeypatch):
+    """A resumed run keeps its step, weights and optimizer moments but takes the peak rate
+    from the config, so a warm restart at another rate can be asked for (before, the
+    saved optimizer's rate silently won)."""
+    sched = make_scheduler("ddpm")
+    base = dict(batch_size=16, ema_decay=0, checkpoint_every=5, out_dir=str(tmp_path))
+    train(_net(), sched, _data(), TrainConfig(steps=5, lr=1e-3, **base), progress=False)
+    optimizers = []
+    real = torch.optim.AdamW
+    monkeypatch.setattr(torch.optim, "AdamW",
+                        lambda *a, **k: optimizers.append(real(*a, **k)) or optimizers[-1])
+    rates = []
+
+    def loss(net, batch, noise, t):
+        rates.append(optimizers[0].param_groups[0]["lr"])
+        return denoising_loss(net, sched, batch["x"], noise, t)
+
+    train(_net(), sched, _data(), TrainConfig(steps=8, lr=2e-4, **base), loss_fn=loss,
+          progress=False)
+    assert rates == pytest.approx([2e-4] * 3)
+
+
 def test_exported_checkpoint_loads_and_matches(tmp_path):
     sched = make_scheduler("dpmsolver++", prediction_type="v_prediction")
     res = train(_net(), sched, _data(), TrainConfig(steps=3, batch_size=8,
