@@ -101,7 +101,11 @@ VARIANTS = {  # name -> (folder under runs/pde/ or None for the bundled model, h
                                                     "physical MSE)"),
     "6000 + 500 annealed, unforced x4": ("ab_r4", "the same, unforced_repeat 4"),
     "6000 + 5000 annealed, band weight 1, unforced x4": (
-        "wdno_anneal", "burgers_tiny_anneal.yaml (the bundled model now)"),
+        "wdno_anneal", "burgers_tiny_anneal.yaml"),
+    "+ 4000 warm restart at 3e-4": ("wdno_restart", "burgers_tiny_restart.yaml, from the "
+                                                     "11000-step state"),
+    "+ 4000 more at 2e-4 (bundled)": ("wdno_restart2", "burgers_tiny_restart2.yaml, from the "
+                                                        "15000-step state"),
     "bundled": (None, "polydiff/weights/pde"),
 }
 
