@@ -39,7 +39,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
@@ -542,6 +542,21 @@ def _load_plain_diffusers(app: str, folder: Path, device, kind: str | None,
     has_sched = (folder / "scheduler" / "scheduler_config.json").is_file()
     scheduler = load_scheduler(folder if has_sched else bundled)
     return AppCheckpoint(net, scheduler, meta["config"], folder, plain)
+
+
+def copy_weights(net: torch.nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
+    """Load ``state`` into ``net`` for a warm start (``init_from``): the same layers with the
+    same shapes, else one line naming ``what`` (e.g. "init_from runs/old") and the mismatch."""
+    mine = net.state_dict()
+    if state.keys() != mine.keys():
+        raise UserError(f"{what}: its network's layers differ from the config's network (a "
+                        "warm start needs the same architecture)")
+    for name, value in state.items():
+        if value.shape != mine[name].shape:
+            raise UserError(f"{what}: its network's layers differ from the config's network "
+                            f"({name} has shape {tuple(value.shape)}, the config's "
+                            f"{tuple(mine[name].shape)})")
+    net.load_state_dict(state)
 
 
 def typed_config(ckpt: AppCheckpoint, cls: type[T]) -> T:

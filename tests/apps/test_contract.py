@@ -231,3 +231,17 @@ def test_a_huge_folder_is_refused_quickly(tmp_path):
     (tmp_path / "unet" / "weights.pth").write_bytes(b"\x80")
     with pytest.raises(UserError, match="pickle"):
         load_app_checkpoint("mri", tmp_path)
+
+
+def test_copy_weights_loads_the_same_layers_and_names_a_mismatch_in_one_line():
+    import torch
+
+    from polydiff.apps.contract import copy_weights
+
+    source, target = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    copy_weights(target, source.state_dict(), "init_from old")
+    assert torch.equal(target.weight, source.weight) and torch.equal(target.bias, source.bias)
+    with pytest.raises(UserError, match=r"init_from old: .*weight has shape \(2, 4\)"):
+        copy_weights(target, torch.nn.Linear(4, 2).state_dict(), "init_from old")
+    with pytest.raises(UserError, match="init_from old: its network's layers differ"):
+        copy_weights(target, torch.nn.Linear(3, 2, bias=False).state_dict(), "init_from old")

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from polydiff.apps.contract import copy_weights
 from polydiff.apps.mesh.dataset import MeshDataConfig, load_or_build
 from polydiff.apps.mesh.multiview import MultiViewDenoiser, enable_joint_views, network_block
 from polydiff.apps.mesh.normals import APP, KIND, NormalsConfig
@@ -96,24 +97,15 @@ def warm_start(net: torch.nn.Module, folder: str) -> torch.nn.Module:
     and its text columns start at zero, so the warm-started net computes exactly what the
     old one did until training moves them."""
     from polydiff.apps.mesh.normals import load_normal_model
-    from polydiff.runtime import UserError
 
     old = load_normal_model(None if folder == "bundled" else folder).net.state_dict()
-    new = net.state_dict()
-    if set(old) != set(new):
-        raise UserError(f"init_from {folder}: its network has other layers than the config's")
-    for name, value in old.items():
-        if value.shape == new[name].shape:
-            new[name] = value
-        elif name == "class_embedding.linear_1.weight" and value.shape[1] < new[name].shape[1] \
-                and value.shape[0] == new[name].shape[0]:
-            wide = torch.zeros_like(new[name])
-            wide[:, :value.shape[1]] = value
-            new[name] = wide
-        else:
-            raise UserError(f"init_from {folder}: {name} has shape {tuple(value.shape)}, the "
-                            f"config's network needs {tuple(new[name].shape)}")
-    net.load_state_dict(new)
+    key, new = "class_embedding.linear_1.weight", net.state_dict()
+    if key in old and key in new and old[key].shape[0] == new[key].shape[0] \
+            and old[key].shape[1] < new[key].shape[1]:  # text joins the camera projection
+        wide = torch.zeros_like(new[key])
+        wide[:, :old[key].shape[1]] = old[key]
+        old[key] = wide
+    copy_weights(net, old, f"init_from {folder}")
     return net
 
 

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from polydiff.apps.contract import copy_weights
 from polydiff.apps.mesh.distill import (
     DistillConfig,
     NormalTeacher,
@@ -171,11 +172,8 @@ def warm_start(model: TriplaneModel, folder: str) -> None:
 
     old = load_triplane_model(None if folder == "bundled" else folder)
     for name in ("unet", "decoder"):
-        try:
-            getattr(model, name).load_state_dict(getattr(old, name).state_dict())
-        except RuntimeError as err:
-            raise UserError(f"init_from {folder}: its {name} does not fit the config's "
-                            f"({str(err).splitlines()[0]})") from err
+        copy_weights(getattr(model, name), getattr(old, name).state_dict(),
+                     f"init_from {folder} ({name})")
 
 
 def build_model(cfg: TriplaneTrainConfig, text_dim: int, text_name: str) -> TriplaneModel:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from polydiff.apps.contract import checkpoint_meta, progress_enabled, seeded
+from polydiff.apps.contract import checkpoint_meta, copy_weights, progress_enabled, seeded
 from polydiff.apps.mri.config import DataConfig, MriConfig, Normalisation
 from polydiff.apps.mri.data import fit_factor, to_model, training_kspace
 from polydiff.apps.mri.model import APP
@@ -54,12 +54,7 @@ def warm_start(net: torch.nn.Module, folder: str) -> None:
     and shapes required; the grid size may differ)."""
     from polydiff.apps.mri.model import load_model
 
-    source = load_model(folder, "cpu").net.state_dict()
-    mine = net.state_dict()
-    if source.keys() != mine.keys() or any(source[k].shape != mine[k].shape for k in mine):
-        raise UserError(f"init_from {folder}: its network's layers differ from the config's "
-                        "network (a warm start needs the same architecture)")
-    net.load_state_dict(source)
+    copy_weights(net, load_model(folder, "cpu").net.state_dict(), f"init_from {folder}")
 
 
 def run_training(cfg: MriTrainConfig, *, progress: bool = True) -> Path:
