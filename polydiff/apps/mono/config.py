@@ -33,8 +33,10 @@ class DataConfig:
     """Procedural training scenes (how many, seed, camera ranges, what they hold: see
     ``polydiff.geometry.scenes.SceneConfig``), the photometric augmentation's probability
     (``polydiff.apps.mono.augment``) and the depth target's normalisation: the
-    ``depth_quantiles`` of each depth map go to -1 and +1. The defaults are the rooms the
-    first bundled checkpoint was trained on."""
+    ``depth_quantiles`` of each depth map go to -1 and +1. ``focal_channel``: the Camera
+    Image's third channel holds the log focal length as a constant field
+    (``polydiff.apps.mono.targets.encode_camera``) instead of the grayscale image. The
+    defaults are the rooms the first bundled checkpoint was trained on."""
 
     scenes: int = 1500
     seed: int = 0
@@ -51,6 +53,7 @@ class DataConfig:
     light_tint: float = 0.0
     far: float = 80.0
     augment: float = 0.0
+    focal_channel: bool = False
 
 
 @dataclass

@@ -3,7 +3,11 @@
 depth: affine-invariant depth, (d - d_2%) / (d_98% - d_2%) mapped to [-1, 1] and repeated
 on three channels (Marigold); decoded as the channel mean in [0, 1] (0 near, 1 far).
 normals: unit camera-frame normals (OpenCV: x right, y down, z forward) as they are.
-camera: DM-Calib's Camera Image [theta_n, phi_n, gray] (``polydiff.geometry.camera_image``).
+camera: DM-Calib's Camera Image [theta_n, phi_n, gray] (``polydiff.geometry.camera_image``);
+with ``focal_channel`` the third channel is instead the log horizontal focal length as a
+constant field, log(fx / w) / FOCAL_LOG_SCALE (fx and w in the pixels of the image the network
+sees): a target that every pixel can vote for from the perspective cues around it, not a
+ramp of pixel positions whose slope carries the focal length in a small part of its error.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from polydiff.geometry.camera_image import camera_image
 from polydiff.geometry.cameras import Intrinsics
 
 TASK_ID: dict[str, int] = {name: i for i, name in enumerate(TASKS)}
+# log(fx / w) of horizontal fields of view 10-130 degrees lies in [-0.8, 1.7]; / 1.8: in [-1, 1]
+FOCAL_LOG_SCALE = 1.8
 
 
 def image_to_model(image: Tensor) -> Tensor:
@@ -48,10 +54,21 @@ def decode_normals(x: Tensor) -> Tensor:
     return torch.nn.functional.normalize(x, dim=1)
 
 
-def encode_camera(K: Tensor, image: Tensor) -> Tensor:
-    """(B, 3, 3) intrinsics of (B, 3, H, W) images -> (B, 3, H, W) Camera Images."""
+def encode_camera(K: Tensor, image: Tensor, focal_channel: bool = False) -> Tensor:
+    """(B, 3, 3) intrinsics of (B, 3, H, W) images -> (B, 3, H, W) Camera Images; third
+    channel the grayscale image, or with ``focal_channel`` the constant log(fx / W) /
+    FOCAL_LOG_SCALE."""
     h, w = image.shape[-2:]
-    gray = grayscale(image)
+    if focal_channel:
+        third = (torch.log(K[:, 0, 0].double() / w) / FOCAL_LOG_SCALE)[:, None, None]
+        third = third.expand(-1, h, w)
+    else:
+        third = grayscale(image)
     return torch.stack([
-        camera_image(Intrinsics.from_matrix(k, w, h), g) for k, g in zip(K, gray)
+        camera_image(Intrinsics.from_matrix(k, w, h), g) for k, g in zip(K, third)
     ]).to(image.dtype)
+
+
+def decode_focal(x: Tensor) -> float:
+    """(3, h, w) Camera Image with a focal channel -> fx / w (the median vote of the pixels)."""
+    return float(torch.exp(x[2].double().median() * FOCAL_LOG_SCALE))

@@ -74,8 +74,9 @@ def render_dataset(cfg: DataConfig, resolution: int) -> dict[str, Tensor]:
                                                          cfg.augment)).permute(2, 0, 1)
                                 for x in b.image])
         images.append(image_to_model(seen))
-        targets.append(torch.stack([encode_depth(b.depth, lo_q, hi_q), b.normals,
-                                    encode_camera(b.K, b.image)], 1))  # (B, 3 tasks, 3, R, R)
+        camera = encode_camera(b.K, b.image, cfg.focal_channel)
+        targets.append(torch.stack([encode_depth(b.depth, lo_q, hi_q), b.normals, camera],
+                                   1))  # (B, 3 tasks, 3, R, R)
     image, target = torch.cat(images), torch.cat(targets)
     n = len(image)
     return {"x": target.flatten(0, 1), "image": image.repeat_interleave(len(TASKS), 0),

@@ -16,7 +16,7 @@ from polydiff.apps.mono.metric_depth import (
 )
 from polydiff.apps.mono.model import MonoModel
 from polydiff.apps.mono.predict import MonoPredictor, ensemble_depth, ensemble_normals
-from polydiff.apps.mono.targets import decode_depth, encode_camera, encode_depth
+from polydiff.apps.mono.targets import decode_depth, decode_focal, encode_camera, encode_depth
 from polydiff.apps.mono.train import mirror, mono_loss, render_dataset
 from polydiff.diffusion.predictions import from_x0
 from polydiff.diffusion.schedulers import make_scheduler
@@ -39,17 +39,18 @@ def test_depth_target_is_affine_invariant_and_decodes_affinely():
     assert m.delta1 > 0.99  # only the clipped 2 % tails break the affine map
 
 
-def test_flip_augmentation_matches_rendering_the_mirrored_camera():
+@pytest.mark.parametrize("focal_channel", [False, True])
+def test_flip_augmentation_matches_rendering_the_mirrored_camera(focal_channel):
     s = _scene(1)
     K = s.intrinsics.matrix(torch.float32)
     img = s.image.permute(2, 0, 1)[None]
     targets = torch.cat([encode_depth(s.depth[None]), s.normals.permute(2, 0, 1)[None],
-                         encode_camera(K[None], img)])
+                         encode_camera(K[None], img, focal_channel)])
     flip = torch.ones(3, dtype=torch.bool)
     image, x0 = mirror((img * 2 - 1).expand(3, -1, -1, -1), targets, torch.arange(3), flip)
     mirrored = Intrinsics(s.intrinsics.fx, s.intrinsics.fy, s.intrinsics.width - s.intrinsics.cx,
                           s.intrinsics.cy, s.intrinsics.width, s.intrinsics.height)
-    cam = encode_camera(mirrored.matrix(torch.float32)[None], img.flip(-1))[0]
+    cam = encode_camera(mirrored.matrix(torch.float32)[None], img.flip(-1), focal_channel)[0]
     torch.testing.assert_close(x0[2], cam, atol=1e-5, rtol=0)
     torch.testing.assert_close(image[0], img[0].flip(-1) * 2 - 1)
     n = s.normals.permute(2, 0, 1).flip(-1) * torch.tensor([-1.0, 1, 1])[:, None, None]
@@ -125,6 +126,39 @@ def test_every_mode_returns_the_oracles_x0_for_its_prediction_type(prediction, m
     # type would be off by O(1)
     tol = 1e-5 if mode == "one-step" else 5 * float((1 - sched.alphas_cumprod[0]).sqrt())
     torch.testing.assert_close(x0, truth.expand_as(x0), atol=tol, rtol=0)
+
+
+class _CameraOracle(torch.nn.Module):
+    """Outputs, for every input, the Camera Image of ``K`` (at the network's resolution)
+    with a focal channel, in the scheduler's prediction type."""
+
+    def __init__(self, scheduler, K: Intrinsics) -> None:
+        super().__init__()
+        self.scheduler = scheduler
+        self.target = encode_camera(K.matrix(torch.float32)[None],
+                                    torch.zeros(1, 3, K.height, K.width), focal_channel=True)
+
+    def forward(self, inp, t, class_labels):
+        x_t = inp[:, :3]
+        a = self.scheduler.alphas_cumprod[t].float()[:, None, None, None]
+        return from_x0(self.target.expand_as(x_t), x_t, a, "v_prediction")
+
+
+def test_focal_channel_gives_the_exact_intrinsics_of_the_input_image():
+    # a 64 x 48 photo with square pixels, squeezed to the network's 16 x 16
+    true = Intrinsics(50.0, 50.0, 30.0, 20.0, 64, 48)
+    sched = make_scheduler("ddim", prediction_type="v_prediction", timestep_spacing="trailing",
+                           set_alpha_to_one=True)
+    cfg = MonoConfig(net=NetConfig(resolution=16), data=DataConfig(focal_channel=True))
+    oracle = _CameraOracle(sched, true.resized(16, 16))
+    predictor = MonoPredictor(MonoModel(oracle, sched, cfg), "cpu")
+    image = np.zeros((48, 64, 3), np.float32)
+    for square in (True, False):
+        est = predictor(image, EstimateOptions(tasks=("camera",), square_pixels=square),
+                        torch.Generator().manual_seed(0)).intrinsics
+        for a, b in zip((est.fx, est.fy, est.cx, est.cy), (true.fx, true.fy, true.cx, true.cy)):
+            assert a == pytest.approx(b, rel=1e-4)
+    assert decode_focal(oracle.target[0]) == pytest.approx(true.fx / true.width)  # fx / W
 
 
 def test_dataset_pairs_every_scene_with_every_task():
