@@ -2,7 +2,8 @@
 real photograph with measured depth.
 
 Reports, per mode, depth (AbsRel, delta1 after least-squares scale and shift), normals
-(mean/median angle, % < 11.25 deg), intrinsics (e_f, e_b) and images per second with the
+(mean/median angle, % < 11.25 deg), intrinsics (e_f, e_b; and f_log_slope / f_log_corr:
+how the estimated focal length follows the true one) and images per second with the
 bundled checkpoint on CPU (1 thread), on two held-out sets: the rooms of the first bundled
 checkpoint ("rooms") and the richer scenes of configs/mono/photo.yaml ("photo_like":
 furniture, streets with sky, photo textures, 14-200 mm lenses; the sky is left out of the
@@ -88,7 +89,7 @@ def photo_like_set(n: int, width: int = 128, height: int = 96) -> list[Sample]:
 
 
 def run_mode(pipeline, samples: list[Sample], options: EstimateOptions) -> tuple[dict, list]:
-    rows, preds, seconds = [], [], 0.0
+    rows, preds, seconds, focals = [], [], 0.0, []
     for s in samples:
         gen = torch.Generator().manual_seed(0)
         start = time.perf_counter()
@@ -96,6 +97,7 @@ def run_mode(pipeline, samples: list[Sample], options: EstimateOptions) -> tuple
         seconds += time.perf_counter() - start
         preds.append(p)
         intr = p.intrinsics or fixed_fov_intrinsics(s.intrinsics.width, s.intrinsics.height)
+        focals.append((s.intrinsics.fx, intr.fx))
         valid = np.isfinite(s.depth)  # not the sky
         row = {**depth_metrics(p.depth, s.depth)._asdict(),
                **{f"normal_{k}": v for k, v in normal_metrics(p.normals, s.normals, valid)
@@ -117,7 +119,17 @@ def run_mode(pipeline, samples: list[Sample], options: EstimateOptions) -> tuple
         rows.append(row)
     summary = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
     summary["images_per_second"] = len(samples) / seconds
+    summary.update(focal_response(np.array(focals)))
     return summary, preds
+
+
+def focal_response(focals: np.ndarray) -> dict:
+    """How much the estimated focal length follows the true one over a set, from (N, 2)
+    [true, estimated] pairs: the slope and correlation of log estimated on log true (slope 0:
+    one answer for every image, as a fixed guess; 1: follows it)."""
+    t, e = np.log(focals[:, 0]), np.log(focals[:, 1])
+    return {"f_log_slope": float(np.polyfit(t, e, 1)[0]),
+            "f_log_corr": float(np.corrcoef(t, e)[0, 1]) if e.std() > 0 else 0.0}
 
 
 MODES = {
