@@ -28,6 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from polydiff.apps.contract import copy_weights
+from polydiff.apps.mesh.anchor import AnchorConfig
 from polydiff.apps.mesh.distill import (
     DistillConfig,
     NormalTeacher,
@@ -78,6 +79,7 @@ class DecoderConfig:
     aggregate: str = "sum"
     sphere_radius: float = 0.3
     bound: float = 0.5                # half side of the cube the planes span
+    sdf_init_scale: float = 0.05      # SDF head's last layer at init (TriplaneField)
 
 
 @dataclass
@@ -88,10 +90,12 @@ class TriplaneTrainConfig:
     network: GeneratorNetConfig = field(default_factory=GeneratorNetConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    anchor: AnchorConfig = field(default_factory=AnchorConfig)  # warm-up on teacher meshes
     teacher: str | None = None        # normal-model folder; None: the bundled one
     colour_teacher: str = "text"      # "text" (learned from the embedding), "prompt"
                                       # (keyword fallback) or "none"
     init_from: str | None = None      # triplane folder to start from ("bundled")
+    init_decoder: bool = True         # False: copy only the UNet; the decoder starts fresh
     text_encoder: str | None = None   # folder; None: the bundled all-MiniLM-L6-v2
     decoder_lr: float = 3e-3          # the plane decoder learns faster than the UNet
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -165,15 +169,47 @@ def colour_head(cfg: TriplaneTrainConfig):
     return head
 
 
-def warm_start(model: TriplaneModel, folder: str) -> None:
-    """Copy the UNet and decoder weights of the triplane checkpoint ``folder`` ("bundled":
-    the bundled one) into ``model`` (in place); the networks must have the same shapes."""
+def warm_start(model: TriplaneModel, folder: str, decoder: bool = True) -> None:
+    """Copy the UNet and (``decoder``) the decoder weights of the triplane checkpoint
+    ``folder`` ("bundled": the bundled one) into ``model`` (in place); the networks must
+    have the same shapes."""
     from polydiff.apps.mesh.triplane_model import load_triplane_model
 
     old = load_triplane_model(None if folder == "bundled" else folder)
-    for name in ("unet", "decoder"):
+    for name in ("unet", "decoder") if decoder else ("unet",):
         copy_weights(getattr(model, name), getattr(old, name).state_dict(),
                      f"init_from {folder} ({name})")
+
+
+def prepare_anchor(cfg: TriplaneTrainConfig, teachers: list[Teacher], encoder,
+                   state_dir: Path, group, progress: bool):
+    """The warm-up's teacher meshes (:mod:`polydiff.apps.mesh.anchor`): read from
+    ``state_dir`` when a previous run of this config built them, else built now (on the
+    main process, then shared through the file)."""
+    from polydiff.apps.mesh.anchor import (
+        SET_FILE,
+        anchor_prompts,
+        build_anchor_set,
+        load_anchor_set,
+        save_anchor_set,
+    )
+
+    normal = next((t for t in teachers if isinstance(t, NormalTeacher)), None)
+    if normal is None:
+        raise UserError("anchor.steps > 0 needs the multi-view normal teacher (its meshes "
+                        "are the warm-up's targets)")
+    head = next((t.head for t in teachers if isinstance(t, TextColourTeacher)), None)
+    path = state_dir / SET_FILE
+    if group.is_main and not path.is_file():
+        a = cfg.anchor
+        gen = torch.Generator().manual_seed(cfg.train.seed * 7919 + 17)
+        anchor = build_anchor_set(normal.model, head or colour_head(cfg), encoder,
+                                  anchor_prompts(cfg.train.seed, a.prompts),
+                                  cfg.decoder.bound, a, gen, progress=progress)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        save_anchor_set(path, anchor)
+    distributed.barrier(group)
+    return load_anchor_set(path)
 
 
 def build_model(cfg: TriplaneTrainConfig, text_dim: int, text_name: str) -> TriplaneModel:
@@ -185,6 +221,44 @@ def build_model(cfg: TriplaneTrainConfig, text_dim: int, text_name: str) -> Trip
         decoder=dataclasses.asdict(cfg.decoder), prediction_type=n.prediction_type,
         beta_schedule=n.beta_schedule, seed=cfg.train.seed, pretrained=n.pretrained_unet,
         scheduler_kwargs={"beta_start": n.beta_start, "beta_end": n.beta_end})
+
+
+def prepare_latents(cfg: TriplaneTrainConfig, model: TriplaneModel, anchor, state_dir: Path,
+                    group, progress: bool):
+    """Stage 1 of the warm-up: the auto-decoder's latents of the teacher meshes, fitted with
+    the decoder (in place) on the main process, or read back with that decoder."""
+    from polydiff.apps.mesh.anchor import LATENT_FILE, fit_latents, load_latents, save_latents
+    from polydiff.apps.mesh.triplane_model import latent_shape
+
+    path = state_dir / LATENT_FILE
+    if group.is_main and not path.is_file():
+        gen = torch.Generator().manual_seed(cfg.train.seed * 7919 + 29)
+        z = fit_latents(model.decoder, anchor, latent_shape(model.config, 1)[1:], cfg.anchor,
+                        gen, decoder_lr=cfg.decoder_lr,
+                        eikonal_weight=cfg.distill.eikonal_weight, progress=progress)
+        save_latents(path, z, model.decoder)
+    distributed.barrier(group)
+    return load_latents(path, model.decoder)
+
+
+def _anchor_step(model: TriplaneModel, anchor, latents, cfg: TriplaneTrainConfig,
+                 gen: torch.Generator, world: int):
+    """One warm-up loss on this process's share of ``anchor.batch_size`` objects: the UNet
+    as the denoiser of the fitted latents (stage 2) when there are latents, else the
+    end-to-end regression of the 4-step sample's fields."""
+    from polydiff.apps.mesh.anchor import anchor_batch, anchor_loss, latent_loss
+
+    a, d = cfg.anchor, cfg.distill
+    if latents is not None:
+        idx = torch.randperm(len(latents), generator=gen)[: max(1, a.batch_size // world)]
+        device = next(model.unet.parameters()).device
+        return latent_loss(model, latents[idx].to(device), anchor.text[idx].to(device), gen)
+    seeds = max(1, a.seeds_per_prompt)
+    prompts = max(1, a.batch_size // seeds // world)
+    idx = anchor_batch(anchor, prompts, seeds, gen)
+    margin = d.bound_margin * 2 * cfg.decoder.bound / (d.mesh_resolution - 1)
+    return anchor_loss(model, anchor, idx, a, gen, eikonal_weight=d.eikonal_weight,
+                       bound_weight=d.bound_weight, bound_margin=margin)
 
 
 def _average_gradients(params: list[nn.Parameter], world: int) -> None:
@@ -229,7 +303,13 @@ def run_training(config: str | os.PathLike | dict | TriplaneTrainConfig, *,
     teachers = teachers if teachers is not None else make_teachers(cfg, group.device)
     model = build_model(cfg, encoder.dim, encoder.name)
     if cfg.init_from:
-        warm_start(model, cfg.init_from)
+        warm_start(model, cfg.init_from, cfg.init_decoder)
+    state_dir = Path(tc.state_dir) if tc.state_dir else Path(tc.out_dir) / "train_state"
+    a = cfg.anchor
+    anchor = prepare_anchor(cfg, teachers, encoder, state_dir, group, progress) \
+        if a.steps > 0 else None
+    latents = prepare_latents(cfg, model, anchor, state_dir, group, progress) \
+        if anchor is not None and a.fit_steps > 0 else None
     unet, decoder = model.unet.to(group.device).train(), model.decoder.to(group.device).train()
     lora = cfg.network.pretrained_unet is not None
     unet_params = add_lora(unet, cfg.network.lora_rank, cfg.network.lora_alpha) if lora \
@@ -240,7 +320,6 @@ def run_training(config: str | os.PathLike | dict | TriplaneTrainConfig, *,
                             weight_decay=tc.weight_decay)
     ema = EMAModel(params, decay=tc.ema_decay) if tc.ema_decay > 0 else None
     both = nn.ModuleDict({"unet": unet, "decoder": decoder})
-    state_dir = Path(tc.state_dir) if tc.state_dir else Path(tc.out_dir) / "train_state"
     start, losses = 0, []
     if tc.resume and (state_dir / "state.json").is_file():
         start, losses = load_state(state_dir, both, opt, ema)
@@ -255,11 +334,21 @@ def run_training(config: str | os.PathLike | dict | TriplaneTrainConfig, *,
                disable=not (progress and group.is_main))
     recent: list[dict[str, float]] = []
     for step in bar:
-        prompts = training_prompts(tc.seed, step, group.rank, per_rank)
-        text = encoder(prompts).to(group.device)
         gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + step * 1009 + group.rank)
-        out = prd_loss(model, teachers, text, prompts, cfg.distill, gen,
-                       progress=step / max(1, tc.steps - 1))
+        if step < a.steps:                    # warm-up on the teachers' meshes
+            out = _anchor_step(model, anchor, latents, cfg, gen, group.world_size)
+        else:
+            if a.freeze_decoder and anchor is not None:
+                decoder.requires_grad_(False)
+            prompts = training_prompts(tc.seed, step, group.rank, per_rank)
+            text = encoder(prompts).to(group.device)
+            out = prd_loss(model, teachers, text, prompts, cfg.distill, gen,
+                           progress=(step - a.steps) / max(1, tc.steps - a.steps - 1))
+            if anchor is not None and a.weight_after > 0:
+                extra = _anchor_step(model, anchor, latents, cfg, gen, group.world_size)
+                out = out._replace(total=out.total + a.weight_after * extra.total,
+                                   parts={**out.parts, **{k: v for k, v in extra.parts.items()
+                                                          if k in ("anchor_sdf", "latent")}})
         if not math.isfinite(float(out.total.detach())):
             raise FloatingPointError(f"PRD loss became {float(out.total.detach())} at step {step}")
         opt.zero_grad(set_to_none=True)
@@ -273,7 +362,8 @@ def run_training(config: str | os.PathLike | dict | TriplaneTrainConfig, *,
             ema.step(params)
         losses.append(float(out.total.detach()))
         recent = (recent + [out.parts])[-max(tc.log_every, 1):]
-        bar.set_postfix({k[:8]: f"{np.mean([r[k] for r in recent]):.4f}" for k in out.parts})
+        bar.set_postfix({k[:8]: f"{np.mean([r[k] for r in recent if k in r]):.4f}"
+                        for k in out.parts})
         done = step + 1 == tc.steps
         if group.is_main and (done or (tc.checkpoint_every and
                                        (step + 1) % tc.checkpoint_every == 0)):
@@ -288,7 +378,9 @@ def run_training(config: str | os.PathLike | dict | TriplaneTrainConfig, *,
         meta = checkpoint_meta(APP, record, kind=KIND)
         meta["train"] = config_record(tc)
         meta["distill"] = dataclasses.asdict(cfg.distill)
+        meta["anchor"] = dataclasses.asdict(cfg.anchor)
         meta["init_from"] = cfg.init_from
+        meta["init_decoder"] = cfg.init_decoder
         with atomic_directory(tc.out_dir, replace={"unet", "decoder", "scheduler",
                                                    CONFIG_NAME}) as tmp:
             save_triplane(tmp, model._replace(unet=unet.eval(), decoder=decoder.eval()), meta)

@@ -66,21 +66,30 @@ class PlaneDecoder(ModelMixin, ConfigMixin):
 
     A shared 2-layer conv stack with ``upsample`` nearest-neighbour doublings maps every
     plane to ``features`` channels at R·2^upsample; :attr:`field` holds the SDF/RGB MLPs.
+    The convs start with He-normal weights and zero biases, so unit-scale latents give
+    features of order one (PyTorch's default shrank them to 0.06 RMS) and the decoded
+    field follows the latent from the first step.
     """
 
     @register_to_config
     def __init__(self, latent_channels: int = 4, features: int = 16, hidden: int = 32,
                  upsample: int = 1, mlp_hidden: int = 64, mlp_layers: int = 2,
-                 aggregate: str = "sum", sphere_radius: float = 0.3, bound: float = 0.5):
+                 aggregate: str = "sum", sphere_radius: float = 0.3, bound: float = 0.5,
+                 sdf_init_scale: float = 0.05):
         super().__init__()
         layers: list[nn.Module] = [nn.Conv2d(latent_channels, hidden, 3, padding=1), nn.SiLU()]
         for _ in range(upsample):
             layers += [nn.Upsample(scale_factor=2, mode="nearest"),
                        nn.Conv2d(hidden, hidden, 3, padding=1), nn.SiLU()]
         layers.append(nn.Conv2d(hidden, features, 3, padding=1))
+        convs = [m for m in layers if isinstance(m, nn.Conv2d)]
+        for i, conv in enumerate(convs):
+            nn.init.kaiming_normal_(conv.weight,
+                                    nonlinearity="relu" if i + 1 < len(convs) else "linear")
+            nn.init.zeros_(conv.bias)
         self.convs = nn.Sequential(*layers)
         self.field = TriplaneField(features, mlp_hidden, mlp_layers, aggregate, sphere_radius,
-                                   bound)
+                                   bound, sdf_init_scale)
 
     def forward(self, latent: Tensor) -> tuple[Tensor, Tensor]:
         """(B, 6, C, R, R) -> geo, tex, each (B, 3, F, R', R')."""

@@ -1,0 +1,201 @@
+"""The teacher-anchored warm-up: exact targets of known meshes, and a tiny run that makes the
+student's shape follow its prompt rather than its noise."""
+
+import pytest
+import torch
+import trimesh
+from torch import Tensor
+
+from polydiff.apps.mesh.anchor import (
+    AnchorConfig,
+    AnchorSet,
+    anchor_batch,
+    anchor_loss,
+    anchor_points,
+    anchor_prompts,
+    fit_latents,
+    latent_loss,
+    load_anchor_set,
+    lookup,
+    occupancy_grid,
+    save_anchor_set,
+    sdf_grid,
+    unit_scale,
+)
+from polydiff.apps.mesh.captions import SHAPE_WORDS
+from polydiff.apps.mesh.separation import prompt_separation
+from polydiff.apps.mesh.triplane_model import (
+    TriplaneConfig,
+    build_triplane_model,
+    sample_latents,
+)
+from polydiff.geometry.shapes import SHAPE_KINDS
+from polydiff.geometry.triplane import grid_points
+
+
+def _mesh(m: trimesh.Trimesh):
+    return torch.tensor(m.vertices, dtype=torch.float32), torch.tensor(m.faces)
+
+
+def test_sdf_grid_of_a_sphere_is_its_distance_within_a_cell():
+    v, f = _mesh(trimesh.creation.icosphere(3, 0.3))
+    grid, bound = 24, 0.5
+    sdf = sdf_grid(v, f, grid, bound)
+    exact = grid_points(grid, bound).norm(dim=-1) - 0.3
+    cell = 2 * bound / (grid - 1)
+    assert (sdf - exact).abs().max() < cell
+    # trilinear lookup between grid points: still within a cell of the exact distance
+    pts = (torch.rand(1, 500, 3, generator=torch.Generator().manual_seed(0)) - 0.5) * 2 * bound
+    assert (lookup(sdf[None], pts, bound) - (pts.norm(dim=-1) - 0.3)).abs().max() < cell
+
+
+def test_occupancy_of_an_off_centre_box_matches_its_extent():
+    box = trimesh.creation.box(extents=(0.4, 0.2, 0.3))
+    box.apply_translation((0.1, -0.05, 0.0))
+    occ = occupancy_grid(*_mesh(box), 33, 0.5)
+    p = grid_points(33, 0.5)
+    inside = ((p - torch.tensor([0.1, -0.05, 0.0])).abs()
+              < torch.tensor([0.2, 0.1, 0.15]) - 1e-6).all(-1)
+    on_face = ((p - torch.tensor([0.1, -0.05, 0.0])).abs()
+               - torch.tensor([0.2, 0.1, 0.15])).abs().min(-1).values < 1e-6
+    assert torch.equal(occ[~on_face], inside[~on_face])
+
+
+def test_lookup_reads_x_y_z_in_the_grid_order():
+    g = grid_points(9, 0.5)
+    for axis in range(3):  # a grid holding one coordinate returns that coordinate
+        pts = torch.tensor([[[0.1, -0.2, 0.3], [-0.4, 0.25, 0.05]]])
+        assert torch.allclose(lookup(g[None, ..., axis], pts, 0.5), pts[..., axis], atol=1e-6)
+
+
+def test_near_points_concentrate_at_the_target_surface():
+    v, f = _mesh(trimesh.creation.icosphere(3, 0.3))
+    sdf = sdf_grid(v, f, 24, 0.5)[None]
+    pts = anchor_points(sdf, 1000, 0.5, 0.03, torch.Generator().manual_seed(0))
+    d = (pts.norm(dim=-1) - 0.3).abs()[0]
+    assert pts.shape == (1, 1000, 3) and pts.abs().max() <= 0.5
+    assert (d[500:] < 0.1).float().mean() > 0.9            # the near half
+    assert (d[:500] < 0.1).float().mean() < 0.4            # the uniform half (0.24)
+
+
+def test_batches_repeat_each_prompt_and_prompts_cycle_the_kinds(tmp_path):
+    anchor = AnchorSet([f"p{i}" for i in range(5)], torch.randn(5, 8),
+                       torch.randn(5, 4, 4, 4), torch.rand(5, 3), 0.5)
+    idx = anchor_batch(anchor, 3, 2, torch.Generator().manual_seed(0))
+    assert idx.tolist()[::2] == idx.tolist()[1::2] and len(set(idx.tolist())) == 3
+    save_anchor_set(tmp_path / "a.safetensors", anchor)
+    back = load_anchor_set(tmp_path / "a.safetensors")
+    assert back.prompts == anchor.prompts and torch.equal(back.sdf, anchor.sdf)
+    prompts = anchor_prompts(0, 2 * len(SHAPE_KINDS))
+    for i, prompt in enumerate(prompts):  # each caption names a training word of its kind
+        words = SHAPE_WORDS[SHAPE_KINDS[i % len(SHAPE_KINDS)]].train
+        assert any(w in prompt for w in words), (i, prompt)
+    assert anchor_prompts(0, 5) == prompts[:5]
+
+
+def test_fresh_decoder_follows_its_latent():
+    """At init the decoded SDF differs between unrelated latents by over 1e-3 (2e-4 with
+    PyTorch's default conv init, which shrank unit latents to features of 0.06 RMS)."""
+    cfg = TriplaneConfig(latent_channels=4, plane_size=8, text_dim=8)
+    dec = build_triplane_model(cfg, channels=(16, 32), seed=0).decoder
+    z = torch.randn(2, 6, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    geo, _ = dec(z)
+    pts = grid_points(16, 0.5).reshape(1, -1, 3).expand(2, -1, -1)
+    sdf = dec.field.sdf(geo, pts)
+    assert (sdf[0] - sdf[1]).pow(2).mean().sqrt() > 1e-3
+    sphere = pts[0].norm(dim=-1) - 0.3                     # still mostly the bias sphere
+    assert (sdf[0] - sphere).pow(2).mean().sqrt() < 0.15
+
+
+def _two_targets(bound: float = 0.5, grid: int = 16) -> AnchorSet:
+    """A small red ball and a flat blue slab, each with its own (random) text embedding."""
+    ball = sdf_grid(*_mesh(trimesh.creation.icosphere(2, 0.15)), grid, bound)
+    slab = sdf_grid(*_mesh(trimesh.creation.box(extents=(0.7, 0.7, 0.12))), grid, bound)
+    text = torch.nn.functional.normalize(torch.randn(2, 8, generator=torch.Generator()
+                                                     .manual_seed(1)), dim=-1)
+    return AnchorSet(["ball", "slab"], text, torch.stack([ball, slab]),
+                     torch.tensor([[1.0, 0, 0], [0, 0, 1.0]]), bound)
+
+
+def _tiny_model():
+    cfg = TriplaneConfig(latent_channels=4, plane_size=8, text_dim=8)
+    return build_triplane_model(cfg, channels=(16, 32), decoder={"features": 8, "hidden": 16},
+                                seed=0)
+
+
+def _errors(model, anchor: AnchorSet, seed: int) -> tuple[Tensor, Tensor]:
+    """(field, target) truncated-L1 errors of the 4-step samples, and their inside colours."""
+    pts = grid_points(12, anchor.bound).reshape(1, -1, 3).expand(2, -1, -1)
+    with torch.no_grad():
+        z = sample_latents(model, anchor.text,
+                           generator=torch.Generator().manual_seed(seed)).sample
+        geo, tex = model.decoder(z)
+        s = model.decoder.field.sdf(geo, pts).clamp(-0.1, 0.1)
+        t = lookup(anchor.sdf, pts, anchor.bound).clamp(-0.1, 0.1)
+        rgb = model.decoder.field.rgb(tex, pts)
+    colours = torch.stack([rgb[b][t[b] < 0].mean(0) for b in (0, 1)])
+    return (s[:, None] - t[None]).abs().mean(-1), colours
+
+
+def test_unit_scale_keeps_every_decoded_field():
+    dec = _tiny_model().decoder
+    z = 0.1 * torch.randn(3, 6, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    pts = grid_points(8, 0.5).reshape(1, -1, 3).expand(3, -1, -1)
+    with torch.no_grad():
+        before = dec.field.sdf(dec(z)[0], pts)
+        z1 = unit_scale(dec, z)
+        after = dec.field.sdf(dec(z1)[0], pts)
+    assert abs(float(z1.pow(2).mean().sqrt()) - 1) < 1e-5
+    assert torch.allclose(before, after, atol=1e-5)
+
+
+@pytest.mark.slow  # ~12 s on a quiet core, 22 s on the shared CPU
+def test_two_stage_warm_up_makes_the_shape_follow_the_prompt():
+    """Stage 1 fits one latent per target with the decoder, stage 2 trains the UNet to
+    denoise them; the 4-step samples from two seeds then decode, for each prompt, nearer
+    its own target than the other prompt's, in its own colour."""
+    torch.manual_seed(0)
+    model, anchor = _tiny_model(), _two_targets()
+    cfg = AnchorConfig(points=512, fit_steps=80, fit_batch=2, fit_lr=0.03)
+    before = prompt_separation(model, anchor.text, [0, 1], resolution=12)
+    z = fit_latents(model.decoder, anchor, (6, 4, 8, 8), cfg,
+                    torch.Generator().manual_seed(0), progress=False)
+    opt = torch.optim.Adam(model.unet.parameters(), lr=2e-3)
+    for step in range(80):
+        idx = torch.tensor([0, 1, 0, 1])
+        loss = latent_loss(model, z[idx], anchor.text[idx], torch.Generator().manual_seed(step))
+        opt.zero_grad()
+        loss.total.backward()
+        opt.step()
+    after = prompt_separation(model, anchor.text, [0, 1], resolution=12)
+    # at init the field varies with the noise as much as with the prompt; after, far less
+    assert before["separation"] < 2 and after["separation"] > 4, (before, after)
+    for seed in (0, 1):
+        err, colours = _errors(model, anchor, seed)
+        assert err[0, 0] < err[0, 1] and err[1, 1] < err[1, 0], err
+        assert colours[0, 0] > colours[0, 2] and colours[1, 2] > colours[1, 0], colours
+
+
+def test_end_to_end_anchor_steps_lower_the_anchor_loss():
+    """The single-stage form (regressing the 4-step sample's fields): gradients reach the
+    UNet and the decoder, and a few steps lower the loss at a fixed seed."""
+    model, anchor = _tiny_model(), _two_targets()
+    cfg = AnchorConfig(points=256)
+    idx = torch.tensor([0, 0, 1, 1])
+
+    def measured():
+        with torch.no_grad():
+            return anchor_loss(model, anchor, idx, cfg, torch.Generator().manual_seed(9)).total
+
+    opt = torch.optim.Adam([{"params": model.unet.parameters(), "lr": 1e-3},
+                            {"params": model.decoder.parameters(), "lr": 3e-3}])
+    start = measured()
+    for step in range(5):
+        loss = anchor_loss(model, anchor, idx, cfg, torch.Generator().manual_seed(step))
+        opt.zero_grad()
+        loss.total.backward()
+        if step == 0:
+            assert any(p.grad is not None and p.grad.abs().sum() > 0
+                       for p in model.unet.parameters())
+        opt.step()
+    assert measured() < 0.8 * start
