@@ -15,6 +15,7 @@ sampler steps, 4 views, fusion on a 64 grid with 150 iterations). Measured:
   - colour: the named colour nearest to the mean rendered colour (turntable renders);
   - prompts are written with held-out synonyms and sentence frames only (``captions``),
     plus one set in training words for comparison;
+* the student's decoded-SDF spread across the held-out prompts vs across noise seeds;
 * the normal teacher itself: shape accuracy of its sampled views for the same prompts (what
   Progressive Rendering Distillation can at best pass on to the student).
 
@@ -89,6 +90,14 @@ def watertight(mesh) -> bool:
 
     t = trimesh.Trimesh(mesh.verts.numpy(), mesh.faces.numpy(), process=False)
     return bool(t.is_watertight and t.is_winding_consistent)
+
+
+def separation(gen, prompts: list[tuple[str, Spec]], seeds=(0, 1, 2)) -> dict:
+    """How much the student's decoded field varies across prompts vs across noise seeds
+    (``apps/mesh/separation``; a student that ignores its prompt varies with neither)."""
+    from polydiff.apps.mesh.separation import prompt_separation
+
+    return prompt_separation(gen.model, gen.encoder([p for p, _ in prompts]), list(seeds))
 
 
 def teacher_accuracy(normal_model, encoder, prompts: list[tuple[str, Spec]], refs, ref_kinds,
@@ -169,6 +178,7 @@ def main(quick: bool = True, triplane_dir: str | None = None, normals_dir: str |
                                                        gens["triplane"].encoder, prompts, refs,
                                                        ref_kinds)
                                for split, prompts in sets.items()}
+    result["separation"] = separation(gens["triplane"], sets["heldout"][:len(SHAPE_KINDS)])
     name = "mesh_generate" + (f"_{tag}" if tag else "")
     write_json(name, result)
 
@@ -188,6 +198,9 @@ def main(quick: bool = True, triplane_dir: str | None = None, normals_dir: str |
         for split, r in result[mode].items():
             print(f"{mode} {split} ({len(r['kind'])}): kind {r['kind_accuracy']:.2f}, colour "
                   f"{r['colour_accuracy']:.2f}, watertight {r['watertight_share']:.2f}")
+    sep = result["separation"]
+    print(f"student field spread: across prompts {sep['sdf_across_prompts']:.4f}, across "
+          f"seeds {sep['sdf_across_seeds']:.4f} (separation {sep['separation']:.1f})")
     for split, r in result["teacher_views"].items():
         print(f"teacher views {split}: kind {r['kind_accuracy']:.2f}")
     print(f"seconds per mesh: triplane {s['triplane']:.2f}, normals {s['normals']:.1f} "

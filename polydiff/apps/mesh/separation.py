@@ -33,13 +33,14 @@ def field_samples(model: TriplaneModel, text: Tensor, seeds: list[int], *,
                   resolution: int = 16, steps: int | None = None
                   ) -> tuple[Tensor, Tensor, Tensor]:
     """Latents (S, P, ...), SDF (S, P, N) and colour (S, P, N, 3) on a resolution^3 grid
-    for prompts ``text`` (P, D) and each seed in ``seeds`` (the sampler's initial noise)."""
+    for prompts ``text`` (P, D) and each seed in ``seeds`` (the sampler's initial noise,
+    the same for every prompt)."""
     dec = model.decoder
     pts = grid_points(resolution, dec.field.config.bound, text.device).reshape(1, -1, 3)
     lat, sdf, rgb = [], [], []
-    for seed in seeds:
-        g = torch.Generator(device=text.device).manual_seed(seed)
-        z = sample_latents(model, text, steps=steps, generator=g).sample   # (P, 6, C, R, R)
+    for seed in seeds:  # every prompt from the same initial noise
+        z = torch.cat([sample_latents(model, t[None], steps=steps, generator=torch.Generator(
+            device=text.device).manual_seed(seed)).sample for t in text])  # (P, 6, C, R, R)
         geo, tex = dec(z)
         p = pts.expand(len(text), -1, -1)
         lat.append(z)

@@ -199,3 +199,15 @@ def test_end_to_end_anchor_steps_lower_the_anchor_loss():
                        for p in model.unet.parameters())
         opt.step()
     assert measured() < 0.8 * start
+
+
+def test_separation_is_zero_across_identical_prompts_and_for_a_constant_decoder():
+    model = _tiny_model()
+    text = torch.randn(1, 8, generator=torch.Generator().manual_seed(0)).expand(2, -1)
+    same = prompt_separation(model, text, [0, 1], resolution=8)
+    assert same["sdf_across_prompts"] < 1e-6 and same["sdf_across_seeds"] > 1e-4
+    for conv in (m for m in model.decoder.convs if isinstance(m, torch.nn.Conv2d)):
+        torch.nn.init.zeros_(conv.weight)             # the field no longer sees the planes
+    flat = prompt_separation(model, torch.randn(2, 8), [0, 1], resolution=8)
+    assert flat["sdf_across_prompts"] < 1e-6 and flat["sdf_across_seeds"] < 1e-6
+    assert flat["latent_across_seeds"] > 0.1           # while the latents still differ
