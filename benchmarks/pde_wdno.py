@@ -13,7 +13,11 @@ until the Pearson correlation drops below 0.8:
   ``burgers_physical_tiny.yaml``), checkpoints under ``runs/pde/bench_*`` (trained here when
   absent, resumed when a ``train_state`` of that step is there; the quick run leaves these
   rows out when the checkpoints are absent, ``--full`` trains them);
-- the FNO rows of ``benchmarks.pde_baselines`` (same test set);
+- the FNO rows of ``benchmarks.pde_baselines`` (same test set; trained on 256 or 1024 forced
+  trajectories);
+- ``fno-step, WDNO's data``: the one-step FNO trained on WDNO's own training set (all its
+  trajectories, unforced ones included, from the data cache; ``fno_steps`` Adam steps), the
+  baseline on equal data (left out when the cache is absent);
 - control: guided vs unguided forcing from u0 to the solver's u(T) of test problems, J
   checked with the solver; the true forcing's J for reference;
 - wall time of ``simulate`` (all test items in one batch) vs the solver at equal resolution.
@@ -75,6 +79,7 @@ from polydiff.apps.pde.dataset import (  # noqa: E402
     to_model_grid,
 )
 from polydiff.apps.pde.evaluate import Prediction, predict, score  # noqa: E402
+from polydiff.apps.pde.fno import FNOTrainConfig, train_fno  # noqa: E402
 from polydiff.apps.pde.model import PDEModel, load_model  # noqa: E402
 from polydiff.apps.pde.representation import known_mask  # noqa: E402
 from polydiff.apps.pde.sampling import simulate_fields  # noqa: E402
@@ -104,8 +109,10 @@ VARIANTS = {  # name -> (folder under runs/pde/ or None for the bundled model, h
         "wdno_anneal", "burgers_tiny_anneal.yaml"),
     "+ 4000 warm restart at 3e-4": ("wdno_restart", "burgers_tiny_restart.yaml, from the "
                                                      "11000-step state"),
-    "+ 4000 more at 2e-4 (bundled)": ("wdno_restart2", "burgers_tiny_restart2.yaml, from the "
-                                                        "15000-step state"),
+    "+ 4000 more at 2e-4": ("wdno_restart2", "burgers_tiny_restart2.yaml, from the "
+                                             "15000-step state"),
+    "+ 6000 more at 1.5e-4 (bundled)": ("wdno_restart3b", "burgers_tiny_restart3.yaml, from "
+                                                          "the 19000-step state"),
     "bundled": (None, "polydiff/weights/pde"),
 }
 
@@ -117,9 +124,8 @@ class Budget:
     control_problems: int
     control_members: int
     steps: int
-
-
     members: int = 4
+    fno_steps: int = 2000
 
 
 QUICK = Budget(n_test=32, ablation_steps=500, control_problems=4, control_members=4, steps=50)
@@ -175,14 +181,16 @@ def variant_rows(sets: dict[str, Trajectories], budget: Budget) -> dict:
     return rows
 
 
-def training_items(n: int) -> Trajectories | None:
-    """``n`` forced training trajectories of the bundled config (from the data cache)."""
+def training_items(n: int | None = None, *, forced_only: bool = True) -> Trajectories | None:
+    """The first ``n`` (None: all) training trajectories of the bundled config on the base
+    grid, forced ones only or all (from the data cache; None without it)."""
     if not DATA_CACHE.is_file():
         return None
     config = load_config(CONFIGS["wavelet"], PDEConfig)
     key = json.dumps(dataclasses.asdict(config.data), sort_keys=True)
     base = coarsen(read_cache(DATA_CACHE, key), config.data.finer)
-    idx = (base.f.flatten(1).abs().amax(1) > 0).nonzero()[:n, 0]
+    forced = base.f.flatten(1).abs().amax(1) > 0
+    idx = (forced if forced_only else torch.ones_like(forced)).nonzero()[:n, 0]
     u = torch.cat([base.u0[idx, None], base.u[idx]], 1)[..., 1:]
     f = torch.cat([base.f[idx], base.f[idx, -1:]], 1)[..., 1:]
     grid = BurgersData().grid(0)
@@ -368,8 +376,21 @@ def main(quick: bool = True) -> dict:
         preds[name] = p
     unforced = unforced_twin(tests[0], data)
     variants = variant_rows({"forced": tests[0], "unforced": unforced}, budget)
-    for fno, name in zip(fnos, ("fno-step", "fno-trajectory")):
-        variants[name] = {"checkpoint": None, "made": f"pde_baselines' {name} row"}
+    wdno_data = training_items(forced_only=False)
+    if wdno_data is not None:
+        equal = train_fno(wdno_data, FNOTrainConfig(task="step", width=32, modes=(12,),
+                                                    steps=budget.fno_steps, batch_size=64),
+                          progress=True).model
+        fnos, name = (*fnos, equal), "fno-step, WDNO's data"
+        pred, secs = _timed_predict(equal, tests[0])
+        p = Prediction(pred.numpy(), tests[0].u.numpy(), tests[0].t.numpy(), tests[0].x.numpy())
+        rows[name] = {**score(p), "seconds": secs, "seconds_per_trajectory": secs / tests[0].n}
+        rows[name].pop("times")
+        preds[name] = p
+    for fno, name in zip(fnos, ("fno-step", "fno-trajectory", "fno-step, WDNO's data")):
+        made = (f"one-step FNO, {budget.fno_steps} steps on WDNO's {wdno_data.n} training "
+                "trajectories" if name.endswith("data") else f"pde_baselines' {name} row")
+        variants[name] = {"checkpoint": None, "made": made}
         for set_name, case in (("forced", tests[0]), ("unforced", unforced)):
             pred, _ = _timed_predict(fno, case)
             variants[name][set_name] = {"one member": errors(pred, case.u)}
