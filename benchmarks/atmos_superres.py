@@ -54,7 +54,7 @@ from polydiff.physics.interpolation import (
     conservative_coarsen,
     optimal_interpolation,
 )
-from polydiff.physics.observations import simulate_observations
+from polydiff.physics.observations import bilinear, interpolate, simulate_observations
 from polydiff.plotting import save_figure
 from polydiff.runtime import make_generator
 from polydiff.weights import bundled_path
@@ -147,6 +147,32 @@ def _oi(model, prior, truth_ds, coarse, obs, factor, members, seed) -> np.ndarra
     return torch.stack(out, dim=1).numpy()
 
 
+def _data_residual(members: np.ndarray, truth_ds, variables, std, coarse, factor, obs,
+                   coarse_sigma: float = 0.02) -> dict:
+    """RMS misfit of the ensemble mean (members (M, T, C, H, W)) against the data it was
+    given, in units of the data's stated noise: the conservative means (noise
+    ``coarse_sigma`` · std) and the stations (their ``sigma``); ~1 or below is consistent."""
+    mean = members.mean(0)
+    lat, lon = truth_ds.latitude.values, truth_ds.longitude.values
+    out = {}
+    if coarse is not None:
+        data = fields_array(coarse, variables)
+        pooled = conservative_coarsen(mean, lat, factor)
+        out["coarse"] = {v: float(np.sqrt(np.mean((pooled[:, c] - data[:, c]) ** 2))
+                                  / (coarse_sigma * std[c])) for c, v in enumerate(variables)}
+    if obs is not None:
+        stations = {}
+        for c, v in enumerate(variables):
+            res = []
+            for k, t in enumerate(truth_ds.time.values):
+                rows = obs[(obs.variable == v) & (obs.time == t)]
+                b = bilinear(rows.latitude.values, rows.longitude.values, lat, lon)
+                res.append((rows.value.values - interpolate(mean[k, c], b)) / rows.sigma.values)
+            stations[v] = float(np.sqrt(np.mean(np.concatenate(res) ** 2)))
+        out["stations"] = stations
+    return out
+
+
 def _bicubic(model, coarse, factor, lat) -> np.ndarray:
     """Bicubic interpolation of the coarse anomalies, (1, T, C, H, W) physical."""
     norm = model.normaliser
@@ -189,9 +215,16 @@ def _case(model, results: dict, prefix: str, rows: list[tuple[str, int | None, b
         ens = np.stack([ds[v].values for v in variables], axis=2).astype(np.float64)
         runs[f"{prefix}polydiff/{name}"] = {
             **_scores(ens, truth, lat, variables, norm.std),
-            "seconds_per_time_step": (time.perf_counter() - start) / n_times}
+            "seconds_per_time_step": (time.perf_counter() - start) / n_times,
+            "settings": {"guidance": opts.guidance, "eta": opts.eta,
+                         "constrain": opts.constrain, "steps": opts.steps},
+            "data_residual": _data_residual(ens, truth_ds, variables, norm.std, coarse, factor,
+                                            observations)}
         oi = _oi(model, prior, truth_ds, coarse, observations, factor, members, seed=11)
-        runs[f"{prefix}oi/{name}"] = _scores(oi, truth, lat, variables, norm.std)
+        runs[f"{prefix}oi/{name}"] = {
+            **_scores(oi, truth, lat, variables, norm.std),
+            "data_residual": _data_residual(oi, truth_ds, variables, norm.std, coarse, factor,
+                                            observations)}
         positive = [c for c, v in enumerate(variables) if VARIABLES[v].nonnegative]
         if positive:  # a stronger baseline: OI members clipped at 0 where values cannot be < 0
             clipped = oi.copy()

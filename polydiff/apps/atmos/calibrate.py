@@ -48,7 +48,8 @@ def fit_spread_calibration(model: AtmosModel, cal: CalibrationConfig, *,
     for factor in cal.factors:
         coarse = coarsen_dataset(truth_ds[variables], factor)
         opts = SuperresOptions(factor=factor, members=cal.members, steps=cal.steps,
-                               guidance=cal.guidance, calibrate=False)
+                               guidance=cal.guidance, eta=cal.eta, constrain=cal.constrain,
+                               calibrate=False)
         ds = superres(model, opts, coarse=coarse, obs=None, grid=None,
                       generator=make_generator(cal.seed + factor), device=torch.device("cpu"),
                       progress=progress)

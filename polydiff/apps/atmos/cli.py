@@ -39,7 +39,9 @@ def _command(args: argparse.Namespace, keys: list[str]) -> str:
         parts.append(str(args.coarse))
     for key in keys:
         value = getattr(args, key, None)
-        if value is not None and value is not False:
+        if value is True:  # a flag
+            parts.append(f"--{key.replace('_', '-')}")
+        elif value is not None and value is not False:
             parts += [f"--{key.replace('_', '-')}", str(value)]
     return shlex.join(parts)
 
@@ -108,11 +110,13 @@ def cmd_superres(args: argparse.Namespace) -> int:
     if args.resume and not args.per_step:
         raise UserError("--resume goes with --per-step (one file per time step)")
     opts = SuperresOptions(factor=args.factor, members=args.members, steps=args.steps,
-                           guidance=args.guidance, coarse_sigma=args.coarse_sigma)
+                           guidance=args.guidance, coarse_sigma=args.coarse_sigma,
+                           eta=args.eta, constrain=not args.no_constrain)
     check_sources(opts, coarse=args.coarse, obs=args.obs, grid=args.grid)
     device = pick_device(args.device)
     command = _command(args, ["obs", "grid", "factor", "members", "steps", "guidance",
-                              "coarse_sigma", "start", "end", "seed", "output"])
+                              "coarse_sigma", "eta", "no_constrain", "start", "end", "seed",
+                              "output"])
     if args.per_step:
         return _superres_per_step(args, opts, device, command)
     with Outputs(inputs=[args.coarse, args.obs, args.grid], overwrite=args.overwrite) as out:
@@ -241,6 +245,13 @@ def _add_superres(sub) -> None:
                help="guidance weight (DPS step size zeta); 0 samples the prior")
     add_number(s, "--coarse-sigma", lo=0, lo_open=True, default=0.02,
                help="coarse-field noise std, as a fraction of each variable's std")
+    add_number(s, "--eta", lo=0, hi=1, default=1.0,
+               help="DDIM stochasticity: 0 deterministic steps, 1 DDPM-like (fresh noise "
+                    "each step)")
+    s.add_argument("--no-constrain", action="store_true",
+                   help="do not hold the clean estimate on the coarse means and the "
+                        "variables' bounds (rain >= 0) at every step; the members are "
+                        "still projected at the end")
     s.add_argument("--start", default=None, metavar="TIME",
                    help="first time step to super-resolve (e.g. 2001-01-01; default: the "
                         "file's first)")

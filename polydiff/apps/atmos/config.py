@@ -61,6 +61,8 @@ class CalibrationConfig:
     members: int = 8
     steps: int = 50  # the sampling settings the factors hold for (superres' defaults)
     guidance: float = 0.3
+    eta: float = 1.0
+    constrain: bool = True
     seed: int = 4242
 
     def __post_init__(self) -> None:

@@ -45,14 +45,15 @@ def test_spread_factors_scale_the_deviations_from_the_mean(data, model_dir, tmp_
     shutil.copytree(model_dir, folder)
     meta = json.loads((folder / "polydiff.json").read_text())
     meta["config"]["spread_calibration"] = {"4": [0.5, 2.0, 1.0, 0.25]}
-    meta["config"]["calibration_settings"] = {"steps": 3, "guidance": 0.3}
+    meta["config"]["calibration_settings"] = {"steps": 3, "guidance": 0.3, "eta": 1.0,
+                                              "constrain": True}
     (folder / "polydiff.json").write_text(json.dumps(meta))
     model = load_model(folder, "cpu")
     coarse = open_era5(data["coarse"]).isel(time=[0])
     raw, cal = _run(model, coarse, calibrate=False), _run(model, coarse)
     for v, f in zip(model.normaliser.variables, [0.5, 2.0, 1.0, 0.25]):
         r, c = raw[v].values.astype(np.float64), cal[v].values.astype(np.float64)
-        np.testing.assert_allclose(c.mean(0), r.mean(0), rtol=1e-5)
+        np.testing.assert_allclose(c.mean(0), r.mean(0), rtol=1e-5, atol=1e-6 * np.abs(r).max())
         scale = np.abs(r - r.mean(0)).max()
         np.testing.assert_allclose(c - c.mean(0), f * (r - r.mean(0)), atol=1e-5 * scale + 1e-4)
     from polydiff.apps.atmos.superres import spread_factors
@@ -61,8 +62,18 @@ def test_spread_factors_scale_the_deviations_from_the_mean(data, model_dir, tmp_
     assert spread_factors(model, fitted, coarse=True, obs=False) is not None
     for opts, obs in ((SuperresOptions(factor=4, steps=4), False), (fitted, True),
                       (SuperresOptions(factor=8, steps=3), False),
-                      (SuperresOptions(factor=4, steps=3, project=False), False)):
+                      (SuperresOptions(factor=4, steps=3, project=False), False),
+                      (SuperresOptions(factor=4, steps=3, eta=0.0), False),
+                      (SuperresOptions(factor=4, steps=3, constrain=False), False)):
         assert spread_factors(model, opts, coarse=True, obs=obs) is None  # not fitted: raw
+    # factors fitted before eta and constrain existed hold for deterministic, unconstrained
+    # sampling only
+    meta["config"]["calibration_settings"] = {"steps": 3, "guidance": 0.3}
+    (folder / "polydiff.json").write_text(json.dumps(meta))
+    old = load_model(folder, "cpu")
+    assert spread_factors(old, fitted, coarse=True, obs=False) is None
+    assert spread_factors(old, SuperresOptions(factor=4, steps=3, eta=0.0, constrain=False),
+                          coarse=True, obs=False) is not None
 
 
 @pytest.mark.slow

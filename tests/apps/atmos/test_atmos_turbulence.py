@@ -8,10 +8,11 @@ import torch
 from polydiff.apps.atmos.config import AtmosConfig, DataConfig
 from polydiff.apps.atmos.generate import coarsen_dataset
 from polydiff.apps.atmos.model import load_model
-from polydiff.apps.atmos.superres import SuperresOptions, superres
+from polydiff.apps.atmos.superres import SuperresOptions, lower_bounds, superres
 from polydiff.apps.atmos.train import run_training
 from polydiff.diffusion import TrainConfig
 from polydiff.physics.atmos_fields import FieldConfig, generate_fields
+from polydiff.physics.interpolation import conservative_coarsen
 from polydiff.runtime import make_generator
 from polydiff.weights import bundled_path
 
@@ -48,6 +49,34 @@ def test_a_turbulence_prior_super_resolves_rain_that_is_never_negative(turbulenc
                    obs=None, grid=None, generator=make_generator(0),
                    device=torch.device("cpu"), progress=False)
     np.testing.assert_array_equal(ds["vo"].values, raw["vo"].values)  # same seed, same file
+
+
+def test_constrained_members_keep_the_coarse_means_of_rain_and_vorticity(turbulence_model):
+    """Rain clipped at 0 after the projection would only add rain: the members must end on
+    the conservative means of both variables and be nonnegative in rain, whether x̂₀ is
+    constrained at every step (with stochastic DDIM steps) or only at the end."""
+    model = turbulence_model
+    truth = generate_fields(2, FIELDS, make_generator(8), trajectories=2)
+    coarse = coarsen_dataset(truth[["vo", "tprate"]], 4)
+    lat = truth.latitude.values
+    for constrain, eta in ((False, 0.0), (True, 1.0)):
+        opts = SuperresOptions(factor=4, members=3, steps=4, constrain=constrain, eta=eta,
+                               calibrate=False)
+        ds = superres(model, opts, coarse=coarse, obs=None, grid=None,
+                      generator=make_generator(0), device=torch.device("cpu"), progress=False)
+        assert float(ds["tprate"].min()) >= 0.0
+        for v, s in zip(model.normaliser.variables, model.normaliser.std):
+            means = conservative_coarsen(ds[v].values.astype(np.float64), lat, 4)
+            assert np.abs(means - coarse[v].values[None]).max() / s < 1e-3, (v, constrain)
+
+
+def test_only_nonnegative_variables_get_a_lower_bound(turbulence_model, model_dir):
+    low = lower_bounds(turbulence_model)
+    norm = turbulence_model.normaliser
+    assert torch.isinf(low[0]).all() and (low[0] < 0).all()  # vo: unbounded
+    zero = (0 - torch.as_tensor(norm.mean[1])) / norm.std[1]
+    np.testing.assert_allclose(low[1], zero.float(), rtol=1e-5)  # tprate: physical 0
+    assert lower_bounds(load_model(model_dir, "cpu")) is None  # weather: no bound
 
 
 @pytest.mark.skipif(not (bundled_path("atmos") / "turbulence" / "polydiff.json").is_file(),
