@@ -1,12 +1,15 @@
 """Training of the triplane generator by Progressive Rendering Distillation (no 3-D data).
 
-    python -m polydiff.apps.mesh.train_triplane --config configs/mesh/triplane_tiny.yaml
+    python -m polydiff.apps.mesh.train_triplane --config configs/mesh/triplane_tiny_v4.yaml
 
 runs as is under ``torchrun --nproc_per_node=K``: every process draws its own share of the
 global batch of prompts (seeded by step and rank) and gradients are averaged over processes
 before each update. Prompts come from the caption vocabulary (training split); the only
 supervision is the frozen teachers' denoising of the student's renders
-(:mod:`polydiff.apps.mesh.distill`).
+(:mod:`polydiff.apps.mesh.distill`). With ``anchor.steps`` > 0 the first steps are the
+teacher-anchored warm-up (:mod:`polydiff.apps.mesh.anchor`: the teacher's own fused meshes,
+an auto-decoder fit, the UNet as denoiser of the fitted latents), which is what makes the
+tiny student's shape follow its prompt; PRD continues from there.
 
 With ``network.pretrained_unet`` (a diffusers UNet folder, e.g. Stable Diffusion 2.1's
 ``unet/``) the base stays frozen and LoRA adapters (peft) on the attention projections are

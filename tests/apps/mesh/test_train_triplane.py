@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from polydiff.apps.mesh.train_triplane import (
@@ -16,6 +17,7 @@ from polydiff.apps.mesh.triplane_model import (
     load_triplane_model,
 )
 from polydiff.diffusion import TrainConfig
+from polydiff.runtime import UserError
 from tests.apps.mesh.test_distill import PointMassTeacher
 
 
@@ -66,3 +68,13 @@ def test_lora_trains_adapters_on_a_frozen_pretrained_unet(tmp_path):
     q = model.unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1.to_q.weight
     q0 = base.down_blocks[0].attentions[0].transformer_blocks[0].attn1.to_q.weight
     assert not torch.equal(q, q0)                                     # LoRA update folded in
+
+
+def test_the_warm_up_needs_the_normal_teacher(tmp_path):
+    """The warm-up's targets are the normal teacher's meshes: another teacher is refused
+    with one line before any training."""
+    cfg = tiny_config(tmp_path / "run")
+    cfg.anchor.steps = 1
+    with pytest.raises(UserError, match="normal teacher"):
+        run_training(cfg, progress=False, teachers=[PointMassTeacher()])
+    assert not (tmp_path / "run" / "polydiff.json").exists()
