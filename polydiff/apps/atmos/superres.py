@@ -11,8 +11,9 @@ pulls each one towards the data of a ``Stack`` of measurement operators in norma
 
 By default (``constrain``) the clean estimate x̂₀ is also held on the coarse means and the
 variables' bounds (rain ≥ 0) at every step (:mod:`polydiff.apps.atmos.constraints`), and
-the DDIM steps are stochastic (``eta`` = 1): on the turbulence validation fields (×8) this
-lowered the RMSE of the ensemble mean from 0.90 to 0.80 std (deterministic DPS alone).
+the DDIM steps are stochastic (``eta`` = 1): on 6 turbulence validation fields (×8, the
+same prior, no spread calibration) this lowered the RMSE of the ensemble mean from 0.89 to
+0.78 std (deterministic DDIM with DPS alone; the projection at every step alone: 0.87).
 """
 
 from __future__ import annotations
