@@ -72,8 +72,7 @@ def ransac_line(x: np.ndarray, y: np.ndarray, threshold: float, rng: np.random.G
 def intrinsics_from_camera_image(cam: Tensor, rng: np.random.Generator, *,
                                  threshold: float | None = None, iterations: int = 256,
                                  max_points: int = 20000, size: tuple[int, int] | None = None,
-                                 square_pixels: bool = True,
-                                 focal: float | None = None) -> Intrinsics:
+                                 square_pixels: bool = True) -> Intrinsics:
     """(C >= 2, h, w) Camera Image -> intrinsics of the W x H image it was resampled from.
 
     ``size``: (W, H) of that image (default: the Camera Image's own size); pixel
@@ -81,10 +80,7 @@ def intrinsics_from_camera_image(cam: Tensor, rng: np.random.Generator, *,
     length fx = fy for both lines (default), else fx and fy fitted separately.
     ``threshold`` is the inlier distance in pixels of the W x H image (default: 1 % of its
     diagonal, at least 0.75 px). At most ``max_points`` pixels, drawn with ``rng``, enter
-    the fits. Pixels with non-finite values are ignored. ``focal``: fx known (px of the W x H
-    image, e.g. voted by a focal channel): the principal point is then the median of
-    u - fx tan(theta) and v - fx cot(phi) / cos(theta) (fy = fx with ``square_pixels``, else
-    fy from the second line's fit).
+    the fits. Pixels with non-finite values are ignored.
     """
     _, h, w = cam.shape
     width, height = (w, h) if size is None else (int(size[0]), int(size[1]))
@@ -102,17 +98,6 @@ def intrinsics_from_camera_image(cam: Tensor, rng: np.random.Generator, *,
         data = data[rng.choice(data.shape[0], max_points, replace=False)]
     if threshold is None:
         threshold = max(0.75, 0.01 * math.hypot(height, width))
-    if focal is not None:
-        if not (math.isfinite(focal) and focal > 0):
-            raise ValueError(f"the focal length must be finite and positive, got {focal}")
-        cx = float(np.median(data[:, 1] - focal * data[:, 0]))
-        cy = float(np.median(data[:, 3] - focal * data[:, 2]))
-        if square_pixels:
-            return Intrinsics(focal, focal, cx, cy, width, height)
-        fv = ransac_line(data[:, 2], data[:, 3], threshold, rng, iterations)
-        if fv.slope <= 0:
-            raise ValueError("the camera image gives a non-positive focal length")
-        return Intrinsics(focal, fv.slope, cx, fv.intercept, width, height)
     fu = ransac_line(data[:, 0], data[:, 1], threshold, rng, iterations)
     fv = ransac_line(data[:, 2], data[:, 3], threshold, rng, iterations)
     if fu.slope <= 0 or fv.slope <= 0:

@@ -92,20 +92,3 @@ def test_one_focal_length_unless_two_are_asked_for():
     one = intrinsics_from_camera_image(cam, rng, size=(640, 480))
     assert one.fx == one.fy and two.fy < one.fx < two.fx
     assert one.cx == pytest.approx(320.0) and one.cy == pytest.approx(240.0)
-
-
-def test_known_focal_length_gives_the_exact_principal_point():
-    K = Intrinsics(70.0, 70.0, 58.0, 51.0, 128, 96)
-    cam = camera_image(K.resized(32, 32))  # a network's square view of the photo
-    est = intrinsics_from_camera_image(cam, np.random.default_rng(0), size=(128, 96),
-                                       focal=70.0)
-    for a, b in zip((est.fx, est.fy, est.cx, est.cy), (K.fx, K.fy, K.cx, K.cy)):
-        assert a == pytest.approx(b, rel=1e-6)
-    # two focal lengths: fx as given, fy from the vertical line
-    K2 = Intrinsics(70.0, 84.0, 58.0, 51.0, 128, 96)
-    est = intrinsics_from_camera_image(camera_image(K2), np.random.default_rng(0),
-                                       square_pixels=False, focal=70.0)
-    for a, b in zip((est.fx, est.fy, est.cx, est.cy), (K2.fx, K2.fy, K2.cx, K2.cy)):
-        assert a == pytest.approx(b, rel=1e-6)
-    with pytest.raises(ValueError, match="finite and positive"):
-        intrinsics_from_camera_image(cam, np.random.default_rng(0), focal=-1.0)

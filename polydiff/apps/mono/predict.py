@@ -28,13 +28,7 @@ from torch import Tensor
 
 from polydiff.apps.mono.config import TASKS, EstimateOptions
 from polydiff.apps.mono.model import MonoModel
-from polydiff.apps.mono.targets import (
-    TASK_ID,
-    decode_depth,
-    decode_focal,
-    decode_normals,
-    image_to_model,
-)
+from polydiff.apps.mono.targets import TASK_ID, decode_depth, decode_normals, image_to_model
 from polydiff.diffusion.networks import Denoiser
 from polydiff.diffusion.predictions import to_x0
 from polydiff.diffusion.sampling import noise_to_step, sample
@@ -106,12 +100,11 @@ class MonoPredictor:
                 cam = x0.mean(0).cpu()
                 rng = np.random.default_rng(int(torch.randint(0, 2**31, (1,),
                                                               generator=generator)))
-                # a focal channel votes fx / (network width) = fx / W of the input image
-                focal = decode_focal(cam) * w if self.model.config.data.focal_channel else None
+                # the two lines of the Camera Image; a focal channel (data.focal_channel) is an
+                # auxiliary training target: its vote was measured worse than this fit
                 try:
                     out.intrinsics = intrinsics_from_camera_image(
-                        cam, rng, size=(w, h), square_pixels=options.square_pixels,
-                        focal=focal)
+                        cam, rng, size=(w, h), square_pixels=options.square_pixels)
                 except ValueError as err:
                     out.notes.append(f"no intrinsics from the Camera Image: {err}")
         return out

@@ -6,8 +6,9 @@ normals: unit camera-frame normals (OpenCV: x right, y down, z forward) as they 
 camera: DM-Calib's Camera Image [theta_n, phi_n, gray] (``polydiff.geometry.camera_image``);
 with ``focal_channel`` the third channel is instead the log horizontal focal length as a
 constant field, log(fx / w) / FOCAL_LOG_SCALE (fx and w in the pixels of the image the network
-sees): a target that every pixel can vote for from the perspective cues around it, not a
-ramp of pixel positions whose slope carries the focal length in a small part of its error.
+sees): an auxiliary target that is the focal length as a whole, where the two ramps carry it
+only in their slope. The intrinsics are still read from the ramps' line fit (the channel's
+median vote was measured worse: ``configs/mono/focal.yaml``).
 """
 
 from __future__ import annotations
@@ -68,7 +69,3 @@ def encode_camera(K: Tensor, image: Tensor, focal_channel: bool = False) -> Tens
         camera_image(Intrinsics.from_matrix(k, w, h), g) for k, g in zip(K, third)
     ]).to(image.dtype)
 
-
-def decode_focal(x: Tensor) -> float:
-    """(3, h, w) Camera Image with a focal channel -> fx / w (the median vote of the pixels)."""
-    return float(torch.exp(x[2].double().median() * FOCAL_LOG_SCALE))

@@ -1,6 +1,7 @@
 """Pieces of the mono app against exact answers: targets, augmentation, ensembling, loss,
 the inference modes with oracle networks, metric scale from the floor."""
 
+import math
 import tracemalloc
 from pathlib import Path
 
@@ -16,7 +17,12 @@ from polydiff.apps.mono.metric_depth import (
 )
 from polydiff.apps.mono.model import MonoModel
 from polydiff.apps.mono.predict import MonoPredictor, ensemble_depth, ensemble_normals
-from polydiff.apps.mono.targets import decode_depth, decode_focal, encode_camera, encode_depth
+from polydiff.apps.mono.targets import (
+    FOCAL_LOG_SCALE,
+    decode_depth,
+    encode_camera,
+    encode_depth,
+)
 from polydiff.apps.mono.train import mirror, mono_loss, render_dataset
 from polydiff.diffusion.predictions import from_x0
 from polydiff.diffusion.schedulers import make_scheduler
@@ -144,7 +150,7 @@ class _CameraOracle(torch.nn.Module):
         return from_x0(self.target.expand_as(x_t), x_t, a, "v_prediction")
 
 
-def test_focal_channel_gives_the_exact_intrinsics_of_the_input_image():
+def test_camera_task_with_a_focal_channel_gives_the_exact_intrinsics():
     # a 64 x 48 photo with square pixels, squeezed to the network's 16 x 16
     true = Intrinsics(50.0, 50.0, 30.0, 20.0, 64, 48)
     sched = make_scheduler("ddim", prediction_type="v_prediction", timestep_spacing="trailing",
@@ -158,7 +164,10 @@ def test_focal_channel_gives_the_exact_intrinsics_of_the_input_image():
                         torch.Generator().manual_seed(0)).intrinsics
         for a, b in zip((est.fx, est.fy, est.cx, est.cy), (true.fx, true.fy, true.cx, true.cy)):
             assert a == pytest.approx(b, rel=1e-4)
-    assert decode_focal(oracle.target[0]) == pytest.approx(true.fx / true.width)  # fx / W
+    # the focal channel: log(fx / W) / FOCAL_LOG_SCALE at every pixel (squeezed fx' / 16 = fx / W)
+    torch.testing.assert_close(oracle.target[0, 2].double(), torch.full(
+        (16, 16), math.log(true.fx / true.width) / FOCAL_LOG_SCALE, dtype=torch.float64),
+        atol=1e-6, rtol=0)
 
 
 def test_dataset_pairs_every_scene_with_every_task():
