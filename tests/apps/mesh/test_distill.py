@@ -62,8 +62,10 @@ def test_prd_iterations_lower_the_distillation_loss():
     cfg = DistillConfig(render="mesh", mesh_resolution=20, reg_points=256)
     text = torch.randn(2, TEXT_DIM)
     prompts = ["a red box", "a blue crate"]
+    # decoder lr 1e-3: the loss falls step by step (0.96 ... 0.73 over 8 steps); at 3e-3 it
+    # oscillated (0.84 after 4 steps, 1.30 after 7), a margin too thin for a test
     opt = torch.optim.Adam([{"params": model.unet.parameters(), "lr": 3e-4},
-                            {"params": model.decoder.parameters(), "lr": 3e-3}])
+                            {"params": model.decoder.parameters(), "lr": 1e-3}])
 
     def measured():
         with torch.no_grad():  # same seed: same noise, rig, levels
@@ -71,7 +73,7 @@ def test_prd_iterations_lower_the_distillation_loss():
                             torch.Generator().manual_seed(123)).parts
 
     before = measured()
-    for i in range(4):
+    for i in range(8):
         loss = prd_loss(model, teachers, text, prompts, cfg, torch.Generator().manual_seed(i))
         opt.zero_grad()
         loss.total.backward()
