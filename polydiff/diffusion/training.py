@@ -189,7 +189,7 @@ def load_state(path: Path, net: nn.Module, opt, ema: EMAModel | None) -> tuple[i
 
 def train(net: nn.Module, scheduler, dataset: Tensor | Mapping[str, Tensor], cfg: TrainConfig,
           *, loss_fn: LossFn | None = None, config: dict | None = None,
-          progress: bool = True) -> TrainResult:
+          timestep_weights: Tensor | None = None, progress: bool = True) -> TrainResult:
     """Train ``net`` as a denoiser; the same call runs under torchrun with many processes.
 
     Args:
@@ -197,6 +197,8 @@ def train(net: nn.Module, scheduler, dataset: Tensor | Mapping[str, Tensor], cfg
             "known", "weight"), all of length N, kept in memory.
         loss_fn: (net, batch, noise, timesteps) -> scalar; ``default_loss`` if None.
         config: the app's config written into ``polydiff.json`` of the exported folder.
+        timestep_weights: (num_train_timesteps,) relative probabilities of the training
+            timesteps; None draws them uniformly.
     Writes the resumable state (``state_dir``, default ``out_dir/train_state``) and the
     exported checkpoint folder ``out_dir``.
     """
@@ -206,6 +208,12 @@ def train(net: nn.Module, scheduler, dataset: Tensor | Mapping[str, Tensor], cfg
                          f"{group.world_size} processes")
     data = _as_dataset(dataset)
     n = len(data["x"])
+    if timestep_weights is not None:
+        timestep_weights = torch.as_tensor(timestep_weights, dtype=torch.float64)
+        if timestep_weights.shape != (scheduler.config.num_train_timesteps,) or \
+                not bool((timestep_weights >= 0).all()) or not timestep_weights.sum() > 0:
+            raise ValueError("timestep_weights must be num_train_timesteps non-negative "
+                             "weights with a positive sum")
     net = net.to(group.device).train()
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema = EMAModel(net.parameters(), decay=cfg.ema_decay) if cfg.ema_decay > 0 else None
@@ -230,7 +238,8 @@ def train(net: nn.Module, scheduler, dataset: Tensor | Mapping[str, Tensor], cfg
         idx = global_indices(n, cfg.batch_size, step, cfg.seed)
         noise = torch.randn((cfg.batch_size, *data["x"].shape[1:]), generator=gen)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (cfg.batch_size,),
-                          generator=gen)
+                          generator=gen) if timestep_weights is None else \
+            torch.multinomial(timestep_weights, cfg.batch_size, replacement=True, generator=gen)
         opt.zero_grad(set_to_none=True)
         loss = _accumulate(model, loss_fn, data, idx[mine], noise[mine], t[mine], group.device,
                            cfg.micro_batch, amp)

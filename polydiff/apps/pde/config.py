@@ -150,6 +150,9 @@ class RefinerConfig:
             β of the last refinement step: step k of K adds noise of variance
             ``min_noise_std ** (k / K)`` (the last one std √4e-7 ≈ 6e-4, relative to the
             normalised target).
+        first_step_share: the share of training items drawn at k = K (the first call, the
+            one-step prediction); None draws k uniformly from 0..K as the paper does (a share
+            of 1 / (K + 1)); the other levels share the rest equally.
         predict_difference: predict u(t + Δt) − u(t) (the paper's choice for KS) or u(t + Δt).
         conserve_mean: KS only, at inference: give each predicted state the mean of the one
             before (KS conserves ∫u exactly; a drifting mean would advect the pattern). Not
@@ -166,6 +169,7 @@ class RefinerConfig:
     stride: int = 4
     refinement_steps: int = 3
     min_noise_std: float = 4e-7
+    first_step_share: float | None = None
     predict_difference: bool = True
     conserve_mean: bool = False
     network: dict = field(default_factory=dict)
@@ -189,6 +193,16 @@ class RefinerConfig:
                              "mean)")
         if self.stride < 1 or self.refinement_steps < 0 or not 0 < self.min_noise_std < 1:
             raise ValueError("need stride >= 1, refinement_steps >= 0 and 0 < min_noise_std < 1")
+        if self.first_step_share is not None and not (
+                self.refinement_steps > 0 and 0 < self.first_step_share < 1):
+            raise ValueError("first_step_share needs refinement_steps > 0 and a value in (0, 1)")
+
+    def timestep_weights(self) -> list[float] | None:
+        """Training probabilities of k = 0..K (None: uniform, the paper's)."""
+        if self.first_step_share is None:
+            return None
+        k = self.refinement_steps
+        return [(1 - self.first_step_share) / k] * k + [self.first_step_share]
 
     @property
     def periodic(self) -> bool:

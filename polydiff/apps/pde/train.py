@@ -201,5 +201,7 @@ def run_refiner_training(config: RefinerConfig, *, data: Trajectories | None = N
         report(f"pde train: {what} on {config.equation} with {count_parameters(net) / 1e6:.3f} "
                f"M parameters on {len(dataset['x'])} pairs of {config.points} points")
     meta = checkpoint_meta(APP, dataclasses.asdict(config), kind="refiner")
+    weights = config.timestep_weights()
     return train(net, scheduler, dataset, config.train, loss_fn=loss_fn, config=meta,
+                 timestep_weights=None if weights is None else torch.tensor(weights),
                  progress=progress)

@@ -235,3 +235,13 @@ def test_bundled_ks_refiner_follows_the_solver():
     pred, truth = predict(model, test)
     rel = (pred - truth).norm(dim=-1) / truth.norm(dim=-1)
     assert pred.shape == (4, 9, 64) and rel[:, 1].max() < 0.015 and rel[:, -1].mean() < 0.05, rel
+
+
+def test_first_step_share_weights_the_levels():
+    assert RefinerConfig(refinement_steps=3).timestep_weights() is None  # the paper: uniform
+    w = RefinerConfig(refinement_steps=3, first_step_share=0.5).timestep_weights()
+    assert w == pytest.approx([1 / 6, 1 / 6, 1 / 6, 0.5])
+    for bad in ({"refinement_steps": 0, "first_step_share": 0.5},
+                {"refinement_steps": 3, "first_step_share": 1.0}):
+        with pytest.raises(ValueError, match="first_step_share"):
+            RefinerConfig(**bad)
