@@ -8,7 +8,9 @@ for 640 saved intervals (128 time units, 160 model steps) from the state after t
 - ``MSE U-Net``: the same network and optimiser with K = 0 (1 call per step);
 - each as trained (``conserve_mean`` off, as in the paper) and with ``conserve_mean``
   (each state shifted to the mean of the one before: KS conserves it exactly);
-- when both are there, the same two configs trained for 8000 steps instead of 4000.
+- when both are there, the same two configs trained for 8000 steps instead of 4000, and
+  each of those trained on for 4000 more (12000 steps); and a refiner trained 8000 steps
+  with the first call drawn for half the training items (``first_step_share: 0.5``).
 
 Forced Burgers (WDNO's setting, the test set of ``benchmarks.pde_baselines``: seed 1234,
 31 x 33): the refiner and MSE twins of ``refiner_burgers_tiny.yaml``, the bundled WDNO
@@ -57,6 +59,17 @@ from polydiff.plotting import pyplot, save_figure
 NAME = "pde_refiner"
 ROOT = Path(__file__).resolve().parent.parent
 KS_MODELS = {"PDE-Refiner": "refiner_ks_tiny", "MSE U-Net": "mse_ks_tiny"}
+KS_LONGER = {  # label -> (refiner folder, MSE twin folder) under runs/pde/
+    # `polydiff pde train --config configs/pde/<config>.yaml -o runs/pde/<config>_8k
+    #  --train-steps 8000` for both configs
+    "8000 steps": ("refiner_ks_tiny_8k", "mse_ks_tiny_8k"),
+    # each resumed from its own 8000-step train_state with 4000 more steps at peak lr 5e-4,
+    # cosine to 0 (the configs with `steps: 12000, warmup_steps: 8000, lr: 5.0e-4`)
+    "12000 steps": ("refiner_ks_tiny_12k", "mse_ks_tiny_12k"),
+    # the refiner with first_step_share 0.5 (k = K for half the items, the paper's 1/4 for
+    # K = 3) for 8000 steps (configs/pde/refiner_ks_share50.yaml) against the 8000-step twin
+    "8000 steps, first call on half the items": ("refiner_ks_share50_8k", "mse_ks_tiny_8k"),
+}
 BURGERS_MODELS = {"PDE-Refiner": "refiner_burgers_tiny", "MSE U-Net": "mse_burgers_tiny"}
 
 
@@ -96,27 +109,36 @@ def timed(fn):
     return out, time.perf_counter() - start
 
 
-def ks_models() -> dict[str, RefinerModel]:
-    """The KS rows' models: the tiny configs' (trained here if missing), and the same
-    configs trained for 8000 steps when ``runs/pde/<config>_8k`` holds them (made with
-    ``polydiff pde train --config configs/pde/<config>.yaml -o runs/pde/<config>_8k
-    --train-steps 8000``)."""
+def ks_models() -> tuple[dict[str, RefinerModel], dict[str, str]]:
+    """The KS rows' models: the tiny configs' (trained here if missing), and each longer pair
+    of :data:`KS_LONGER` whose two folders under ``runs/pde/`` both exist (a folder already
+    loaded is not loaded twice). Also each refiner row's MSE twin row."""
     models = {name: refiner_model(cfg) for name, cfg in KS_MODELS.items()}
-    longer = {f"{name}, 8000 steps": ROOT / "runs/pde" / f"{cfg}_8k"
-              for name, cfg in KS_MODELS.items()}
-    if all((folder / "polydiff.json").is_file() for folder in longer.values()):
-        models.update({name: load_refiner(folder, "cpu") for name, folder in longer.items()})
-    return models
+    twins, names = {"PDE-Refiner": "MSE U-Net"}, {}
+    for label, folders in KS_LONGER.items():
+        paths = [ROOT / "runs/pde" / folder for folder in folders]
+        if not all((path / "polydiff.json").is_file() for path in paths):
+            continue
+        row = []
+        for base, path in zip(KS_MODELS, paths):
+            if path not in names:
+                names[path] = f"{base}, {label}"
+                models[names[path]] = load_refiner(path, "cpu")
+            row.append(names[path])
+        twins[row[0]] = row[1]
+    return models, twins
 
 
-def gains(rows: dict) -> dict:
-    """High-correlation time of each PDE-Refiner row over its MSE twin, minus 1."""
+def gains(rows: dict, twins: dict[str, str]) -> dict:
+    """High-correlation time of each PDE-Refiner row over its MSE twin's, minus 1 (each also
+    with the mean conserved)."""
     out = {}
-    for name, row in rows.items():
-        twin = name.replace("PDE-Refiner", "MSE U-Net")
-        if name.startswith("PDE-Refiner") and twin in rows:
-            mse = rows[twin]["time_until_decorrelation"]
-            out[name] = row["time_until_decorrelation"] / mse - 1 if mse > 0 else None
+    for refiner, twin in twins.items():
+        for suffix in ("", " + mean conserved"):
+            if refiner + suffix in rows and twin + suffix in rows:
+                mse = rows[twin + suffix]["time_until_decorrelation"]
+                out[refiner + suffix] = (rows[refiner + suffix]["time_until_decorrelation"] / mse
+                                         - 1 if mse > 0 else None)
     return out
 
 
@@ -154,7 +176,7 @@ def refinement_diagnostic(model: RefinerModel, test, count: int = 256) -> dict:
 
 def ks_part(budget: Budget) -> tuple[dict, dict]:
     """KS rows (each model as trained, and with ``conserve_mean``) and the plotted series."""
-    models = ks_models()
+    models, twins = ks_models()
     config = next(iter(models.values())).config
     test = make_trajectories(config, n=budget.n_test, nt=budget.ks_nt, seed=TEST_SEED)
     grid = config.ks.grid(budget.ks_nt)
@@ -182,7 +204,8 @@ def ks_part(budget: Budget) -> tuple[dict, dict]:
         "solver_seconds_per_trajectory": solver_seconds / budget.n_test,
         "solver_spectrum_last": energy_spectrum(truth[:, -1]).tolist(),
         "rows": rows,
-        "high_correlation_time_gain": gains(rows),
+        "high_correlation_time_gain": gains(rows, twins),
+        "mse_twin": twins,
         "refinement": refinement,
     }
     shown = {k: v for k, v in preds.items() if k in ("PDE-Refiner", "MSE U-Net")}
