@@ -346,27 +346,20 @@ def unit_scale(decoder, latents: Tensor) -> Tensor:
 def latent_loss(model: TriplaneModel, latents: Tensor, text: Tensor,
                 generator: torch.Generator) -> PRDLoss:
     """Stage 2: the plane UNet as a text-conditioned denoiser of the fitted latents
-    (B, 6, C, R, R) at the sampler's own timesteps (v or ε as the scheduler predicts);
-    each latent is its prompt's one target, so the best denoiser returns it from any
-    noise: the few-step sampler then gives the prompt's shape whatever the seed."""
+    (B, 6, C, R, R) at the sampler's own timesteps (the backbone's ``denoising_loss``, in
+    the scheduler's prediction type); each latent is its prompt's one target, so the best
+    denoiser returns it from any noise: the few-step sampler then gives the prompt's shape
+    whatever the seed."""
     from polydiff.apps.mesh.triplane_model import PlaneDenoiser
+    from polydiff.diffusion import denoising_loss
 
     sched = model.scheduler
     sched.set_timesteps(model.config.steps)
     steps = sched.timesteps
-    B = len(latents)
-    t = steps[torch.randint(0, len(steps), (B,), generator=generator)].to(latents.device)
+    t = steps[torch.randint(0, len(steps), (len(latents),), generator=generator)]
     noise = torch.randn(latents.shape, generator=generator).to(latents)
-    x_t = sched.add_noise(latents.flatten(1), noise.flatten(1), t).reshape(latents.shape)
-    pred = PlaneDenoiser(model.unet, text)(x_t, t)                  # t per object
-    kind = sched.config.prediction_type
-    if kind == "v_prediction":
-        target = sched.get_velocity(latents.flatten(1), noise.flatten(1), t)
-    elif kind == "epsilon":
-        target = noise.flatten(1)
-    else:
-        target = latents.flatten(1)
-    loss = F.mse_loss(pred.flatten(1), target)
+    loss = denoising_loss(PlaneDenoiser(model.unet, text), sched, latents, noise,
+                          t.to(latents.device))                    # t per object
     return PRDLoss(loss, {"latent": float(loss.detach())})
 
 
