@@ -340,6 +340,14 @@ def plot_variants(result: dict) -> None:
     save_figure(fig, figure_path(NAME + "_variants"), dpi=110)
 
 
+def fno_row(case: Trajectories, pred: torch.Tensor, seconds: float) -> tuple[dict, Prediction]:
+    """An FNO's row (scores, seconds) and its Prediction on the test set ``case``."""
+    p = Prediction(pred.numpy(), case.u.numpy(), case.t.numpy(), case.x.numpy())
+    row = {**score(p), "seconds": seconds, "seconds_per_trajectory": seconds / case.n}
+    row.pop("times")
+    return row, p
+
+
 def main(quick: bool = True) -> dict:
     """Score every row, write ``results/pde_wdno.json`` and ``.png``, return the result."""
     torch.set_num_threads(1)
@@ -368,29 +376,24 @@ def main(quick: bool = True) -> dict:
         row.pop("times")
     fno_budget = FNO_QUICK if quick else FNO_FULL
     sets = Sets(fno_budget)  # same seed and size: the same base test problems
-    fnos = train_fnos(sets, fno_budget)
-    for name, (case, pred, secs) in fno_predictions(sets, fno_budget, fnos).items():
-        p = Prediction(pred.numpy(), case.u.numpy(), case.t.numpy(), case.x.numpy())
-        rows[name] = {**score(p), "seconds": secs, "seconds_per_trajectory": secs / case.n}
-        rows[name].pop("times")
-        preds[name] = p
-    unforced = unforced_twin(tests[0], data)
-    variants = variant_rows({"forced": tests[0], "unforced": unforced}, budget)
+    fnos = dict(zip(("fno-step", "fno-trajectory"), train_fnos(sets, fno_budget)))
+    made = {name: f"pde_baselines' {name} row" for name in fnos}
+    for name, (case, pred, secs) in fno_predictions(sets, fno_budget,
+                                                    tuple(fnos.values())).items():
+        rows[name], preds[name] = fno_row(case, pred, secs)
     wdno_data = training_items(forced_only=False)
     if wdno_data is not None:
-        equal = train_fno(wdno_data, FNOTrainConfig(task="step", width=32, modes=(12,),
-                                                    steps=budget.fno_steps, batch_size=64),
-                          progress=True).model
-        fnos, name = (*fnos, equal), "fno-step, WDNO's data"
-        pred, secs = _timed_predict(equal, tests[0])
-        p = Prediction(pred.numpy(), tests[0].u.numpy(), tests[0].t.numpy(), tests[0].x.numpy())
-        rows[name] = {**score(p), "seconds": secs, "seconds_per_trajectory": secs / tests[0].n}
-        rows[name].pop("times")
-        preds[name] = p
-    for fno, name in zip(fnos, ("fno-step", "fno-trajectory", "fno-step, WDNO's data")):
-        made = (f"one-step FNO, {budget.fno_steps} steps on WDNO's {wdno_data.n} training "
-                "trajectories" if name.endswith("data") else f"pde_baselines' {name} row")
-        variants[name] = {"checkpoint": None, "made": made}
+        name = "fno-step, WDNO's data"
+        fnos[name] = train_fno(wdno_data, FNOTrainConfig(
+            task="step", width=32, modes=(12,), steps=budget.fno_steps, batch_size=64),
+            progress=True).model
+        made[name] = (f"one-step FNO, {budget.fno_steps} steps on WDNO's {wdno_data.n} "
+                      "training trajectories")
+        rows[name], preds[name] = fno_row(tests[0], *_timed_predict(fnos[name], tests[0]))
+    unforced = unforced_twin(tests[0], data)
+    variants = variant_rows({"forced": tests[0], "unforced": unforced}, budget)
+    for name, fno in fnos.items():
+        variants[name] = {"checkpoint": None, "made": made[name]}
         for set_name, case in (("forced", tests[0]), ("unforced", unforced)):
             pred, _ = _timed_predict(fno, case)
             variants[name][set_name] = {"one member": errors(pred, case.u)}
