@@ -68,4 +68,3 @@ def encode_camera(K: Tensor, image: Tensor, focal_channel: bool = False) -> Tens
     return torch.stack([
         camera_image(Intrinsics.from_matrix(k, w, h), g) for k, g in zip(K, third)
     ]).to(image.dtype)
-
