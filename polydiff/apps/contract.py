@@ -122,7 +122,10 @@ def add_runtime_args(parser: argparse.ArgumentParser, *, model: bool = True,
     if device:
         parser.add_argument("--device", default="auto", help="auto|cpu|cuda (default: auto)")
     if seed:
-        add_number(parser, "--seed", kind=int, lo=0, hi=2**63 - 1, default=0,
+        add_number(parser, "--time-budget", kind=float, lo=1, hi=10**7, metavar="SECONDS",
+               help="stop training when this much wall-clock time is spent, with the "
+                    "schedule shortened to fit (default: train.time_budget_s, 0 = none)")
+    add_number(parser, "--seed", kind=int, lo=0, hi=2**63 - 1, default=0,
                    help="random seed; the same seed gives the same files")
     if model:
         parser.add_argument("--model", type=Path, default=None, metavar="DIR",
@@ -165,6 +168,9 @@ def add_train_args(parser: argparse.ArgumentParser, app: str, *,
                              "training resumes from its train_state/ when present")
     add_number(parser, "--train-steps", kind=int, lo=1, hi=10**9,
                help="training steps (default: train.steps of the config)")
+    add_number(parser, "--time-budget", kind=float, lo=1, hi=10**7, metavar="SECONDS",
+               help="stop training when this much wall-clock time is spent, with the "
+                    "schedule shortened to fit (default: train.time_budget_s, 0 = none)")
     add_number(parser, "--seed", kind=int, lo=0, hi=2**63 - 1,
                help="seed of initialisation and batches (default: train.seed of the config)")
     parser.add_argument("--device", default=None,
@@ -186,11 +192,14 @@ def add_eval_args(parser: argparse.ArgumentParser, *, truth: str, pred: str,
 
 
 def apply_train_args(train_cfg: Any, args: argparse.Namespace) -> Any:
-    """Copy ``--output/--train-steps/--seed/--device`` onto a TrainConfig (in place)."""
+    """Copy ``--output/--train-steps/--time-budget/--seed/--device`` onto a TrainConfig
+    (in place)."""
     if getattr(args, "output", None) is not None:
         train_cfg.out_dir = str(args.output)
     if getattr(args, "train_steps", None) is not None:
         train_cfg.steps = int(args.train_steps)
+    if getattr(args, "time_budget", None) is not None:
+        train_cfg.time_budget_s = float(args.time_budget)
     if getattr(args, "seed", None) is not None:
         train_cfg.seed = int(args.seed)
     if getattr(args, "device", None) is not None:

@@ -12,8 +12,9 @@ import contextlib
 import gc
 import json
 import math
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -30,6 +31,7 @@ from polydiff.diffusion.networks import Denoiser
 from polydiff.diffusion.predictions import training_target
 from polydiff.runtime import atomic_directory
 
+BUDGET_PROBE = (10, 60)  # steps timed (after warm-up) before a time budget fixes the count
 Batch = dict[str, Tensor]
 LossFn = Callable[[nn.Module, Batch, Tensor, Tensor], Tensor]
 
@@ -55,6 +57,7 @@ class TrainConfig:
     state_dir: str | None = None     # resumable state; default <out_dir>/train_state
     device: str = "auto"
     resume: bool = True
+    time_budget_s: float = 0.0       # >0: stop when the wall-clock budget runs out (see train)
 
 
 class TrainResult(NamedTuple):
@@ -199,6 +202,12 @@ def train(net: nn.Module, scheduler, dataset: Tensor | Mapping[str, Tensor], cfg
         config: the app's config written into ``polydiff.json`` of the exported folder.
         timestep_weights: (num_train_timesteps,) relative probabilities of the training
             timesteps; None draws them uniformly.
+
+    With ``cfg.time_budget_s`` > 0 (seconds of the training loop) the run times steps
+    :data:`BUDGET_PROBE` and then shortens ``cfg.steps`` to what fits the budget, so the
+    cosine schedule still ends at 0. The exported ``polydiff.json`` records the steps run;
+    when ``warmup_steps`` covers the probe, rerunning with that step count and no budget
+    repeats the run exactly.
     Writes the resumable state (``state_dir``, default ``out_dir/train_state``) and the
     exported checkpoint folder ``out_dir``.
     """
@@ -233,6 +242,7 @@ def train(net: nn.Module, scheduler, dataset: Tensor | Mapping[str, Tensor], cfg
     bar = tqdm(range(start, cfg.steps), desc="training", disable=not (progress and group.is_main),
                initial=start, total=cfg.steps)
     pending: list[Tensor] = []  # losses still on the device
+    began = clock = time.perf_counter()
     for step in bar:
         gen = _step_generator(cfg.seed, step)
         idx = global_indices(n, cfg.batch_size, step, cfg.seed)
@@ -250,6 +260,12 @@ def train(net: nn.Module, scheduler, dataset: Tensor | Mapping[str, Tensor], cfg
         if ema is not None:
             ema.step(net.parameters())
         pending.append(loss.detach())
+        if cfg.time_budget_s > 0 and step + 1 == start + BUDGET_PROBE[0]:
+            clock = _synchronized_clock(group)
+        if cfg.time_budget_s > 0 and step + 1 == min(start + BUDGET_PROBE[1], cfg.steps):
+            cfg = replace(cfg, steps=_steps_in_budget(cfg, group, step + 1, began, clock))
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg), last_epoch=step)
+            bar.total = cfg.steps
         done = step + 1 == cfg.steps
         save = done or (cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0)
         if save or (step + 1) % max(cfg.log_every, 1) == 0:  # the only host syncs
@@ -260,6 +276,8 @@ def train(net: nn.Module, scheduler, dataset: Tensor | Mapping[str, Tensor], cfg
                 bar.set_postfix(loss=f"{sum(recent) / len(recent):.4g}")
         if group.is_main and save:
             save_state(state_dir, net, opt, ema, step + 1, losses)
+        if done:
+            break
     if ema is not None:
         ema.copy_to(net.parameters())
     if group.is_main:  # the exported folder appears whole or not at all
@@ -273,6 +291,26 @@ def train(net: nn.Module, scheduler, dataset: Tensor | Mapping[str, Tensor], cfg
     distributed.barrier(group)
     distributed.teardown(group)
     return TrainResult(net.eval(), losses, cfg.steps)
+
+
+def _synchronized_clock(group) -> float:
+    """The wall clock once the device has finished the work queued so far."""
+    if group.device.type == "cuda":
+        torch.cuda.synchronize(group.device)
+    return time.perf_counter()
+
+
+def _steps_in_budget(cfg: TrainConfig, group, done: int, began: float, clock: float) -> int:
+    """Total steps that fit ``cfg.time_budget_s`` (counted from ``began``) at the pace of the
+    probe steps (from ``clock`` to step ``done``): at least ``done``, at most ``cfg.steps``;
+    rank 0's answer for all processes."""
+    now = _synchronized_clock(group)
+    pace = max((now - clock) / (BUDGET_PROBE[1] - BUDGET_PROBE[0]), 1e-9)
+    fit = done + int(max(0.0, cfg.time_budget_s - (now - began)) / pace)
+    total = torch.tensor([min(cfg.steps, max(done, fit))], device=group.device)
+    if group.world_size > 1:
+        torch.distributed.broadcast(total, src=0)
+    return int(total.item())
 
 
 def _gather_losses(pending: list[Tensor], group, step: int) -> list[float]:

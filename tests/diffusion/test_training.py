@@ -179,3 +179,33 @@ def test_timestep_weights_choose_the_training_timesteps(tmp_path):
     with pytest.raises(ValueError, match="timestep_weights"):
         train(_net(), sched, _data(), cfg, timestep_weights=torch.tensor([1.0, 1.0]),
               progress=False)
+
+
+def test_time_budget_shortens_the_schedule_to_fit(tmp_path, monkeypatch):
+    """A budget of 20 s at 0.125 s per step (a fake clock advanced by each step) stops
+    after 60 + 12.5 s / 0.125 s = 160 steps, records them, and equals a run asked for
+    160 steps without a budget, cosine schedule included (warm-up covers the probe)."""
+    import json
+
+    from polydiff.diffusion import training
+
+    clock = {"t": 0.0}
+    monkeypatch.setattr(training.time, "perf_counter", lambda: clock["t"])
+    sched = make_scheduler("ddpm")
+
+    def loss_fn(model, batch, noise, t):
+        clock["t"] += 0.125
+        return denoising_loss(model, sched, batch["x"], noise, t)
+
+    base = dict(batch_size=16, lr=1e-3, ema_decay=0.9, lr_schedule="cosine", warmup_steps=60)
+    timed = train(_net(), sched, _data(), TrainConfig(steps=10_000, time_budget_s=20.0,
+                                                      out_dir=str(tmp_path / "a"), **base),
+                  loss_fn=loss_fn, progress=False)
+    assert timed.step == 160 and len(timed.losses) == 160
+    record = json.loads((tmp_path / "a" / "polydiff.json").read_text())
+    assert record["train"]["steps"] == 160
+    fixed = train(_net(), sched, _data(), TrainConfig(steps=160, out_dir=str(tmp_path / "b"),
+                                                      **base),
+                  loss_fn=loss_fn, progress=False)
+    for p, q in zip(timed.net.parameters(), fixed.net.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)

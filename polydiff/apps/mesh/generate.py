@@ -40,7 +40,10 @@ class GeneratedMesh(NamedTuple):
 class MeshGenerator:
     """The model of one mode, loaded once for many prompts."""
 
-    def __init__(self, mode: str, model: str | Path | None, device: torch.device) -> None:
+    def __init__(self, mode: str, model: str | Path | None, device: torch.device,
+                 encoder=None) -> None:
+        """``encoder``: prompts -> embeddings (default: the bundled text encoder on the CPU;
+        an ``EmbeddingTable`` where that is not installed)."""
         from polydiff.apps.mesh.text_encoder import TextEncoder
 
         if mode not in MODES:
@@ -58,7 +61,7 @@ class MeshGenerator:
             self.model = load_normal_model(model, device)
             self.colour = load_colour_head(model if model is not None else
                                            bundled_folder("mesh", KIND))
-        self.encoder = TextEncoder(device="cpu")
+        self.encoder = encoder if encoder is not None else TextEncoder(device="cpu")
 
     def __call__(self, prompt: str, *, steps: int | None, resolution: int | None,
                  views: int, seed: int, fuse_iterations: int = 150) -> GeneratedMesh:

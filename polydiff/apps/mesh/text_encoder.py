@@ -130,3 +130,47 @@ class TextEncoder:
         if not prompts:
             return torch.empty(0, self.dim)
         return torch.stack([self._cache[p] for p in prompts])
+
+
+class EmbeddingTable:
+    """Embeddings of a fixed set of prompts read from a safetensors file, for machines
+    without the encoder (an offline GPU node): the same interface as :class:`TextEncoder`
+    for those prompts, a one-line error for any other.
+
+    Made where the encoder is, with :meth:`save`.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                meta = handle.metadata() or {}
+                table = handle.get_tensor("embeddings")
+            prompts = json.loads(meta["prompts"])
+        except (SafetensorError, OSError, KeyError, ValueError) as err:
+            raise UserError(f"{path} is not a prompt embedding table: {err}") from err
+        if table.dim() != 2 or len(prompts) != len(table):
+            raise UserError(f"{path}: {len(prompts)} prompts for embeddings {tuple(table.shape)}")
+        self.name = meta.get("encoder", "")
+        self._rows = dict(zip(prompts, table.float()))
+
+    @property
+    def dim(self) -> int:
+        return len(next(iter(self._rows.values())))
+
+    def __call__(self, prompts: str | list[str], batch_size: int = 64) -> Tensor:
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        missing = [p for p in prompts if p not in self._rows]
+        if missing:
+            raise UserError(f"prompt {missing[0]!r} is not in the embedding table")
+        return torch.stack([self._rows[p] for p in prompts]) if prompts else \
+            torch.empty(0, self.dim)
+
+    @staticmethod
+    def save(path: str | os.PathLike, encoder: TextEncoder, prompts: list[str]) -> None:
+        """Write the embeddings of ``prompts`` by ``encoder`` to ``path``."""
+        from safetensors.torch import save_file
+
+        save_file({"embeddings": encoder(prompts).contiguous()}, str(path),
+                  metadata={"prompts": json.dumps(prompts), "encoder": encoder.name})

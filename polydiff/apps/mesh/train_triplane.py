@@ -295,6 +295,9 @@ def run_training(config: str | os.PathLike | dict | TriplaneTrainConfig, *,
         tc.out_dir = str(out_dir)
     if steps is not None:
         tc.steps = steps
+    if tc.time_budget_s > 0:
+        raise ValueError("the PRD loop takes a step count, not a time budget "
+                         "(train.time_budget_s / --time-budget)")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     group = distributed.setup(tc.device)

@@ -114,11 +114,13 @@ def grid_level(nx: int, base_nx: int, max_levels: int = MAX_LEVELS) -> int:
 
 def solve_trajectories(data: BurgersData, level: int, generator: torch.Generator,
                        n: int | None = None, refine: int | None = None,
-                       progress: bool = False) -> Fields:
+                       progress: bool = False, device: torch.device | str = "cpu") -> Fields:
     """Draw ``n`` WDNO Burgers problems and solve them on ``data.grid(level)``.
 
-    Returns model fields at that level (u (n, nt, nx + 1) ...), a share
-    ``data.unforced_fraction`` of them without forcing.
+    Returns model fields at that level (u (n, nt, nx + 1) ...) on the CPU, a share
+    ``data.unforced_fraction`` of them without forcing. The problems are drawn on the CPU
+    (the same for every ``device``); ``device`` is where the solver runs (a GPU solves a
+    large batch in one pass per time step).
     """
     n = data.n if n is None else n
     grid = data.grid(level)
@@ -132,5 +134,5 @@ def solve_trajectories(data: BurgersData, level: int, generator: torch.Generator
     f[unforced] = 0.0
     f[:, -1] = f[:, -2]  # the model does not store f(t_nt): make it what from_model_grid assumes
     u = solve_burgers(problem.u0, grid, nu=data.nu, forcing=f, refine=refine or data.refine,
-                      progress=progress)
+                      progress=progress, device=device).cpu()
     return to_model_grid(u, f)

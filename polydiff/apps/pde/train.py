@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -145,12 +146,24 @@ def load_or_solve(config: PDEConfig, data_file: Path | None, progress: bool) -> 
     if data_file is not None and Path(data_file).is_file():
         return read_cache(Path(data_file), key)
     generator = torch.Generator().manual_seed(config.data.seed)
-    fields = solve_trajectories(config.data, config.data.finer, generator, progress=progress)
+    fields = solve_trajectories(config.data, config.data.finer, generator, progress=progress,
+                                device=solver_device(config.train.device))
     if data_file is not None and is_main_process():
         with atomic_output(data_file) as tmp:
             save_file({k: v.contiguous() for k, v in fields._asdict().items()}, tmp,
                       metadata={"data": key})
     return fields
+
+
+def solver_device(name: str) -> torch.device:
+    """Where the training data are solved: this process's GPU when training runs on one,
+    else the CPU."""
+    from polydiff.runtime import pick_device
+
+    device = pick_device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return device
 
 
 def read_cache(path: Path, key: str) -> Fields:

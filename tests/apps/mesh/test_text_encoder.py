@@ -70,3 +70,21 @@ def test_unloadable_folders_are_one_line_errors(tmp_path):
     (tmp_path / "config.json").write_text("{")
     with pytest.raises(UserError, match="not valid JSON"):
         TextEncoder(tmp_path)
+
+
+def test_embedding_table_round_trip(tmp_path, encoder):
+    """A table made by the encoder gives exactly its embeddings, in the order asked, and
+    refuses prompts it does not hold and files that are not tables with one-line errors."""
+    from polydiff.apps.mesh.text_encoder import EmbeddingTable
+
+    prompts = ["a red cube", "a small blue sphere", "a green torus"]
+    EmbeddingTable.save(tmp_path / "t.safetensors", encoder, prompts)
+    table = EmbeddingTable(tmp_path / "t.safetensors")
+    assert table.dim == encoder.dim and table.name == encoder.name
+    asked = [prompts[2], prompts[0]]
+    torch.testing.assert_close(table(asked), encoder(asked), rtol=0, atol=0)
+    with pytest.raises(UserError, match="not in the embedding table"):
+        table("a yellow cone")
+    (tmp_path / "bad.safetensors").write_bytes(b"not a table")
+    with pytest.raises(UserError, match="not a prompt embedding table"):
+        EmbeddingTable(tmp_path / "bad.safetensors")
