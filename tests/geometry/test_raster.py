@@ -45,11 +45,14 @@ def test_torch_and_nvdiffrast_agree_pixel_for_pixel():
         cov.sum().backward()
         outs.append((rast.detach(), col.detach(), cov.detach(), p.grad))
     (ra, ca, cova, ga), (rb, cb, covb, gb) = outs
-    same_id = ra[..., 3] == rb[..., 3]
-    assert (~same_id).float().mean() < 1e-3
+    # Pixel centres on a shared edge may go to either triangle (0.27 % of these pixels on
+    # an H200): the triangle ids may differ there, but the surface point may not.
+    hit_a, hit_b = ra[..., 3] > 0, rb[..., 3] > 0
+    assert (hit_a != hit_b).float().mean() < 5e-3        # the same silhouette
+    assert (ra[..., 3] != rb[..., 3]).float().mean() < 1e-2
     assert (cova - covb).abs().mean() < 1e-3
     assert abs(float(cova.mean() - covb.mean())) < 1e-3
-    both = same_id & (ra[..., 3] > 0)
-    assert (ca - cb).abs()[both].max() < 1e-3
+    both = hit_a & hit_b
+    assert (ca - cb).abs()[both].max() < 1e-3           # the same surface point everywhere
     cos = torch.nn.functional.cosine_similarity(ga.flatten(), gb.flatten(), dim=0)
     assert cos > 0.95  # position gradients point the same way

@@ -41,7 +41,7 @@ def test_ddim_sampling_matches_cpu_from_the_same_noise(cuda):
         model = net.to(device)
         with torch.no_grad():
             return sample(lambda x, t: model(x, t).sample, sched, x_T.shape, steps=10,
-                          x_T=x_T.to(device), device=device).x0.cpu()
+                          x_T=x_T.to(device), device=device).sample.cpu()
 
     torch.testing.assert_close(run(cuda), run(torch.device("cpu")), rtol=1e-2, atol=1e-2)
 

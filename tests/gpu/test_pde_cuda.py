@@ -18,13 +18,14 @@ from polydiff.apps.pde.config import PDEConfig
 from polydiff.apps.pde.model import load_model
 from polydiff.apps.pde.train import run_training
 from polydiff.diffusion.config import load_config
+from polydiff.diffusion.sampling import SamplerHook
 from polydiff.physics.pde_data import read_trajectories
 from tests.apps.pde.pde_testing import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class NoSync:
+class NoSync(SamplerHook):
     """A sampler hook: from the end of the first step to the end of the loop every CUDA
     synchronisation (``.item()``, ``bool()``, blocking copies) raises."""
 

@@ -133,6 +133,6 @@ def solve_trajectories(data: BurgersData, level: int, generator: torch.Generator
     unforced = torch.rand(n, generator=generator) < data.unforced_fraction
     f[unforced] = 0.0
     f[:, -1] = f[:, -2]  # the model does not store f(t_nt): make it what from_model_grid assumes
-    u = solve_burgers(problem.u0, grid, nu=data.nu, forcing=f, refine=refine or data.refine,
-                      progress=progress, device=device).cpu()
+    u = solve_burgers(problem.to(device).u0, grid, nu=data.nu, forcing=f,
+                      refine=refine or data.refine, progress=progress, device=device).cpu()
     return to_model_grid(u, f)
