@@ -122,10 +122,7 @@ def add_runtime_args(parser: argparse.ArgumentParser, *, model: bool = True,
     if device:
         parser.add_argument("--device", default="auto", help="auto|cpu|cuda (default: auto)")
     if seed:
-        add_number(parser, "--time-budget", kind=float, lo=1, hi=10**7, metavar="SECONDS",
-               help="stop training when this much wall-clock time is spent, with the "
-                    "schedule shortened to fit (default: train.time_budget_s, 0 = none)")
-    add_number(parser, "--seed", kind=int, lo=0, hi=2**63 - 1, default=0,
+        add_number(parser, "--seed", kind=int, lo=0, hi=2**63 - 1, default=0,
                    help="random seed; the same seed gives the same files")
     if model:
         parser.add_argument("--model", type=Path, default=None, metavar="DIR",
@@ -473,6 +470,16 @@ def bundled_folder(app: str, kind: str | None = None) -> Path:
     from polydiff.weights import bundled_path
 
     return bundled_path(app) / kind if kind else bundled_path(app)
+
+
+def named_or_folder(app: str, folder: str | os.PathLike | None,
+                    names: dict[str, str | None]) -> Path | None:
+    """``--model`` resolved: a bundled prior of ``app`` by name (``names``: name -> its
+    sub-folder, None for the app's default) when no folder of that name exists, else
+    ``folder`` itself (None stays None: the default)."""
+    if folder is None or Path(folder).exists() or str(folder) not in names:
+        return None if folder is None else Path(folder)
+    return bundled_folder(app, names[str(folder)])
 
 
 def _check_meta(meta: dict, app: str, kind: str | None, folder: Path) -> None:

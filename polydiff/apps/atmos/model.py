@@ -10,7 +10,7 @@ import torch
 
 from polydiff.apps.atmos.config import AtmosModelConfig
 from polydiff.apps.atmos.normalise import Normaliser
-from polydiff.apps.contract import load_app_checkpoint, typed_config
+from polydiff.apps.contract import load_app_checkpoint, named_or_folder, typed_config
 from polydiff.runtime import UserError
 
 APP = "atmos"
@@ -53,9 +53,4 @@ def load_model(folder: str | os.PathLike | None, device: torch.device | str = "c
 
 def bundled_or_folder(folder: str | os.PathLike | None) -> Path | None:
     """The folder of a bundled prior named ``folder``, else ``folder`` itself."""
-    from polydiff.weights import bundled_path
-
-    if folder is None or Path(folder).exists() or str(folder) not in BUNDLED:
-        return None if folder is None else Path(folder)
-    sub = BUNDLED[str(folder)]
-    return bundled_path(APP) / sub if sub else bundled_path(APP)
+    return named_or_folder(APP, folder, BUNDLED)
