@@ -45,7 +45,9 @@ def register(subparsers, name: str, help_text: str) -> None:
     q = sub.add_parser("reconstruct", help="reconstruct every slice of a fastMRI k-space file",
                        description="Active Diffusion Subsampling: particles choose k-space "
                        "columns during the reverse diffusion; writes an HDF5 reconstruction "
-                       "and a PNG beside it.")
+                       "and a PNG beside it. The bundled prior is 64x64 (grid64); --model "
+                       "grid128 picks the bundled 128x128 prior (the ADS paper's knee grid, "
+                       "trained on a GPU), --model DIR a checkpoint folder.")
     q.add_argument("input", type=Path, help="fastMRI-layout HDF5 with 'kspace', or a folder "
                                             "of them")
     add_output(q, "output HDF5 (its PNG picture is written beside it, .png); for a folder of "

@@ -8,11 +8,14 @@ from typing import NamedTuple
 
 import torch
 
-from polydiff.apps.contract import load_app_checkpoint, typed_config
+from polydiff.apps.contract import load_app_checkpoint, named_or_folder, typed_config
 from polydiff.apps.mri.config import MriConfig
 from polydiff.runtime import UserError
 
 APP = "mri"
+# Bundled priors by name (``--model NAME``): grid64 is the default (fast on a CPU); grid128 is
+# the ADS paper's knee grid, trained on a GPU (configs/mri/gpu128.yaml).
+BUNDLED = {"grid64": None, "grid128": "grid128"}
 
 
 class MriModel(NamedTuple):
@@ -38,8 +41,9 @@ class MriModel(NamedTuple):
 
 
 def load_model(folder: str | os.PathLike | None, device: torch.device | str = "cpu") -> MriModel:
-    """The checkpoint in ``folder`` (the bundled one when None), on ``device``."""
-    ckpt = load_app_checkpoint(APP, folder, device)
+    """The checkpoint in ``folder`` (the bundled 64x64 prior when None; ``grid64`` or
+    ``grid128`` name a bundled prior when no folder of that name exists), on ``device``."""
+    ckpt = load_app_checkpoint(APP, named_or_folder(APP, folder, BUNDLED), device)
     cfg = typed_config(ckpt, MriConfig)
     net_cfg = ckpt.net.config
     if (net_cfg.get("in_channels"), net_cfg.get("out_channels")) != (2, 2):

@@ -10,6 +10,7 @@ from polydiff.medical.kspace import ifft2c, zero_filled
 from polydiff.medical.masks import budget
 from polydiff.medical.metrics import psnr, ssim
 from polydiff.medical.phantoms import phantom_volume
+from polydiff.runtime import UserError
 
 
 @pytest.fixture(scope="module")
@@ -40,3 +41,21 @@ def test_bundled_checkpoint_is_format_1_with_a_typed_config(model):
     assert model.config.size == 64 and model.config.normalisation.statistic == "centre_column_rms"
     assert model.factor == pytest.approx(0.6311757564544678)
     assert model.fit == "fov" and "commands" in meta["warm_start"]
+
+
+def test_bundled_priors_by_name(tmp_path):
+    """``--model grid128`` loads the bundled 128x128 prior, ``grid64`` (and no name) the
+    default 64x64 one; a folder of that name in the working directory wins over the name."""
+    import os
+
+    big, small = load_model("grid128"), load_model("grid64")
+    assert (big.size, small.size, load_model(None).size) == (128, 64, 64)
+    assert big.net.config.sample_size == 128
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        (tmp_path / "grid128").mkdir()
+        with pytest.raises(UserError):  # the empty folder is what --model grid128 names now
+            load_model("grid128")
+    finally:
+        os.chdir(cwd)
