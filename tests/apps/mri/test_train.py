@@ -126,11 +126,16 @@ def test_crop_rule_keeps_the_central_pixels_at_full_resolution():
         prepare_kspace(fft2c(img), 16, "resize")
 
 
-def test_bundled_checkpoint_is_small_and_safetensors_only():
+def test_bundled_checkpoints_are_small_and_safetensors_only():
+    """The default 64x64 prior stays small (< 3.2 MB), the named 128x128 one within the
+    project's 10 MB per checkpoint; nothing but JSON and safetensors."""
     folder = bundled_path("mri")
-    assert (folder / "polydiff.json").is_file()
+    big = folder / "grid128"
+    assert (folder / "polydiff.json").is_file() and (big / "polydiff.json").is_file()
     files = [p for p in folder.rglob("*") if p.is_file()]
-    assert sum(p.stat().st_size for p in files) < 3.2e6
+    default = [p for p in files if big not in p.parents]
+    assert sum(p.stat().st_size for p in default) < 3.2e6
+    assert sum(p.stat().st_size for p in files if big in p.parents) < 10e6
     assert {p.suffix for p in files} <= {".json", ".safetensors"}
 
 
