@@ -145,13 +145,17 @@ def sdf_volume(field: TriplaneField, geo: Tensor, resolution: int,
     return out.reshape(resolution, resolution, resolution)
 
 
+class EmptyFieldError(UserError):
+    """An SDF grid with no inside: there is no surface to extract."""
+
+
 def marching_cubes(volume: np.ndarray | Tensor, bound: float = 0.5
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Closed surface of an SDF grid (R, R, R) over [-bound, bound]^3 (negative inside).
 
     The outermost grid layer is forced outside, so the surface is closed and stays in the
     cube. Returns vertices (N, 3) float64 and faces (F, 3) int64, counter-clockwise seen
-    from outside. A field with no inside is a UserError.
+    from outside. A field with no inside is an :class:`EmptyFieldError` (a UserError).
     """
     vol = volume.detach().cpu().numpy() if isinstance(volume, Tensor) else np.asarray(volume)
     vol = vol.astype(np.float64).copy()
@@ -165,7 +169,7 @@ def marching_cubes(volume: np.ndarray | Tensor, bound: float = 0.5
     if not np.isfinite(vol).all():
         raise UserError("the SDF grid holds NaN or infinite values")
     if vol.min() >= 0:
-        raise UserError("the field has no inside (the SDF is positive everywhere)")
+        raise EmptyFieldError("the field has no inside (the SDF is positive everywhere)")
     from skimage.measure import marching_cubes as skimage_mc
 
     verts, faces, _, _ = skimage_mc(vol, 0.0, spacing=(step,) * 3, allow_degenerate=False)

@@ -72,10 +72,16 @@ class MeshGenerator:
         generator = make_generator(seed, self.device)
         if self.mode == "triplane":
             from polydiff.apps.mesh.triplane_model import generate_triplane_mesh
+            from polydiff.geometry.triplane import EmptyFieldError
 
-            verts, faces, colors = generate_triplane_mesh(
-                prompt, self.model, steps=steps or 4, resolution=resolution,
-                generator=generator, device=self.device, text_encoder=self.encoder)
+            try:
+                verts, faces, colors = generate_triplane_mesh(
+                    prompt, self.model, steps=steps or 4, resolution=resolution,
+                    generator=generator, device=self.device, text_encoder=self.encoder)
+            except EmptyFieldError as err:  # thin shapes can vanish for some noise draws
+                raise UserError(f"no surface for {prompt!r} with seed {seed}: the generated "
+                                "SDF is positive everywhere; another --seed may give one"
+                                ) from err
             notes: tuple[str, ...] = ()
         else:
             verts, faces, colors, notes = self._normals(prompt, steps, resolution, views,

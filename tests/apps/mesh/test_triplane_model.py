@@ -119,3 +119,19 @@ def test_bad_generate_inputs_are_user_errors():
         generate_triplane_mesh("  ", model, text_encoder=FakeEncoder())
     with pytest.raises(UserError, match="resolution"):
         generate_triplane_mesh("a ball", model, resolution=4, text_encoder=FakeEncoder())
+
+
+def test_an_empty_field_names_the_prompt_and_the_seed(monkeypatch):
+    """When the sampled SDF has no inside, the error says for which prompt and seed, and
+    what to try (not only the geometry's words)."""
+    from polydiff.apps.mesh import triplane_model
+    from polydiff.apps.mesh.generate import MeshGenerator
+    from polydiff.geometry.triplane import EmptyFieldError
+
+    def empty(*args, **kwargs):
+        raise EmptyFieldError("the field has no inside (the SDF is positive everywhere)")
+
+    monkeypatch.setattr(triplane_model, "generate_triplane_mesh", empty)
+    gen = MeshGenerator("triplane", None, torch.device("cpu"))
+    with pytest.raises(UserError, match=r"'a yellow table' with seed 7: .*another --seed"):
+        gen("a yellow table", steps=None, resolution=None, views=4, seed=7)
