@@ -239,11 +239,11 @@ def train(net: nn.Module, scheduler, dataset: Tensor | Mapping[str, Tensor], cfg
     loss_fn = loss_fn or (lambda m, b, e, t: default_loss(m, b, e, t, scheduler))
     mine = slice(group.rank, None, group.world_size)
     amp = cfg.mixed_precision == "bf16" and group.device.type == "cuda"
-    bar = tqdm(range(start, cfg.steps), desc="training", disable=not (progress and group.is_main),
-               initial=start, total=cfg.steps)
+    bar = tqdm(desc="training", disable=not (progress and group.is_main), initial=start,
+               total=cfg.steps)
     pending: list[Tensor] = []  # losses still on the device
     began = clock = time.perf_counter()
-    for step in bar:
+    for step in range(start, cfg.steps):
         gen = _step_generator(cfg.seed, step)
         idx = global_indices(n, cfg.batch_size, step, cfg.seed)
         noise = torch.randn((cfg.batch_size, *data["x"].shape[1:]), generator=gen)
@@ -276,8 +276,10 @@ def train(net: nn.Module, scheduler, dataset: Tensor | Mapping[str, Tensor], cfg
                 bar.set_postfix(loss=f"{sum(recent) / len(recent):.4g}")
         if group.is_main and save:
             save_state(state_dir, net, opt, ema, step + 1, losses)
-        if done:
+        bar.update(1)
+        if done:  # cfg.steps may have been shortened by a time budget
             break
+    bar.close()
     if ema is not None:
         ema.copy_to(net.parameters())
     if group.is_main:  # the exported folder appears whole or not at all
