@@ -21,9 +21,12 @@ def save_figure(fig, path: str | os.PathLike, *, title: str = "", dpi: int = 100
     """Title, lay out, write ``fig`` as PNG to ``path`` atomically, and close it."""
     from polydiff.runtime import atomic_output
 
-    if title:
+    top = 1.0
+    if title:  # tight_layout leaves no room for a suptitle: reserve its lines at the top
         fig.suptitle(title, fontsize=title_size)
-    fig.tight_layout()
+        points = (title_size or 12) * 1.5 * (title.count("\n") + 1)
+        top = max(0.5, 1.0 - (points / 72 + 0.1) / fig.get_figheight())
+    fig.tight_layout(rect=(0, 0, 1, top))
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
     pyplot().close(fig)
