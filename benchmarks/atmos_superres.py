@@ -43,6 +43,7 @@ from polydiff.apps.atmos.superres import (
     SuperresOptions,
     coarse_operator,
     point_operator,
+    resolved_guidance,
     superres,
 )
 from polydiff.apps.atmos.train import fields_array
@@ -216,7 +217,8 @@ def _case(model, results: dict, prefix: str, rows: list[tuple[str, int | None, b
         runs[f"{prefix}polydiff/{name}"] = {
             **_scores(ens, truth, lat, variables, norm.std),
             "seconds_per_time_step": (time.perf_counter() - start) / n_times,
-            "settings": {"guidance": opts.guidance, "eta": opts.eta,
+            "settings": {"guidance": resolved_guidance(model, opts, coarse is not None),
+                         "eta": opts.eta,
                          "constrain": opts.constrain, "steps": opts.steps},
             "data_residual": _data_residual(ens, truth_ds, variables, norm.std, coarse, factor,
                                             observations)}

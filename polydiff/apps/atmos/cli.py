@@ -241,8 +241,9 @@ def _add_superres(sub) -> None:
                help="coarse-graining factor K (required with a coarse file)")
     add_members(s, 8)
     add_steps(s, 50)
-    add_number(s, "--guidance", lo=0, default=0.3,
-               help="guidance weight (DPS step size zeta); 0 samples the prior")
+    add_number(s, "--guidance", lo=0,
+               help="DPS step size zeta, 0: the prior (default 0.3; from stations alone "
+                    "the checkpoint's tuned weight: weather 0.5, turbulence 0.1)")
     add_number(s, "--coarse-sigma", lo=0, lo_open=True, default=0.02,
                help="coarse-field noise std, as a fraction of each variable's std")
     add_number(s, "--eta", lo=0, hi=1, default=1.0,

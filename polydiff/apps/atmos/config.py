@@ -131,18 +131,24 @@ class AtmosModelConfig:
     ``spread_calibration``: coarse-graining factor (as a string) -> one factor per variable
     that multiplies the members' deviations from the ensemble mean (coarse input alone, the
     sampling settings in ``calibration_settings``); empty when never fitted.
+    ``station_guidance``: the DPS weight for observations without a coarse file, tuned on
+    validation fields (None: the general default).
     """
 
     fields: FieldConfig
     normaliser: NormaliserConfig
     spread_calibration: dict = field(default_factory=dict)
     calibration_settings: dict = field(default_factory=dict)
+    station_guidance: float | None = None
 
     def __post_init__(self) -> None:
         grid = (len(self.normaliser.mean[0]), len(self.normaliser.mean[0][0]))
         if grid != (self.fields.size, self.fields.size):
             raise ValueError(f"normaliser grid {grid} differs from fields.size "
                              f"{self.fields.size}")
+        if self.station_guidance is not None and not (
+                _finite(self.station_guidance) and self.station_guidance >= 0):
+            raise ValueError("station_guidance must be a finite weight >= 0")
         c = len(self.normaliser.variables)
         for key, factors in self.spread_calibration.items():
             if not (str(key).isdigit() and isinstance(factors, list) and len(factors) == c

@@ -19,7 +19,7 @@ same prior, no spread calibration) this lowered the RMSE of the ensemble mean fr
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -53,7 +53,9 @@ class SuperresOptions:
     factor: int | None = 4  # coarse-graining factor K (None: observations only)
     members: int = 8  # ensemble members per time step
     steps: int = 50  # reverse diffusion steps
-    guidance: float = 0.3  # guidance weight (DPS step size ζ, or the likelihood score's weight)
+    # guidance weight (DPS step size ζ, or the likelihood score's weight); None: 0.3, or from
+    # stations alone the checkpoint's tuned ``station_guidance`` (:func:`resolved_guidance`)
+    guidance: float | None = None
     mode: str = "dps"  # MeasurementGuidance mode: "dps" or "score"
     coarse_sigma: float = 0.02  # coarse-field noise std, as a fraction of each variable's std
     scheduler: str = "ddim"
@@ -68,7 +70,8 @@ class SuperresOptions:
             raise UserError(f"the factor must be >= 1, got {self.factor}")
         if self.members < 1 or self.steps < 1 or self.batch < 1:
             raise UserError("members, steps and batch must be >= 1")
-        if not (math.isfinite(self.guidance) and self.guidance >= 0):
+        if self.guidance is not None and not (math.isfinite(self.guidance)
+                                              and self.guidance >= 0):
             raise UserError(f"the guidance weight must be finite and >= 0, got {self.guidance}")
         if not (math.isfinite(self.coarse_sigma) and self.coarse_sigma > 0):
             raise UserError(f"the coarse noise must be finite and > 0, got {self.coarse_sigma}")
@@ -263,7 +266,8 @@ def spread_factors(model: AtmosModel, opts: SuperresOptions, *, coarse: bool,
         return None
     # settings fitted before eta and constrain existed were deterministic and unconstrained
     if settings and (settings.get("steps") != opts.steps
-                     or settings.get("guidance") != opts.guidance or not opts.project
+                     or settings.get("guidance") != resolved_guidance(model, opts, coarse)
+                     or not opts.project
                      or settings.get("eta", 0.0) != opts.eta
                      or settings.get("constrain", False) != opts.constrain):
         return None
@@ -286,6 +290,18 @@ def check_observation_times(obs: pd.DataFrame, times: np.ndarray) -> None:
                         f"({pd.Timestamp(min(known))} .. {pd.Timestamp(max(known))})")
 
 
+DEFAULT_GUIDANCE = 0.3
+
+
+def resolved_guidance(model: AtmosModel, opts: SuperresOptions, coarse: bool) -> float:
+    """The guidance weight a request runs with: the one asked for, else the checkpoint's
+    ``station_guidance`` for observations alone (when it has one), else 0.3."""
+    if opts.guidance is not None:
+        return opts.guidance
+    tuned = model.config.station_guidance
+    return tuned if not coarse and tuned is not None else DEFAULT_GUIDANCE
+
+
 def superres(model: AtmosModel, opts: SuperresOptions, *, coarse: xr.Dataset | None,
              obs: pd.DataFrame | None, grid: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
              generator: torch.Generator, device: torch.device,
@@ -303,6 +319,7 @@ def superres(model: AtmosModel, opts: SuperresOptions, *, coarse: xr.Dataset | N
     """
     norm = model.normaliser
     variables = list(norm.variables)
+    opts = replace(opts, guidance=resolved_guidance(model, opts, coarse is not None))
     if coarse is not None and "time" not in coarse.dims:
         raise UserError("the coarse dataset has no time dimension")
     # 1. the fine grid and the time steps
