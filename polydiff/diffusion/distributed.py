@@ -22,13 +22,20 @@ class ProcessGroup:
         return self.rank == 0
 
 
+def local_device(device: str = "auto") -> torch.device:
+    """This process's device: its own GPU (``LOCAL_RANK`` under torchrun) when ``device``
+    asks for CUDA (or is ``auto`` and CUDA is there), else the CPU."""
+    use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
+    return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if use_cuda
+                        else "cpu")
+
+
 def setup(device: str = "auto") -> ProcessGroup:
     """Join the torchrun process group if there is one (gloo on CPU, NCCL on GPU)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
-    dev = torch.device(f"cuda:{local}" if use_cuda else "cpu")
+    dev = local_device(device)
+    use_cuda = dev.type == "cuda"
     if use_cuda:
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():

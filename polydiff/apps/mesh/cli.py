@@ -294,8 +294,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UserError(f"{args.config}: {err}") from err
     apply_train_args(cfg.train, args)
-    if cfg.train.time_budget_s > 0 and module.__name__.endswith("train_triplane"):
-        raise UserError("--time-budget: the PRD loop takes a step count (--train-steps)")
     folder = module.run_training(cfg, progress=is_main_process())
     report(f"checkpoint written to {folder}")
     return 0

@@ -296,8 +296,8 @@ def run_training(config: str | os.PathLike | dict | TriplaneTrainConfig, *,
     if steps is not None:
         tc.steps = steps
     if tc.time_budget_s > 0:
-        raise ValueError("the PRD loop takes a step count, not a time budget "
-                         "(train.time_budget_s / --time-budget)")
+        raise UserError("--time-budget (train.time_budget_s): the PRD loop takes a step "
+                        "count (--train-steps)")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     group = distributed.setup(tc.device)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -156,14 +155,13 @@ def load_or_solve(config: PDEConfig, data_file: Path | None, progress: bool) -> 
 
 
 def solver_device(name: str) -> torch.device:
-    """Where the training data are solved: this process's GPU when training runs on one,
-    else the CPU."""
+    """Where the training data are solved: the device the training will run on (this
+    process's GPU, or the CPU); CUDA asked for without a GPU is a UserError."""
+    from polydiff.diffusion.distributed import local_device
     from polydiff.runtime import pick_device
 
-    device = pick_device(name)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return device
+    pick_device(name)
+    return local_device(name)
 
 
 def read_cache(path: Path, key: str) -> Fields:

@@ -78,3 +78,18 @@ def test_the_warm_up_needs_the_normal_teacher(tmp_path):
     with pytest.raises(UserError, match="normal teacher"):
         run_training(cfg, progress=False, teachers=[PointMassTeacher()])
     assert not (tmp_path / "run" / "polydiff.json").exists()
+
+
+def test_a_time_budget_is_refused_in_one_line(tmp_path, capsys):
+    """The PRD loop takes a step count: ``mesh train --time-budget`` exits 2 with one line
+    and writes nothing."""
+    from pathlib import Path
+
+    from polydiff.cli import main
+
+    config = Path(__file__).resolve().parents[3] / "configs/mesh/triplane_tiny.yaml"
+    out = tmp_path / "out"
+    assert main(["mesh", "train", "--config", str(config), "--time-budget", "10",
+                 "-o", str(out)]) == 2
+    assert "the PRD loop takes a step count" in capsys.readouterr().err
+    assert not out.exists()
