@@ -15,17 +15,12 @@ Writes results/atmos_guidance_tuning.json. Measured (session 4): weather 0.1 / 0
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from benchmarks.atmos_superres import _scores
+from benchmarks.atmos_superres import _scores, held_out_fields, polydiff_members
 from benchmarks.common import write_json
 from polydiff.apps.atmos.model import load_model
-from polydiff.apps.atmos.superres import SuperresOptions, superres
-from polydiff.apps.atmos.train import fields_array
-from polydiff.physics.atmos_fields import generate_fields
-from polydiff.physics.observations import simulate_observations
-from polydiff.runtime import make_generator
+from polydiff.apps.atmos.superres import SuperresOptions
 
 VALIDATION_SEED = 4242
 WEIGHTS = {"weather": (0.1, 0.3, 0.5, 1.0), "turbulence": (0.03, 0.1, 0.2, 0.3)}
@@ -36,19 +31,12 @@ def sweep(name: str, weights, *, n_times: int = 6, members: int = 8, steps: int 
     """RMSE and CRPS of stations-only ensembles of the bundled prior ``name`` per weight."""
     model = load_model(name, torch.device("cpu"))
     norm = model.normaliser
-    variables = list(norm.variables)
-    truth_ds = generate_fields(n_times, model.config.fields, make_generator(VALIDATION_SEED),
-                               trajectories=n_times)
-    truth = fields_array(truth_ds, variables)
-    obs = simulate_observations(truth_ds[variables], n_obs, np.random.default_rng(5))
-    grid = (truth_ds.time.values, truth_ds.latitude.values, truth_ds.longitude.values)
+    truth_ds, truth, obs = held_out_fields(model, n_times, n_obs, seed=VALIDATION_SEED)
     out = {}
     for weight in weights:
         opts = SuperresOptions(factor=None, members=members, steps=steps, guidance=weight)
-        ds = superres(model, opts, coarse=None, obs=obs, grid=grid,
-                      generator=make_generator(0), device=torch.device("cpu"), progress=False)
-        ens = np.stack([ds[v].values for v in variables], axis=2).astype(np.float64)
-        s = _scores(ens, truth, truth_ds.latitude.values, variables, norm.std)
+        ens = polydiff_members(model, opts, truth_ds, coarse=None, obs=obs)
+        s = _scores(ens, truth, truth_ds.latitude.values, list(norm.variables), norm.std)
         out[str(weight)] = {"rmse_norm": s["rmse_norm"], "crps_norm": s["crps_norm"]}
         print(f"{name} guidance {weight:g}: RMSE {s['rmse_norm']:.4f} CRPS "
               f"{s['crps_norm']:.4f}", flush=True)

@@ -174,6 +174,28 @@ def _data_residual(members: np.ndarray, truth_ds, variables, std, coarse, factor
     return out
 
 
+def held_out_fields(model, n_times: int, n_obs: int, seed: int = 1234):
+    """Fields of ``model``'s kind from ``n_times`` unseen flows (seed 1234: the test set;
+    training used 0, calibration and tuning 4242), their array (T, C, H, W) and ``n_obs``
+    stations reporting every variable."""
+    variables = list(model.normaliser.variables)
+    truth_ds = generate_fields(n_times, model.config.fields, make_generator(seed),
+                               trajectories=n_times)
+    obs = simulate_observations(truth_ds[variables], n_obs, np.random.default_rng(5))
+    return truth_ds, fields_array(truth_ds, variables), obs
+
+
+def polydiff_members(model, opts: SuperresOptions, truth_ds, *, coarse, obs) -> np.ndarray:
+    """``superres`` on the CPU (seed 0) from a coarse dataset and/or stations on the grid of
+    ``truth_ds``: the members (M, T, C, H, W), physical, float64."""
+    grid = None if coarse is not None else (truth_ds.time.values, truth_ds.latitude.values,
+                                            truth_ds.longitude.values)
+    ds = superres(model, opts, coarse=coarse, obs=obs, grid=grid, generator=make_generator(0),
+                  device=torch.device("cpu"), progress=False)
+    return np.stack([ds[v].values for v in model.normaliser.variables],
+                    axis=2).astype(np.float64)
+
+
 def _bicubic(model, coarse, factor, lat) -> np.ndarray:
     """Bicubic interpolation of the coarse anomalies, (1, T, C, H, W) physical."""
     norm = model.normaliser
@@ -189,13 +211,11 @@ def _case(model, results: dict, prefix: str, rows: list[tuple[str, int | None, b
     kind; rows are (name, factor or None, with stations). Returns the pictures' data."""
     norm = model.normaliser
     variables = list(norm.variables)
-    cfg = model.config.fields
-    # held-out truth (seed 1234; training used seed 0, calibration 4242) and OI covariance data
-    truth_ds = generate_fields(n_times, cfg, make_generator(1234), trajectories=n_times)
-    truth = fields_array(truth_ds, variables)
-    cov_ds = generate_fields(n_cov, cfg, make_generator(77), trajectories=max(n_cov // 24, 1))
+    truth_ds, truth, obs = held_out_fields(model, n_times, n_obs)
+    # the OI covariance, from other fields (seed 77)
+    cov_ds = generate_fields(n_cov, model.config.fields, make_generator(77),
+                             trajectories=max(n_cov // 24, 1))
     prior = StationaryGaussian.fit(norm.encode(torch.as_tensor(fields_array(cov_ds, variables))))
-    obs = simulate_observations(truth_ds[variables], n_obs, np.random.default_rng(5))
     lat = truth_ds.latitude.values
     pictures: dict = {"truth": truth, "truth_ds": truth_ds}
     runs = results["runs"]
@@ -209,11 +229,7 @@ def _case(model, results: dict, prefix: str, rows: list[tuple[str, int | None, b
         observations = obs if with_obs else None
         start = time.perf_counter()
         opts = SuperresOptions(factor=factor, members=members, steps=steps)
-        grid = None if coarse is not None else (truth_ds.time.values, lat,
-                                                truth_ds.longitude.values)
-        ds = superres(model, opts, coarse=coarse, obs=observations, grid=grid,
-                      generator=make_generator(0), device=torch.device("cpu"), progress=False)
-        ens = np.stack([ds[v].values for v in variables], axis=2).astype(np.float64)
+        ens = polydiff_members(model, opts, truth_ds, coarse=coarse, obs=observations)
         runs[f"{prefix}polydiff/{name}"] = {
             **_scores(ens, truth, lat, variables, norm.std),
             "seconds_per_time_step": (time.perf_counter() - start) / n_times,
@@ -319,8 +335,10 @@ def _plot_turbulence(path: Path, pictures: dict, results: dict, variables: list[
               "OI mean x8": oi8[:, t].mean(0), "polydiff mean x8": ens8[:, t].mean(0),
               "polydiff member x8": ens8[0, t], "OI mean stations": oi_o[:, t].mean(0),
               "polydiff mean stations": ens_o[:, t].mean(0)}
-    fig, axes = plt.subplots(len(variables) + 1, len(panels),
-                             figsize=(2.3 * len(panels), 2.1 * (len(variables) + 1)))
+    fig = plt.figure(figsize=(2.3 * len(panels), 2.1 * (len(variables) + 1)))
+    grid = fig.add_gridspec(len(variables) + 1, len(panels))  # one grid: tight_layout applies
+    axes = np.array([[fig.add_subplot(grid[r, c]) for c in range(len(panels))]
+                     for r in range(len(variables))])
     for r, var in enumerate(variables):
         lo, hi = float(truth[t, r].min()), float(truth[t, r].max())
         for c, (name, field) in enumerate(panels.items()):
@@ -330,9 +348,7 @@ def _plot_turbulence(path: Path, pictures: dict, results: dict, variables: list[
             axes[r, c].set_title(f"{name}: {var}", fontsize=7)
             axes[r, c].tick_params(labelsize=5)
     runs = results["runs"]
-    for c in range(len(panels)):
-        axes[-1, c].axis("off")
-    ax = fig.add_subplot(len(variables) + 1, 2, 2 * len(variables) + 1)
+    ax = fig.add_subplot(grid[-1, :len(panels) // 2])
     names = ["x4", "x8", "obs"]
     width = 0.2
     for j, (method, metric) in enumerate([("oi", "rmse_norm"), ("polydiff", "rmse_norm"),
