@@ -16,6 +16,8 @@ OI is Gaussian-process regression with the field's own multivariate stationary c
 estimated from other synthetic fields; its posterior samples form an ensemble too.
 Scores: latitude-weighted RMSE of the ensemble mean and CRPS (per variable and averaged in
 units of each variable's climatological std), spread/skill, and radial power spectra.
+The weather case uses 6 held-out times, the turbulence case 24 (each from its own flow), and
+the turbulence gains over OI come with paired 95 % bootstrap intervals over those times.
 
 Also (issue 9) the throughput: time steps per second of ``superres`` end to end against
 the network alone, in the same run (``--throughput`` runs only that).
@@ -48,6 +50,7 @@ from polydiff.apps.atmos.superres import (
 )
 from polydiff.apps.atmos.train import fields_array
 from polydiff.physics.atmos_fields import FieldConfig, generate_fields
+from polydiff.physics.atmos_metrics import crps_ensemble, lat_weighted_rmse, weighted_mean
 from polydiff.physics.era5 import VARIABLES
 from polydiff.physics.interpolation import (
     StationaryGaussian,
@@ -64,15 +67,48 @@ TURBULENCE = bundled_path("atmos") / "turbulence"  # the non-Gaussian case's che
 
 
 def _scores(members: np.ndarray, truth: np.ndarray, lat, variables, std) -> dict:
-    """Per-variable metrics and their std-normalised averages; members (M, T, C, H, W)."""
+    """Per-variable metrics and their std-normalised averages; members (M, T, C, H, W).
+
+    ``per_time`` holds each variable's squared error of the ensemble mean and CRPS per time
+    step in units of its std (V, T): the pieces :func:`gain_interval` resamples.
+    """
     per_var = {v: ensemble_metrics(members[:, :, c], truth[:, c], lat)
                for c, v in enumerate(variables)}
+    scale = np.asarray(std, dtype=np.float64)[:, None]
+    mse = np.stack([lat_weighted_rmse(members[:, :, c].mean(0), truth[:, c], lat) ** 2
+                    for c in range(len(variables))]) / scale**2
+    crps = np.stack([weighted_mean(crps_ensemble(members[:, :, c], truth[:, c])
+                                    if len(members) > 1 else
+                                    np.abs(members[0, :, c] - truth[:, c]), lat)
+                     for c in range(len(variables))]) / scale
     return {
         "rmse_norm": float(np.mean([per_var[v]["rmse"] / s for v, s in zip(variables, std)])),
         "crps_norm": float(np.mean([per_var[v]["crps"] / s for v, s in zip(variables, std)])),
         "spread_skill": _mean_or_none([per_var[v]["spread_skill"] for v in variables]),
         "variables": per_var,
+        "per_time": {"mse_norm": mse.tolist(), "crps_norm": crps.tolist()},
     }
+
+
+def _normalised(per_time: dict, times: np.ndarray) -> tuple[float, float]:
+    """RMSE/std and CRPS/std (averaged over variables) over the time steps ``times``."""
+    mse, crps = np.asarray(per_time["mse_norm"]), np.asarray(per_time["crps_norm"])
+    return (float(np.sqrt(mse[:, times].mean(1)).mean()), float(crps[:, times].mean()))
+
+
+def gain_interval(ours: dict, base: dict, *, draws: int = 4000, seed: int = 0) -> dict:
+    """95 % bootstrap intervals over time steps (paired) of 1 − ours/base in RMSE and CRPS."""
+    n = len(ours["per_time"]["mse_norm"][0])
+    rng = np.random.default_rng(seed)
+    gains = []
+    for _ in range(draws):
+        times = rng.integers(0, n, n)
+        (r1, c1), (r0, c0) = _normalised(ours["per_time"], times), _normalised(
+            base["per_time"], times)
+        gains.append((1 - r1 / r0, 1 - c1 / c0))
+    lo, hi = np.percentile(np.asarray(gains), [2.5, 97.5], axis=0)
+    return {"rmse_norm_ci95": [float(lo[0]), float(hi[0])],
+            "crps_norm_ci95": [float(lo[1]), float(hi[1])], "time_steps": n}
 
 
 def _mean_or_none(values: list) -> float | None:
@@ -264,16 +300,19 @@ def _gain(runs: dict, prefix: str, names: list[str], variables: list[str]) -> di
         ours, oi = runs[f"{prefix}polydiff/{name.split()[0]}"], runs[base]
         out[name] = {"rmse_norm": 1 - ours["rmse_norm"] / oi["rmse_norm"],
                      "crps_norm": 1 - ours["crps_norm"] / oi["crps_norm"],
+                     **gain_interval(ours, oi),
                      **{f"{key} {v}": 1 - ours["variables"][v][key] / oi["variables"][v][key]
                         for v in variables for key in ("rmse", "crps")}}
     return out
 
 
 def main(quick: bool = False, turbulence: Path | None = TURBULENCE, gaussian: bool = True,
-         with_throughput: bool = True) -> dict:
-    """Run the comparison; write ``atmos_superres.json`` and ``.png`` under results/."""
+         with_throughput: bool = True, name: str = "atmos_superres") -> dict:
+    """Run the comparison; write ``<name>.json`` and ``.png`` (the weather case) and
+    ``<name>_turbulence.png`` under results/."""
     torch.set_num_threads(1)
     n_times, members, steps, n_cov = (2, 4, 25, 48) if quick else (6, 8, 50, 192)
+    turbulence_times = 2 if quick else 24  # the goal's case: enough flows for an interval
     n_obs = 20
     sizes = {"n_times": n_times, "members": members, "steps": steps, "n_cov": n_cov,
              "n_obs": n_obs}
@@ -300,19 +339,20 @@ def main(quick: bool = False, turbulence: Path | None = TURBULENCE, gaussian: bo
         prefix = "turbulence/"
         names = ["x8", "obs", "x4"]
         turb = _case(model, results, prefix, [("x8", 8, False), ("obs", None, True),
-                                             ("x4", 4, False)], **sizes)
+                                             ("x4", 4, False)],
+                     **{**sizes, "n_times": turbulence_times})
         results["turbulence"] = {
-            "model": str(turbulence), "variables": variables,
+            "model": str(turbulence), "times": turbulence_times, "variables": variables,
             "std": model.normaliser.std.tolist(), "fields": vars(model.config.fields),
             "spread_calibration": model.config.spread_calibration,
             "gain_over_oi": _gain(results["runs"], prefix, names, variables),
             "goal": "polydiff beats OI by >= 10 % in RMSE and CRPS at x8 and from stations"}
-        _plot_turbulence(figure_path("atmos_superres_turbulence"), turb, results, variables)
+        _plot_turbulence(figure_path(f"{name}_turbulence"), turb, results, variables)
     if with_throughput:
         results["throughput"] = throughput(bench_device())
-    write_json("atmos_superres", results)
+    write_json(name, results)
     if pictures:
-        _plot(figure_path("atmos_superres"), pictures["truth"], pictures["truth_ds"], pictures,
+        _plot(figure_path(name), pictures["truth"], pictures["truth_ds"], pictures,
               results, results["variables"])
     return results
 
@@ -407,6 +447,10 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--turbulence", type=Path, default=TURBULENCE,
                         help="checkpoint of the turbulence case (skipped when absent)")
+    parser.add_argument("--no-weather", action="store_true",
+                        help="only the turbulence case (e.g. to measure another checkpoint)")
+    parser.add_argument("--name", default="atmos_superres",
+                        help="results/<name>.json and the pictures' names")
     parser.add_argument("--no-throughput", action="store_true",
                         help="skip the throughput part (benchmarks/results/atmos_throughput.json "
                              "keeps its last measurement)")
@@ -420,7 +464,8 @@ if __name__ == "__main__":
         write_json("atmos_throughput", tp)
         print(json.dumps(tp, indent=2))
     else:
-        out = main(quick=args.quick, turbulence=args.turbulence,
+        out = main(quick=args.quick, turbulence=args.turbulence, gaussian=not args.no_weather,
+                   name=args.name,
                    with_throughput=not args.no_throughput)
         for name, r in out["runs"].items():
             ratio = "-" if r["spread_skill"] is None else f"{r['spread_skill']:.2f}"

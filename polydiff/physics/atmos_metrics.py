@@ -17,14 +17,14 @@ def latitude_weights(lat: np.ndarray) -> np.ndarray:
     return w / w.mean()
 
 
-def _weighted_mean(x: np.ndarray, lat: np.ndarray) -> np.ndarray:
+def weighted_mean(x: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """Latitude-weighted mean over the last two axes (H, W)."""
     return (x * latitude_weights(lat)[:, None]).mean(axis=(-2, -1))
 
 
 def lat_weighted_rmse(pred: np.ndarray, truth: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """sqrt(Σ w_i (pred − truth)² / (H·W)) over the last two axes; shape (...)."""
-    return np.sqrt(_weighted_mean((pred - truth) ** 2, lat))
+    return np.sqrt(weighted_mean((pred - truth) ** 2, lat))
 
 
 def crps_ensemble(members: np.ndarray, truth: np.ndarray, *, fair: bool = True) -> np.ndarray:
@@ -66,7 +66,7 @@ def spread_skill(members: np.ndarray, truth: np.ndarray, lat: np.ndarray) -> Spr
     the ensemble mean; ratio = sqrt((M + 1)/M) · spread / skill.
     """
     m = members.shape[0]
-    spread = np.sqrt(_weighted_mean(members.var(axis=0, ddof=1), lat))
+    spread = np.sqrt(weighted_mean(members.var(axis=0, ddof=1), lat))
     skill = lat_weighted_rmse(members.mean(axis=0), truth, lat)
     return SpreadSkill(spread, skill, np.sqrt((m + 1) / m) * spread / np.maximum(skill, 1e-30))
 
