@@ -384,7 +384,7 @@ def _plot_turbulence(path: Path, pictures: dict, results: dict, variables: list[
         for c, (name, field) in enumerate(panels.items()):
             im = axes[r, c].imshow(field[r], origin="lower", extent=ext, vmin=lo, vmax=hi,
                                    cmap="RdBu_r" if var == "vo" else "Blues")
-            fig.colorbar(im, ax=axes[r, c], shrink=0.7)
+            fig.colorbar(im, ax=axes[r, c], shrink=0.7, format="%.1g")  # no offset text
             axes[r, c].set_title(f"{name}: {var}", fontsize=7)
             axes[r, c].tick_params(labelsize=5)
     runs = results["runs"]
