@@ -43,7 +43,9 @@ def canonical_views(verts, faces, cfg: MeshDataConfig) -> torch.Tensor:
     return views_tensor(out.normals, out.mask)
 
 
-def main(model_dir: str | None = None, resolution: int | None = None) -> dict:
+def main(quick: bool = True, model_dir: str | None = None, resolution: int | None = None) -> dict:
+    """Sample, check and picture one prompt per kind in each vocabulary (one size: ``quick``
+    is accepted for ``benchmarks.run`` and changes nothing)."""
     model = load_triplane_model(model_dir)
     encoder = TextEncoder()
     rng = np.random.default_rng(0)
@@ -96,4 +98,4 @@ def main(model_dir: str | None = None, resolution: int | None = None) -> dict:
 if __name__ == "__main__":
     import sys
 
-    main(sys.argv[1] if len(sys.argv) > 1 else None)
+    main(model_dir=sys.argv[1] if len(sys.argv) > 1 else None)

@@ -23,9 +23,10 @@ def save_figure(fig, path: str | os.PathLike, *, title: str = "", dpi: int = 100
 
     top = 1.0
     if title:  # tight_layout leaves no room for a suptitle: reserve its lines at the top
-        fig.suptitle(title, fontsize=title_size)
+        height = fig.get_figheight()  # inches; the title hangs 0.05 in below the top edge
+        fig.suptitle(title, fontsize=title_size, y=1 - 0.05 / height, va="top")
         points = (title_size or 12) * 1.5 * (title.count("\n") + 1)
-        top = max(0.5, 1.0 - (points / 72 + 0.1) / fig.get_figheight())
+        top = max(0.5, 1.0 - (points / 72 + 0.15) / height)
     fig.tight_layout(rect=(0, 0, 1, top))
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
