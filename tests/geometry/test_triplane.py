@@ -155,8 +155,8 @@ def test_volume_render_of_a_sphere_matches_its_silhouette():
     assert covered == pytest.approx(math.pi * rad_px**2, rel=0.05)
     # the centre pixel's normal points back at the camera (view 0 looks along +y)
     c = size // 2
-    n = out.normals[0, 0, c, c] / out.normals[0, 0, c, c].norm()
+    n = (out.normals[0, 0, c, c] / out.normals[0, 0, c, c].norm()).detach()
     assert float(n[1]) < -0.97
-    assert float(out.depth[0, 0, c, c]) == pytest.approx(dist - r, abs=0.02)
+    assert float(out.depth[0, 0, c, c].detach()) == pytest.approx(dist - r, abs=0.02)
     out.mask.sum().backward()
     assert float(field.sdf_mlp[-1].bias.grad.abs()) > 0
