@@ -77,9 +77,7 @@ def _scores(members: np.ndarray, truth: np.ndarray, lat, variables, std) -> dict
     scale = np.asarray(std, dtype=np.float64)[:, None]
     mse = np.stack([lat_weighted_rmse(members[:, :, c].mean(0), truth[:, c], lat) ** 2
                     for c in range(len(variables))]) / scale**2
-    crps = np.stack([weighted_mean(crps_ensemble(members[:, :, c], truth[:, c])
-                                    if len(members) > 1 else
-                                    np.abs(members[0, :, c] - truth[:, c]), lat)
+    crps = np.stack([weighted_mean(crps_ensemble(members[:, :, c], truth[:, c]), lat)
                      for c in range(len(variables))]) / scale
     return {
         "rmse_norm": float(np.mean([per_var[v]["rmse"] / s for v, s in zip(variables, std)])),
@@ -90,23 +88,20 @@ def _scores(members: np.ndarray, truth: np.ndarray, lat, variables, std) -> dict
     }
 
 
-def _normalised(per_time: dict, times: np.ndarray) -> tuple[float, float]:
-    """RMSE/std and CRPS/std (averaged over variables) over the time steps ``times``."""
+def _resampled(per_time: dict, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """RMSE/std and CRPS/std (averaged over variables) over each row of time steps
+    ``times`` (draws, T): two arrays (draws,)."""
     mse, crps = np.asarray(per_time["mse_norm"]), np.asarray(per_time["crps_norm"])
-    return (float(np.sqrt(mse[:, times].mean(1)).mean()), float(crps[:, times].mean()))
+    return np.sqrt(mse[:, times].mean(-1)).mean(0), crps[:, times].mean((0, -1))
 
 
 def gain_interval(ours: dict, base: dict, *, draws: int = 4000, seed: int = 0) -> dict:
     """95 % bootstrap intervals over time steps (paired) of 1 − ours/base in RMSE and CRPS."""
     n = len(ours["per_time"]["mse_norm"][0])
-    rng = np.random.default_rng(seed)
-    gains = []
-    for _ in range(draws):
-        times = rng.integers(0, n, n)
-        (r1, c1), (r0, c0) = _normalised(ours["per_time"], times), _normalised(
-            base["per_time"], times)
-        gains.append((1 - r1 / r0, 1 - c1 / c0))
-    lo, hi = np.percentile(np.asarray(gains), [2.5, 97.5], axis=0)
+    times = np.random.default_rng(seed).integers(0, n, (draws, n))
+    (r1, c1), (r0, c0) = _resampled(ours["per_time"], times), _resampled(base["per_time"], times)
+    gains = np.stack([1 - r1 / r0, 1 - c1 / c0], axis=1)
+    lo, hi = np.percentile(gains, [2.5, 97.5], axis=0)
     return {"rmse_norm_ci95": [float(lo[0]), float(hi[0])],
             "crps_norm_ci95": [float(lo[1]), float(hi[1])], "time_steps": n}
 

@@ -33,6 +33,7 @@ def crps_ensemble(members: np.ndarray, truth: np.ndarray, *, fair: bool = True) 
     CRPS = E|X − y| − ½ E|X − X'|, with the pair term averaged over M(M−1) ordered pairs of
     distinct members (``fair``, unbiased for the underlying distribution) or over all M².
     Exact, in O(M log M) per point: Σ_{i,j}|x_i − x_j| = 2 Σ_k (2k − M + 1) x_(k) (sorted).
+    One member gives its absolute error (no pairs).
     """
     m = members.shape[0]
     skill = np.abs(members - truth[None]).mean(axis=0)

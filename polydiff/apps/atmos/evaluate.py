@@ -22,7 +22,7 @@ from polydiff.runtime import UserError, check_finite, check_memory
 def ensemble_metrics(members: np.ndarray, truth: np.ndarray, lat: np.ndarray) -> dict:
     """RMSE of the mean, CRPS, spread/skill and spectra for (M, T, H, W) members."""
     w = latitude_weights(lat)[:, None]
-    crps = crps_ensemble(members, truth) if len(members) > 1 else np.abs(members[0] - truth)
+    crps = crps_ensemble(members, truth)  # one member: its absolute error
     ss = spread_skill(members, truth, lat) if len(members) > 1 else None
     k, p_truth = radial_spectrum(truth)
     _, p_mean = radial_spectrum(members.mean(0))
