@@ -64,6 +64,8 @@ from polydiff.runtime import make_generator
 from polydiff.weights import bundled_path
 
 TURBULENCE = bundled_path("atmos") / "turbulence"  # the non-Gaussian case's checkpoint
+# its conditional network (coarse field and stations as inputs)
+TURBULENCE_CONDITIONAL = bundled_path("atmos") / "turbulence_conditional"
 
 
 def _scores(members: np.ndarray, truth: np.ndarray, lat, variables, std) -> dict:
@@ -236,10 +238,13 @@ def _bicubic(model, coarse, factor, lat) -> np.ndarray:
     return (anomaly + norm.mean)[None]
 
 
-def _case(model, results: dict, prefix: str, rows: list[tuple[str, int | None, bool]], *,
-          n_times: int, members: int, steps: int, n_cov: int, n_obs: int) -> dict:
-    """Score polydiff, OI (and bicubic for each factor) on held-out fields of ``model``'s
-    kind; rows are (name, factor or None, with stations). Returns the pictures' data."""
+def _case(models: dict, results: dict, prefix: str, rows: list[tuple[str, int | None, bool]],
+          *, n_times: int, members: int, steps: int, n_cov: int, n_obs: int) -> dict:
+    """Score each of ``models`` (label -> checkpoint: ``polydiff`` first, e.g. the guided
+    prior and a conditional network), OI (and bicubic for each factor) on held-out fields of
+    their kind; rows are (name, factor or None, with stations). Returns the pictures' data:
+    ``name`` -> (first model's members, OI's), ``<label> <name>`` -> another's members."""
+    model = next(iter(models.values()))
     norm = model.normaliser
     variables = list(norm.variables)
     truth_ds, truth, obs = held_out_fields(model, n_times, n_obs)
@@ -258,17 +263,24 @@ def _case(model, results: dict, prefix: str, rows: list[tuple[str, int | None, b
             runs[f"{prefix}bicubic/x{factor}"] = _scores(bic, truth, lat, variables, norm.std)
             pictures[f"bicubic x{factor}"] = bic
         observations = obs if with_obs else None
-        start = time.perf_counter()
-        opts = SuperresOptions(factor=factor, members=members, steps=steps)
-        ens = polydiff_members(model, opts, truth_ds, coarse=coarse, obs=observations)
-        runs[f"{prefix}polydiff/{name}"] = {
-            **_scores(ens, truth, lat, variables, norm.std),
-            "seconds_per_time_step": (time.perf_counter() - start) / n_times,
-            "settings": {"guidance": resolved_guidance(model, opts, coarse is not None),
-                         "eta": opts.eta,
-                         "constrain": opts.constrain, "steps": opts.steps},
-            "data_residual": _data_residual(ens, truth_ds, variables, norm.std, coarse, factor,
-                                            observations)}
+        ensembles = {}
+        for label, each in models.items():
+            start = time.perf_counter()
+            opts = SuperresOptions(factor=factor, members=members, steps=steps)
+            ens = ensembles[label] = polydiff_members(each, opts, truth_ds, coarse=coarse,
+                                                      obs=observations)
+            runs[f"{prefix}{label}/{name}"] = {
+                **_scores(ens, truth, lat, variables, norm.std),
+                "seconds_per_time_step": (time.perf_counter() - start) / n_times,
+                "settings": {"guidance": resolved_guidance(each, opts, coarse is not None),
+                             "eta": opts.eta, "constrain": opts.constrain,
+                             "steps": opts.steps,
+                             "conditional": each.config.conditioning is not None},
+                "data_residual": _data_residual(ens, truth_ds, variables, norm.std, coarse,
+                                                factor, observations)}
+            if label != "polydiff":
+                pictures[f"{label} {name}"] = ens
+        ens = ensembles["polydiff"]
         oi = _oi(model, prior, truth_ds, coarse, observations, factor, members, seed=11)
         runs[f"{prefix}oi/{name}"] = {
             **_scores(oi, truth, lat, variables, norm.std),
@@ -284,15 +296,16 @@ def _case(model, results: dict, prefix: str, rows: list[tuple[str, int | None, b
     return pictures
 
 
-def _gain(runs: dict, prefix: str, names: list[str], variables: list[str]) -> dict:
-    """polydiff's relative improvement over OI (1 − polydiff/OI) in RMSE and CRPS, and over
-    OI with its rain clipped at 0 (``<row> vs oi_clipped``)."""
+def _gain(runs: dict, prefix: str, names: list[str], variables: list[str],
+          label: str = "polydiff") -> dict:
+    """The relative improvement of the rows of ``label`` over OI (1 − ours/OI) in RMSE and
+    CRPS, and over OI with its rain clipped at 0 (``<row> vs oi_clipped``)."""
     out = {}
     pairs = [(name, f"{prefix}oi/{name}") for name in names]
     pairs += [(f"{name} vs oi_clipped", f"{prefix}oi_clipped/{name}") for name in names
               if f"{prefix}oi_clipped/{name}" in runs]
     for name, base in pairs:
-        ours, oi = runs[f"{prefix}polydiff/{name.split()[0]}"], runs[base]
+        ours, oi = runs[f"{prefix}{label}/{name.split()[0]}"], runs[base]
         out[name] = {"rmse_norm": 1 - ours["rmse_norm"] / oi["rmse_norm"],
                      "crps_norm": 1 - ours["crps_norm"] / oi["crps_norm"],
                      **gain_interval(ours, oi),
@@ -302,9 +315,12 @@ def _gain(runs: dict, prefix: str, names: list[str], variables: list[str]) -> di
 
 
 def main(quick: bool = False, turbulence: Path | None = TURBULENCE, gaussian: bool = True,
-         with_throughput: bool = True, name: str = "atmos_superres") -> dict:
+         with_throughput: bool = True, name: str = "atmos_superres",
+         conditional: Path | None = TURBULENCE_CONDITIONAL) -> dict:
     """Run the comparison; write ``<name>.json`` and ``.png`` (the weather case) and
-    ``<name>_turbulence.png`` under results/."""
+    ``<name>_turbulence.png`` under results/. ``conditional``: a conditional network of the
+    turbulence case scored beside the guided prior (rows ``turbulence/conditional/...``;
+    skipped when absent)."""
     torch.set_num_threads(1)
     n_times, members, steps, n_cov = (2, 4, 25, 48) if quick else (6, 8, 50, 192)
     turbulence_times = 2 if quick else 24  # the goal's case: enough flows for an interval
@@ -321,7 +337,7 @@ def main(quick: bool = False, turbulence: Path | None = TURBULENCE, gaussian: bo
                        spread_calibration=model.config.spread_calibration)
         rows = [("x4", 4, False), ("x4+obs", 4, True), ("x8", 8, False), ("x8+obs", 8, True),
                 ("obs", None, True)]
-        pictures = _case(model, results, "", rows, **sizes)
+        pictures = _case({"polydiff": model}, results, "", rows, **sizes)
         runs = results["runs"]
         results["multimodal_gain"] = {
             f"x{k}": {"rmse_norm coarse only": runs[f"polydiff/x{k}"]["rmse_norm"],
@@ -330,11 +346,16 @@ def main(quick: bool = False, turbulence: Path | None = TURBULENCE, gaussian: bo
             for k in (4, 8)}
     if turbulence is not None and (Path(turbulence) / "polydiff.json").is_file():
         model = load_model(turbulence, torch.device("cpu"))
+        models = {"polydiff": model}
+        if conditional is not None and (Path(conditional) / "polydiff.json").is_file():
+            models["conditional"] = load_model(conditional, torch.device("cpu"))
+            if models["conditional"].config.fields != model.config.fields:
+                raise ValueError(f"{conditional} was trained on other fields than {turbulence}")
         variables = list(model.normaliser.variables)
         prefix = "turbulence/"
         names = ["x8", "obs", "x4"]
-        turb = _case(model, results, prefix, [("x8", 8, False), ("obs", None, True),
-                                             ("x4", 4, False)],
+        turb = _case(models, results, prefix, [("x8", 8, False), ("obs", None, True),
+                                              ("x4", 4, False)],
                      **{**sizes, "n_times": turbulence_times})
         results["turbulence"] = {
             "model": str(turbulence), "times": turbulence_times, "variables": variables,
@@ -342,6 +363,12 @@ def main(quick: bool = False, turbulence: Path | None = TURBULENCE, gaussian: bo
             "spread_calibration": model.config.spread_calibration,
             "gain_over_oi": _gain(results["runs"], prefix, names, variables),
             "goal": "polydiff beats OI by >= 10 % in RMSE and CRPS at x8 and from stations"}
+        if "conditional" in models:
+            results["turbulence"].update(
+                conditional_model=str(conditional),
+                conditional_spread_calibration=models["conditional"].config.spread_calibration,
+                gain_over_oi_conditional=_gain(results["runs"], prefix, names, variables,
+                                               label="conditional"))
         _plot_turbulence(figure_path(f"{name}_turbulence"), turb, results, variables)
     if with_throughput:
         results["throughput"] = throughput(bench_device())
@@ -370,6 +397,10 @@ def _plot_turbulence(path: Path, pictures: dict, results: dict, variables: list[
               "OI mean x8": oi8[:, t].mean(0), "polydiff mean x8": ens8[:, t].mean(0),
               "polydiff member x8": ens8[0, t], "OI mean stations": oi_o[:, t].mean(0),
               "polydiff mean stations": ens_o[:, t].mean(0)}
+    if "conditional x8" in pictures:
+        panels.update({"conditional mean x8": pictures["conditional x8"][:, t].mean(0),
+                       "conditional member x8": pictures["conditional x8"][0, t],
+                       "conditional mean stations": pictures["conditional obs"][:, t].mean(0)})
     fig = plt.figure(figsize=(2.3 * len(panels), 2.1 * (len(variables) + 1)))
     grid = fig.add_gridspec(len(variables) + 1, len(panels))  # one grid: tight_layout applies
     axes = np.array([[fig.add_subplot(grid[r, c]) for c in range(len(panels))]
@@ -385,11 +416,13 @@ def _plot_turbulence(path: Path, pictures: dict, results: dict, variables: list[
     runs = results["runs"]
     ax = fig.add_subplot(grid[-1, :len(panels) // 2])
     names = ["x4", "x8", "obs"]
-    width = 0.2
-    for j, (method, metric) in enumerate([("oi", "rmse_norm"), ("polydiff", "rmse_norm"),
-                                          ("oi", "crps_norm"), ("polydiff", "crps_norm")]):
+    methods = ["oi", "polydiff"] + (["conditional"] if "conditional x8" in pictures else [])
+    bars = [(m, metric) for metric in ("rmse_norm", "crps_norm") for m in methods]
+    width = 0.8 / len(bars)
+    for j, (method, metric) in enumerate(bars):
         values = [runs[f"turbulence/{method}/{n}"][metric] for n in names]
-        ax.bar(np.arange(3) + (j - 1.5) * width, values, width, label=f"{method} {metric}")
+        ax.bar(np.arange(3) + (j - (len(bars) - 1) / 2) * width, values, width,
+               label=f"{method} {metric}")
     ax.set_xticks(np.arange(3), names)
     ax.set_title("turbulence: RMSE and CRPS / std (lower is better)", fontsize=7)
     ax.legend(fontsize=5)
@@ -442,6 +475,9 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--turbulence", type=Path, default=TURBULENCE,
                         help="checkpoint of the turbulence case (skipped when absent)")
+    parser.add_argument("--conditional", type=Path, default=TURBULENCE_CONDITIONAL,
+                        help="conditional network of the turbulence case, scored beside the "
+                             "guided prior (skipped when absent)")
     parser.add_argument("--no-weather", action="store_true",
                         help="only the turbulence case (e.g. to measure another checkpoint)")
     parser.add_argument("--name", default="atmos_superres",
@@ -460,7 +496,7 @@ if __name__ == "__main__":
         print(json.dumps(tp, indent=2))
     else:
         out = main(quick=args.quick, turbulence=args.turbulence, gaussian=not args.no_weather,
-                   name=args.name,
+                   name=args.name, conditional=args.conditional,
                    with_throughput=not args.no_throughput)
         for name, r in out["runs"].items():
             ratio = "-" if r["spread_skill"] is None else f"{r['spread_skill']:.2f}"

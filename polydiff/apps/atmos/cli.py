@@ -225,13 +225,15 @@ def _add_superres(sub) -> None:
     s = sub.add_parser("superres", help="fine ensemble from a coarse file and/or observations",
                        description="Sample a fine ensemble conditioned on a coarse CF/ERA5 "
                                    "NetCDF file and/or station observations (zero-shot, by "
-                                   "measurement guidance of the score prior). The members "
+                                   "measurement guidance of the score prior; or as the "
+                                   "inputs of a conditional network). The members "
                                    "end on the coarse file's conservative means; with coarse "
                                    "input alone, the checkpoint's spread calibration (fitted "
                                    "on validation fields) scales their spread. --model "
                                    "turbulence picks the bundled turbulence prior (vo, "
-                                   "tprate); warnings (stderr) flag input outside what the "
-                                   "model knows.")
+                                   "tprate), --model turbulence_conditional its conditional "
+                                   "network (factors 4 and 8, any stations); warnings "
+                                   "(stderr) flag input outside what the model knows.")
     s.add_argument("coarse", type=Path, nargs="?", default=None, help="coarse CF/ERA5 NetCDF")
     s.add_argument("--obs", type=Path, default=None,
                    help="observations CSV (time,latitude,longitude,variable,value[,sigma])")
@@ -243,7 +245,8 @@ def _add_superres(sub) -> None:
     add_steps(s, 50)
     add_number(s, "--guidance", lo=0,
                help="DPS step size zeta, 0: the prior (default 0.3; from stations alone "
-                    "the checkpoint's tuned weight: weather 0.5, turbulence 0.1)")
+                    "the checkpoint's tuned weight: weather 0.5, turbulence 0.1; 0 for a "
+                    "conditional network)")
     add_number(s, "--coarse-sigma", lo=0, lo_open=True, default=0.02,
                help="coarse-field noise std, as a fraction of each variable's std")
     add_number(s, "--eta", lo=0, hi=1, default=1.0,

@@ -75,6 +75,30 @@ class CalibrationConfig:
 
 
 @dataclass
+class ConditioningConfig:
+    """A conditional network (:mod:`polydiff.apps.atmos.conditional`): the coarse field and
+    the stations enter as input channels. Training draws one task per copy of every field:
+    a factor alone, a factor with stations, or stations alone (equally likely)."""
+
+    factors: list[int] = field(default_factory=lambda: [4, 8])  # coarse-graining factors
+    stations: list[int] = field(default_factory=lambda: [5, 40])  # [min, max] per field
+    copies: int = 3  # tasks drawn per training field (each a copy of the field)
+
+    def __post_init__(self) -> None:
+        if not self.factors or not all(isinstance(f, int) and not isinstance(f, bool)
+                                       and f >= 2 for f in self.factors):
+            raise UserError(f"conditioning.factors must be integers >= 2, got {self.factors}")
+        lo_hi = self.stations
+        if not (isinstance(lo_hi, list) and len(lo_hi) == 2
+                and all(isinstance(n, int) and not isinstance(n, bool) for n in lo_hi)
+                and 1 <= lo_hi[0] <= lo_hi[1]):
+            raise UserError(f"conditioning.stations must be [min, max] with 1 <= min <= max, "
+                            f"got {lo_hi}")
+        if not isinstance(self.copies, int) or isinstance(self.copies, bool) or self.copies < 1:
+            raise UserError(f"conditioning.copies must be an integer >= 1, got {self.copies!r}")
+
+
+@dataclass
 class AtmosConfig:
     """Everything ``polydiff atmos train`` needs: data, network, noise schedule, optimiser."""
 
@@ -86,18 +110,22 @@ class AtmosConfig:
     prediction_type: str = "epsilon"
     train: TrainConfig = field(default_factory=TrainConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    conditioning: ConditioningConfig | None = None  # None: the score prior (zero-shot DPS)
 
     def __post_init__(self) -> None:
         if self.variables is None:
             self.variables = list(self.fields.variables)
         check_variables(self.variables, self.fields.variables)
         channels = len(self.variables)
+        inputs = network_inputs(channels, self.conditioning)
         # the channels and the grid follow from the variables and the fields when not given
-        self.network = {"in_channels": channels, "out_channels": channels,
+        self.network = {"in_channels": inputs, "out_channels": channels,
                         "sample_size": self.fields.size, **self.network}
-        for key in ("in_channels", "out_channels"):
-            if self.network.get(key, channels) != channels:
-                raise UserError(f"network.{key} must equal the number of variables ({channels})")
+        for key, want in (("in_channels", inputs), ("out_channels", channels)):
+            if self.network.get(key, want) != want:
+                raise UserError(f"network.{key} must be {want} for {channels} variables"
+                                + (" and the conditions" if key == "in_channels"
+                                   and self.conditioning else ""))
         if self.network.get("sample_size", self.fields.size) != self.fields.size:
             raise UserError(f"network.sample_size must equal fields.size ({self.fields.size})")
 
@@ -133,6 +161,8 @@ class AtmosModelConfig:
     sampling settings in ``calibration_settings``); empty when never fitted.
     ``station_guidance``: the DPS weight for observations without a coarse file, tuned on
     validation fields (None: the general default).
+    ``conditioning``: set for a conditional network (the data are its inputs; no guidance
+    by default), None for the score prior.
     """
 
     fields: FieldConfig
@@ -140,6 +170,7 @@ class AtmosModelConfig:
     spread_calibration: dict = field(default_factory=dict)
     calibration_settings: dict = field(default_factory=dict)
     station_guidance: float | None = None
+    conditioning: ConditioningConfig | None = None
 
     def __post_init__(self) -> None:
         grid = (len(self.normaliser.mean[0]), len(self.normaliser.mean[0][0]))
@@ -155,6 +186,12 @@ class AtmosModelConfig:
                     and all(_finite(f) and 0 < f <= 10 for f in factors)):
                 raise ValueError(f"spread_calibration[{key!r}] must hold {c} finite factors "
                                  "in (0, 10]")
+
+
+def network_inputs(channels: int, conditioning: ConditioningConfig | None) -> int:
+    """Input channels of the network: the variables, and 3C + 1 conditions when conditional
+    (coarse anomaly, 1/K, station values and weights per variable)."""
+    return channels + (3 * channels + 1 if conditioning is not None else 0)
 
 
 def _finite(value) -> bool:

@@ -8,14 +8,15 @@ from typing import NamedTuple
 
 import torch
 
-from polydiff.apps.atmos.config import AtmosModelConfig
+from polydiff.apps.atmos.config import AtmosModelConfig, network_inputs
 from polydiff.apps.atmos.normalise import Normaliser
 from polydiff.apps.contract import load_app_checkpoint, named_or_folder, typed_config
 from polydiff.runtime import UserError
 
 APP = "atmos"
 # Bundled priors by name (``--model NAME``): the weather prior is the app's default.
-BUNDLED = {"weather": None, "turbulence": "turbulence"}
+BUNDLED = {"weather": None, "turbulence": "turbulence",
+           "turbulence_conditional": "turbulence_conditional"}
 
 
 class AtmosModel(NamedTuple):
@@ -32,9 +33,10 @@ def load_model(folder: str | os.PathLike | None, device: torch.device | str = "c
                ) -> AtmosModel:
     """The checkpoint ``folder`` (default: the bundled weather prior) on ``device``.
 
-    ``folder`` may also name a bundled prior (``weather`` or ``turbulence``) when no folder
-    of that name exists. A UserError when the folder is not an atmos checkpoint or its
-    network does not fit the grid and variables of its normaliser.
+    ``folder`` may also name a bundled checkpoint (``weather``, ``turbulence`` or
+    ``turbulence_conditional``) when no folder of that name exists. A UserError when the
+    folder is not an atmos checkpoint or its network does not fit the grid and variables of
+    its normaliser (and, for a conditional network, the conditions).
     """
     folder = bundled_or_folder(folder)
     ckpt = load_app_checkpoint(APP, folder, device)
@@ -44,10 +46,13 @@ def load_model(folder: str | os.PathLike | None, device: torch.device | str = "c
     net_cfg = ckpt.net.config
     size = net_cfg.get("sample_size")
     size = tuple(size) if isinstance(size, (list, tuple)) else (size, size)
-    if (net_cfg.get("in_channels"), net_cfg.get("out_channels")) != (c, c) or size != (h, w):
-        raise UserError(f"{ckpt.folder}: the network ({net_cfg.get('in_channels')} channels, "
-                        f"{size[0]}x{size[1]}) does not fit the normaliser ({c} variables, "
-                        f"{h}x{w})")
+    inputs = network_inputs(c, cfg.conditioning)
+    if (net_cfg.get("in_channels"), net_cfg.get("out_channels")) != (inputs, c) or \
+            size != (h, w):
+        raise UserError(f"{ckpt.folder}: the network ({net_cfg.get('in_channels')} input "
+                        f"channels, {size[0]}x{size[1]}) does not fit the normaliser ({c} "
+                        f"variables, {h}x{w}" + (", and the conditions" if cfg.conditioning
+                                                 else "") + ")")
     return AtmosModel(ckpt.net, ckpt.scheduler, norm, cfg, ckpt.folder)
 
 

@@ -1,4 +1,7 @@
-"""Zero-shot super-resolution: the score prior guided by coarse fields and point observations.
+"""Super-resolution from coarse fields and point observations: the score prior guided by
+them (zero-shot), or a conditional network that takes them as inputs
+(:mod:`polydiff.apps.atmos.conditional`, ``config.conditioning`` of its checkpoint; it
+shares the constraints below and runs without guidance unless ``--guidance`` asks for it).
 
 For each time step, ``members`` particles run the reverse diffusion together; the backbone's
 ``MeasurementGuidance`` (DPS by default: x_{t−1} −= ζ ∇_{x_t}‖y − A x̂₀‖_σ, per particle)
@@ -29,6 +32,11 @@ import torch
 import xarray as xr
 
 from polydiff.apps.atmos.checks import input_warnings, warn
+from polydiff.apps.atmos.conditional import (
+    check_conditional_factor,
+    normalised_observations,
+    request_conditions,
+)
 from polydiff.apps.atmos.constraints import ConstrainedX0, feasible, rescale_to_means
 from polydiff.apps.atmos.model import AtmosModel
 from polydiff.diffusion import (
@@ -180,12 +188,8 @@ def point_operator(model: AtmosModel, obs: pd.DataFrame, lat: np.ndarray, lon: n
                    ) -> tuple[Operator, torch.Tensor]:
     """Whitened bilinear observation operator (noise std 1) and its data (1, M)."""
     norm = model.normaliser
-    weights = observation_matrix(obs, norm.variables, lat, lon).to(torch.float64)
-    channel = torch.as_tensor([norm.index(v) for v in obs["variable"]])
-    std = torch.as_tensor(norm.std)[channel]
-    mean_at = torch.sparse.mm(weights, torch.as_tensor(norm.mean).reshape(-1, 1))[:, 0]
-    sigma = torch.tensor(obs["sigma"].to_numpy(), dtype=torch.float64) / std
-    y = (torch.tensor(obs["value"].to_numpy(), dtype=torch.float64) - mean_at) / std / sigma
+    weights, values, sigma = normalised_observations(norm, obs, lat, lon)
+    y = values / sigma
     idx, val = weights.indices(), weights.values()
     whitened = torch.sparse_coo_tensor(idx, val / sigma[idx[0]], weights.shape,
                                        check_invariants=False)
@@ -195,8 +199,13 @@ def point_operator(model: AtmosModel, obs: pd.DataFrame, lat: np.ndarray, lon: n
 def posterior_members(model: AtmosModel, operators: list[Operator], ys: list[torch.Tensor],
                       opts: SuperresOptions, generator: torch.Generator,
                       device: torch.device, progress: bool = False,
-                      spread: np.ndarray | None = None) -> torch.Tensor:
+                      spread: np.ndarray | None = None,
+                      cond: torch.Tensor | None = None) -> torch.Tensor:
     """``opts.members`` posterior samples (M, C, H, W) in physical units, float64, on the CPU.
+
+    ``cond`` (1, 3C + 1, H, W): the conditions of a conditional network
+    (:func:`~polydiff.apps.atmos.conditional.request_conditions`); the guidance then runs
+    only when ``opts.guidance`` > 0.
 
     With a coarse-graining operator first in ``operators`` and ``opts.project``, every
     member ends projected onto its data (A x = y: the conservative means of the input are
@@ -216,13 +225,14 @@ def posterior_members(model: AtmosModel, operators: list[Operator], ys: list[tor
     if opts.constrain and (coarse is not None or lower is not None):
         hooks.append(ConstrainedX0(coarse, y_coarse, None if lower is None else
                                    lower.to(device)))
-    if operators:
+    if operators and opts.guidance != 0:
         stack = Stack([op.to(device) if isinstance(op, SparseLinear) else op
                        for op in operators])
         y = [v.to(device).expand(opts.members, *v.shape[1:]) for v in ys]
         hooks.append(MeasurementGuidance(stack, y, weight=opts.guidance, mode=opts.mode))
     kwargs = {"eta": opts.eta} if opts.eta else None
-    x = sample(Denoiser(model.net), scheduler, (opts.members, c, h, w), steps=opts.steps,
+    denoiser = Denoiser(model.net, None if cond is None else cond.to(device))
+    x = sample(denoiser, scheduler, (opts.members, c, h, w), steps=opts.steps,
                generator=generator, hooks=hooks, device=device, progress=progress,
                step_kwargs=kwargs).sample
     check_finite(x, "the super-resolved ensemble", opts.hint())
@@ -294,10 +304,13 @@ DEFAULT_GUIDANCE = 0.3
 
 
 def resolved_guidance(model: AtmosModel, opts: SuperresOptions, coarse: bool) -> float:
-    """The guidance weight a request runs with: the one asked for, else the checkpoint's
-    ``station_guidance`` for observations alone (when it has one), else 0.3."""
+    """The guidance weight a request runs with: the one asked for, else 0 for a conditional
+    network (the data are its inputs), else the checkpoint's ``station_guidance`` for
+    observations alone (when it has one), else 0.3."""
     if opts.guidance is not None:
         return opts.guidance
+    if model.config.conditioning is not None:
+        return 0.0
     tuned = model.config.station_guidance
     return tuned if not coarse and tuned is not None else DEFAULT_GUIDANCE
 
@@ -325,6 +338,8 @@ def superres(model: AtmosModel, opts: SuperresOptions, *, coarse: xr.Dataset | N
     # 1. the fine grid and the time steps
     if coarse is not None:
         check_factor(model, opts.factor)
+        if model.config.conditioning is not None:
+            check_conditional_factor(model.config.conditioning, opts.factor)
         missing = [v for v in variables if v not in coarse.data_vars]
         if missing:
             raise UserError(f"the coarse file lacks the model's variable(s) {', '.join(missing)}")
@@ -366,8 +381,12 @@ def superres(model: AtmosModel, opts: SuperresOptions, *, coarse: xr.Dataset | N
             operators.append(op)
             ys.append(y)
         spread = spread_factors(model, opts, coarse=batch is not None, obs=rows is not None)
+        cond = None
+        if model.config.conditioning is not None:
+            cond = request_conditions(norm, coarse=(operators[0], ys[0]) if batch is not None
+                                      else None, rows=rows, lat=lat, lon=lon)
         out.append(posterior_members(model, operators, ys, opts, generator, device,
-                                     progress=progress, spread=spread))
+                                     progress=progress, spread=spread, cond=cond))
     # 3. assemble
     members = torch.stack(out, dim=1).numpy()  # (M, T, C, H, W)
     check_finite(members, "the super-resolved ensemble", opts.hint())

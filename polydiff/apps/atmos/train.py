@@ -1,4 +1,5 @@
-"""Train the atmos score prior on synthetic fields with the backbone's trainer."""
+"""Train the atmos score prior, or a conditional network, on synthetic fields with the
+backbone's trainer."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from polydiff.apps.atmos.conditional import training_pairs
 from polydiff.apps.atmos.config import AtmosConfig, AtmosModelConfig
 from polydiff.apps.atmos.data import training_fields
 from polydiff.apps.atmos.model import APP
@@ -21,7 +23,7 @@ from polydiff.diffusion import (
     make_scheduler,
     train,
 )
-from polydiff.physics.atmos_fields import check_device_memory
+from polydiff.physics.atmos_fields import check_device_memory, grid_coords
 from polydiff.runtime import UserError
 
 
@@ -68,12 +70,22 @@ def run_training(cfg: AtmosConfig, *, data_cache: Path | None = None,
     norm = Normaliser.fit(tuple(cfg.variables), fields)
     x = training_set(fields, norm, cfg.data.shifted_copies, generator)
     del fields
+    dataset = x
+    if cfg.conditioning is not None:  # (fine, conditions) pairs: one task per copy
+        c, h, w = x.shape[1:]
+        check_device_memory(len(x) * cfg.conditioning.copies * (4 * c + 1) * h * w * 12,
+                            torch.device("cpu"), "the conditional training pairs")
+        lat, lon = grid_coords(cfg.fields)
+        pairs = training_pairs(x.cpu(), norm, lat, lon, cfg.conditioning, cfg.data.seed)
+        dataset = {"x": pairs[0].to(x.device), "cond": pairs[1].to(x.device)}
     net = seeded(cfg.train.seed, lambda: build_network(cfg.network))
     scheduler = make_scheduler(cfg.scheduler, prediction_type=cfg.prediction_type)
-    report(f"atmos train: {len(x)} fields of {tuple(x.shape[1:])} on {group.device}, "
+    kind = "conditional network" if cfg.conditioning is not None else "score prior"
+    report(f"atmos train ({kind}): {len(dataset['x'] if isinstance(dataset, dict) else x)} "
+           f"fields of {tuple(x.shape[1:])} on {group.device}, "
            f"{count_parameters(net) / 1e6:.2f} M parameters")
-    model_cfg = AtmosModelConfig(cfg.fields, norm.to_config())
-    result = train(net, scheduler, x, cfg.train,
+    model_cfg = AtmosModelConfig(cfg.fields, norm.to_config(), conditioning=cfg.conditioning)
+    result = train(net, scheduler, dataset, cfg.train,
                    config=checkpoint_meta(APP, dataclasses.asdict(model_cfg)), progress=progress)
     if cfg.calibration.factors and group.is_main:  # held-out validation fields, another seed
         from polydiff.apps.atmos.calibrate import calibrate_checkpoint

@@ -15,6 +15,14 @@ NETWORK = {"type": "unet2d", "periodic": True, "sample_size": 16, "in_channels":
            "out_channels": 4, "block_out_channels": [8, 16], "layers_per_block": 1,
            "down_block_types": ["DownBlock2D"] * 2, "up_block_types": ["UpBlock2D"] * 2,
            "norm_num_groups": 4}
+# the turbulence case (vorticity and rain) on the same small grid, and a network whose
+# channels follow from the variables (and the conditions, for a conditional one)
+TURBULENCE_FIELDS = FieldConfig(kind="turbulence", size=16, resolution=2.0, sim_factor=1,
+                                spinup_steps=100, sample_every=20, nu=4e-4, kappa=1e-3,
+                                precip_threshold=1.5)
+TURBULENCE_NETWORK = {"type": "unet2d", "periodic": True, "block_out_channels": [8, 16],
+                      "layers_per_block": 1, "down_block_types": ["DownBlock2D"] * 2,
+                      "up_block_types": ["UpBlock2D"] * 2, "norm_num_groups": 4}
 
 
 @pytest.fixture(scope="session")

@@ -11,17 +11,13 @@ from polydiff.apps.atmos.model import load_model
 from polydiff.apps.atmos.superres import SuperresOptions, lower_bounds, superres
 from polydiff.apps.atmos.train import run_training
 from polydiff.diffusion import TrainConfig
-from polydiff.physics.atmos_fields import FieldConfig, generate_fields
+from polydiff.physics.atmos_fields import generate_fields
 from polydiff.physics.interpolation import conservative_coarsen
 from polydiff.runtime import make_generator
 from polydiff.weights import bundled_path
 
-FIELDS = FieldConfig(kind="turbulence", size=16, resolution=2.0, sim_factor=1,
-                     spinup_steps=100, sample_every=20, nu=4e-4, kappa=1e-3,
-                     precip_threshold=1.5)
-NETWORK = {"type": "unet2d", "periodic": True, "block_out_channels": [8, 16],
-           "layers_per_block": 1, "down_block_types": ["DownBlock2D"] * 2,
-           "up_block_types": ["UpBlock2D"] * 2, "norm_num_groups": 4}
+from .conftest import TURBULENCE_FIELDS as FIELDS
+from .conftest import TURBULENCE_NETWORK as NETWORK
 
 
 @pytest.fixture(scope="module")
