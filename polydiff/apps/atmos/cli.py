@@ -275,7 +275,10 @@ def _add_superres(sub) -> None:
 def _add_train(sub) -> None:
     t = sub.add_parser("train", help="train the score prior from a YAML config (torchrun-ready)",
                        description="Simulate the training fields on the training device (or "
-                                   "read them from --data-cache) and train the score prior.")
+                                   "read them from --data-cache) and train the score prior, "
+                                   "or, with a conditioning block in the config (e.g. "
+                                   "configs/atmos/turbulence_conditional_cpu.yaml), a "
+                                   "conditional network.")
     add_train_args(t, "atmos", data_cache="safetensors cache of the simulated fields: read "
                                           "when it was made with the same fields/data "
                                           "settings, else (re)written")
