@@ -121,6 +121,12 @@ VARIANTS = {  # name -> (folder under runs/pde/ or None for the bundled model, h
                                              "41000-step state"),
     "+ 16000 more at 8e-5": ("wdno_restart7", "burgers_tiny_restart7.yaml, from the "
                                               "49000-step state"),
+    "+ 16000 more at 8e-5 (81 000 steps)": ("wdno_restart8", "burgers_tiny_restart8.yaml, "
+                                                             "from the 65000-step state"),
+    "+ 16000 more at 8e-5 (97 000 steps)": ("wdno_restart9", "burgers_tiny_restart9.yaml, "
+                                                             "from the 81000-step state"),
+    "+ 16000 more at 8e-5 (113 000 steps)": ("wdno_restart10", "burgers_tiny_restart10.yaml, "
+                                                               "from the 97000-step state"),
     "bundled": (None, "polydiff/weights/pde"),
 }
 

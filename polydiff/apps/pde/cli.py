@@ -141,8 +141,9 @@ def _add_control(sub) -> None:
     add_members(p, 4, "candidate forcings")
     add_number(p, "--alpha", lo=0, lo_open=True, hi=100, default=0.01,
                help="energy weight in J = misfit + alpha * energy")
-    add_number(p, "--sigma", lo=1e-3, hi=100, default=0.1,
-               help="guidance likelihood std; smaller pulls harder")
+    add_number(p, "--sigma", lo=1e-3, hi=100, default=0.2,
+               help="guidance likelihood std; smaller pulls harder (default 0.2, tuned on "
+                    "held-out problems)")
     add_output(p, "output NetCDF (.nc); the picture goes beside it as .png")
     p.set_defaults(func=run_control)
 

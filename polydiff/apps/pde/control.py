@@ -87,7 +87,7 @@ class ControlSettings:
     ``MeasurementGuidance``; ``guided``: False samples the forcing unguided."""
 
     alpha: float = 0.01
-    sigma: float = 0.1
+    sigma: float = 0.2  # tuned on 16 problems (seed 555) for the 113 000-step bundle
     weight: float = 1.0
     mode: str = "score"
     variance_inflation: bool = False

@@ -129,6 +129,16 @@ def test_control_reduces_the_terminal_misfit(problem, tmp_path: Path) -> None:
         assert ds["objective"].dims == ("member",) and "u_solver" in ds
 
 
+def test_the_control_command_defaults_to_the_tuned_settings() -> None:
+    """``--sigma`` and ``--alpha`` default to ``ControlSettings`` (tuned on held-out problems)."""
+    from polydiff.apps.pde.control import ControlSettings
+    from polydiff.cli import build_parser
+
+    argv = ["pde", "control", "--init", "a.npy", "--target", "b.npy", "-o", "c.nc"]
+    args = build_parser(argv).parse_args(argv)
+    assert (args.sigma, args.alpha) == (ControlSettings().sigma, ControlSettings().alpha)
+
+
 def test_evaluate_the_model_writes_metrics_and_refuses_other_grids(test_set: Path,
                                                                    tmp_path: Path) -> None:
     out = tmp_path / "m.json"
