@@ -130,16 +130,16 @@ def training_pairs(x: Tensor, norm: Normaliser, lat: np.ndarray, lon: np.ndarray
     """The fields repeated ``cfg.copies`` times (N·copies, C, H, W) and their conditions
     (N·copies, 3C + 1, H, W), one task drawn per copy (see the module's docstring)."""
     rng = np.random.default_rng(seed)
-    n = len(x)
+    n, c = x.shape[:2]
     factors = np.asarray(cfg.factors)
     k = len(factors)
     out = []
     for _ in range(cfg.copies):
-        task = rng.integers(0, k + 2, n)  # < k: that factor alone; k: factor + stations; k+1
+        # task < k: factor k alone; k: a random factor with stations; k + 1: stations alone
+        task = rng.integers(0, k + 2, n)
         factor = np.where(task < k, factors[np.minimum(task, k - 1)], rng.choice(factors, n))
         factor[task == k + 1] = 0
-        cond = torch.zeros(n, 3 * x.shape[1] + 1, *x.shape[2:])
-        c = x.shape[1]
+        cond = torch.zeros(n, 3 * c + 1, *x.shape[2:])
         for f in cfg.factors:
             sel = torch.as_tensor(factor == f)
             if sel.any():

@@ -70,7 +70,7 @@ def run_training(cfg: AtmosConfig, *, data_cache: Path | None = None,
     norm = Normaliser.fit(tuple(cfg.variables), fields)
     x = training_set(fields, norm, cfg.data.shifted_copies, generator)
     del fields
-    dataset = x
+    dataset: torch.Tensor | dict[str, torch.Tensor] = x
     if cfg.conditioning is not None:  # (fine, conditions) pairs: one task per copy
         c, h, w = x.shape[1:]
         check_device_memory(len(x) * cfg.conditioning.copies * (4 * c + 1) * h * w * 12,
@@ -81,8 +81,8 @@ def run_training(cfg: AtmosConfig, *, data_cache: Path | None = None,
     net = seeded(cfg.train.seed, lambda: build_network(cfg.network))
     scheduler = make_scheduler(cfg.scheduler, prediction_type=cfg.prediction_type)
     kind = "conditional network" if cfg.conditioning is not None else "score prior"
-    report(f"atmos train ({kind}): {len(dataset['x'] if isinstance(dataset, dict) else x)} "
-           f"fields of {tuple(x.shape[1:])} on {group.device}, "
+    n = len(dataset["x"]) if isinstance(dataset, dict) else len(x)
+    report(f"atmos train ({kind}): {n} fields of {tuple(x.shape[1:])} on {group.device}, "
            f"{count_parameters(net) / 1e6:.2f} M parameters")
     model_cfg = AtmosModelConfig(cfg.fields, norm.to_config(), conditioning=cfg.conditioning)
     result = train(net, scheduler, dataset, cfg.train,
