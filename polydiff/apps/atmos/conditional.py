@@ -28,7 +28,6 @@ from polydiff.apps.atmos.config import ConditioningConfig
 from polydiff.apps.atmos.normalise import Normaliser
 from polydiff.physics.interpolation import ConservativePool
 from polydiff.physics.observations import DEFAULT_SIGMA, bilinear, observation_matrix
-from polydiff.runtime import UserError
 
 
 def coarse_channels(op: ConservativePool, y: Tensor) -> Tensor:
@@ -77,13 +76,6 @@ def normalised_observations(norm: Normaliser, rows: pd.DataFrame, lat: np.ndarra
     return weights, (values - mean_at) / std, sigma
 
 
-def check_conditional_factor(cfg: ConditioningConfig, factor: int | None) -> None:
-    """A conditional network knows only the factors it was trained for."""
-    if factor is not None and factor not in cfg.factors:
-        raise UserError(f"this conditional model was trained for factors "
-                        f"{', '.join(map(str, cfg.factors))}, not {factor}")
-
-
 def request_conditions(norm: Normaliser, *, coarse: tuple[ConservativePool, Tensor] | None,
                        rows: pd.DataFrame | None, lat: np.ndarray, lon: np.ndarray) -> Tensor:
     """The conditions (1, 3C + 1, H, W) of one time step: the coarse operator and its
@@ -105,7 +97,7 @@ def simulated_stations(x: Tensor, norm: Normaliser, lat: np.ndarray, lon: np.nda
     hull reading every variable of the normalised fields x (B, C, H, W): ``counts[b]``
     stations for field b, with the default noise of each variable (``DEFAULT_SIGMA``)."""
     b, c, h, w = x.shape
-    owner = np.repeat(np.arange(b), counts)
+    owner = torch.as_tensor(np.repeat(np.arange(b), counts))
     m = len(owner)
     pts = bilinear(rng.uniform(lat[0], lat[-1], m), rng.uniform(lon[0], lon[-1], m), lat, lon)
     index = torch.as_tensor(pts.index)
@@ -114,10 +106,10 @@ def simulated_stations(x: Tensor, norm: Normaliser, lat: np.ndarray, lon: np.nda
     rows, cols, vals, values = [], [], [], []
     for ch, name in enumerate(norm.variables):
         sigma = DEFAULT_SIGMA.get(name, 0.0) / float(norm.std[ch])
-        truth = (flat[torch.as_tensor(owner)[:, None], ch, index] * weight).sum(1)
+        truth = (flat[owner[:, None], ch, index] * weight).sum(1)
         values.append(truth + sigma * torch.as_tensor(rng.standard_normal(m)))
         rows.append(torch.arange(m).repeat_interleave(4) + ch * m)
-        cols.append((torch.as_tensor(owner)[:, None] * c * h * w + ch * h * w + index).ravel())
+        cols.append((owner[:, None] * c * h * w + ch * h * w + index).ravel())
         vals.append(weight.ravel())
     weights = torch.sparse_coo_tensor(torch.stack([torch.cat(rows), torch.cat(cols)]),
                                       torch.cat(vals), (c * m, b * c * h * w),

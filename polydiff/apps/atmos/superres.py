@@ -32,11 +32,7 @@ import torch
 import xarray as xr
 
 from polydiff.apps.atmos.checks import input_warnings, warn
-from polydiff.apps.atmos.conditional import (
-    check_conditional_factor,
-    normalised_observations,
-    request_conditions,
-)
+from polydiff.apps.atmos.conditional import normalised_observations, request_conditions
 from polydiff.apps.atmos.constraints import ConstrainedX0, feasible, rescale_to_means
 from polydiff.apps.atmos.model import AtmosModel
 from polydiff.diffusion import (
@@ -166,10 +162,15 @@ def refine(coord: np.ndarray, factor: int, name: str) -> np.ndarray:
 
 
 def check_factor(model: AtmosModel, factor: int) -> None:
-    """The model's grid must split into factor × factor blocks."""
+    """The model's grid must split into factor × factor blocks, and a conditional network
+    must have been trained for the factor."""
     _, h, w = model.normaliser.shape
     if factor < 1 or h % factor or w % factor:
         raise UserError(f"the model's grid {h}x{w} is not a multiple of the factor {factor}")
+    known = model.config.conditioning.factors if model.config.conditioning else None
+    if known is not None and factor not in known:
+        raise UserError(f"this conditional model was trained for factors "
+                        f"{', '.join(map(str, known))}, not {factor}")
 
 
 def coarse_operator(model: AtmosModel, coarse: np.ndarray, factor: int, sigma: float,
@@ -204,8 +205,8 @@ def posterior_members(model: AtmosModel, operators: list[Operator], ys: list[tor
     """``opts.members`` posterior samples (M, C, H, W) in physical units, float64, on the CPU.
 
     ``cond`` (1, 3C + 1, H, W): the conditions of a conditional network
-    (:func:`~polydiff.apps.atmos.conditional.request_conditions`); the guidance then runs
-    only when ``opts.guidance`` > 0.
+    (:func:`~polydiff.apps.atmos.conditional.request_conditions`). The guidance runs only
+    when ``opts.guidance`` is not 0 (for any model: a weight of 0 would change nothing).
 
     With a coarse-graining operator first in ``operators`` and ``opts.project``, every
     member ends projected onto its data (A x = y: the conservative means of the input are
@@ -338,8 +339,6 @@ def superres(model: AtmosModel, opts: SuperresOptions, *, coarse: xr.Dataset | N
     # 1. the fine grid and the time steps
     if coarse is not None:
         check_factor(model, opts.factor)
-        if model.config.conditioning is not None:
-            check_conditional_factor(model.config.conditioning, opts.factor)
         missing = [v for v in variables if v not in coarse.data_vars]
         if missing:
             raise UserError(f"the coarse file lacks the model's variable(s) {', '.join(missing)}")
