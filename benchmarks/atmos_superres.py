@@ -13,9 +13,11 @@ At coarse-graining factors 4 and 8 (conservative, area-weighted):
   * observations only (radiosonde-like stations): polydiff vs OI;
   * coarse + observations (multimodal): polydiff vs OI.
 OI is Gaussian-process regression with the field's own multivariate stationary covariance,
-estimated from other synthetic fields; its posterior samples form an ensemble too.
-Scores: latitude-weighted RMSE of the ensemble mean and CRPS (per variable and averaged in
-units of each variable's climatological std), spread/skill, and radial power spectra.
+estimated from other synthetic fields; its RMSE is that of its analysis (the exact posterior
+mean), and its posterior samples form an ensemble for CRPS and spread.
+Scores: latitude-weighted RMSE of the point estimate (OI's analysis; polydiff's ensemble
+mean, and its estimate for infinitely many members) and fair CRPS (per variable and averaged
+in units of each variable's climatological std), spread/skill, and radial power spectra.
 The weather case uses 6 held-out times, the turbulence case 24 (each from its own flow), and
 the turbulence gains over OI come with paired 95 % bootstrap intervals over those times.
 
@@ -50,7 +52,12 @@ from polydiff.apps.atmos.superres import (
 )
 from polydiff.apps.atmos.train import fields_array
 from polydiff.physics.atmos_fields import FieldConfig, generate_fields
-from polydiff.physics.atmos_metrics import crps_ensemble, lat_weighted_rmse, weighted_mean
+from polydiff.physics.atmos_metrics import (
+    crps_ensemble,
+    lat_weighted_rmse,
+    mean_mse_members_inf,
+    weighted_mean,
+)
 from polydiff.physics.era5 import VARIABLES
 from polydiff.physics.interpolation import (
     StationaryGaussian,
@@ -68,26 +75,42 @@ TURBULENCE = bundled_path("atmos") / "turbulence"  # the non-Gaussian case's che
 TURBULENCE_CONDITIONAL = bundled_path("atmos") / "turbulence_conditional"
 
 
-def _scores(members: np.ndarray, truth: np.ndarray, lat, variables, std) -> dict:
+def _scores(members: np.ndarray, truth: np.ndarray, lat, variables, std,
+            point: np.ndarray | None = None) -> dict:
     """Per-variable metrics and their std-normalised averages; members (M, T, C, H, W).
 
-    ``per_time`` holds each variable's squared error of the ensemble mean and CRPS per time
+    RMSE scores ``point`` (T, C, H, W), the point estimate: OI's analysis (its exact
+    posterior mean; the mean of a few of its samples would be ~sqrt(1 + 1/M) worse), or by
+    default the ensemble mean, as a user of ``superres`` gets it. For an ensemble,
+    ``rmse_norm_members_inf`` estimates what the mean of infinitely many members would score:
+    :func:`~polydiff.physics.atmos_metrics.mean_mse_members_inf`.
+
+    ``per_time`` holds each variable's squared error of the point estimate and CRPS per time
     step in units of its std (V, T): the pieces :func:`gain_interval` resamples.
     """
     per_var = {v: ensemble_metrics(members[:, :, c], truth[:, c], lat)
                for c, v in enumerate(variables)}
     scale = np.asarray(std, dtype=np.float64)[:, None]
-    mse = np.stack([lat_weighted_rmse(members[:, :, c].mean(0), truth[:, c], lat) ** 2
+    own_mean = point is None
+    point = members.mean(0) if own_mean else point
+    mse = np.stack([lat_weighted_rmse(point[:, c], truth[:, c], lat) ** 2
                     for c in range(len(variables))]) / scale**2
     crps = np.stack([weighted_mean(crps_ensemble(members[:, :, c], truth[:, c]), lat)
                      for c in range(len(variables))]) / scale
-    return {
-        "rmse_norm": float(np.mean([per_var[v]["rmse"] / s for v, s in zip(variables, std)])),
+    for c, v in enumerate(variables):
+        per_var[v]["rmse"] = float(np.sqrt(mse[c].mean()) * scale[c, 0])
+    out = {
+        "rmse_norm": float(np.sqrt(mse.mean(1)).mean()),
         "crps_norm": float(np.mean([per_var[v]["crps"] / s for v, s in zip(variables, std)])),
         "spread_skill": _mean_or_none([per_var[v]["spread_skill"] for v in variables]),
-        "variables": per_var,
-        "per_time": {"mse_norm": mse.tolist(), "crps_norm": crps.tolist()},
+        "point_estimate": "ensemble mean" if own_mean else "analysis mean",
     }
+    if own_mean and len(members) > 1:
+        inf = np.stack([mean_mse_members_inf(members[:, :, c], truth[:, c], lat)
+                        for c in range(len(variables))]) / scale**2
+        out["rmse_norm_members_inf"] = float(np.sqrt(np.maximum(inf.mean(1), 0.0)).mean())
+    return {**out, "variables": per_var,
+            "per_time": {"mse_norm": mse.tolist(), "crps_norm": crps.tolist()}}
 
 
 def _resampled(per_time: dict, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -159,11 +182,13 @@ def throughput(device: torch.device, *, times: int = 4, members: int = 4,
             "end_to_end_over_network": end_to_end / network}
 
 
-def _oi(model, prior, truth_ds, coarse, obs, factor, members, seed) -> np.ndarray:
-    """OI ensembles (M, T, C, H, W) in physical units."""
+def _oi(model, prior, truth_ds, coarse, obs, factor, members, seed
+        ) -> tuple[np.ndarray, np.ndarray]:
+    """OI's analysis (its posterior mean, (T, C, H, W)) and its posterior samples
+    (M, T, C, H, W), in physical units."""
     norm = model.normaliser
     lat, lon = truth_ds.latitude.values, truth_ds.longitude.values
-    out = []
+    means, out = [], []
     for k, t in enumerate(truth_ds.time.values):
         ops, ys = [], []
         if coarse is not None:
@@ -175,18 +200,18 @@ def _oi(model, prior, truth_ds, coarse, obs, factor, members, seed) -> np.ndarra
             op, y = point_operator(model, obs[obs.time == t], lat, lon)
             ops.append(op)
             ys.append(y)
-        _, samples = optimal_interpolation(prior, ops, ys, members=members,
-                                           generator=make_generator(seed + k))
+        mean, samples = optimal_interpolation(prior, ops, ys, members=members,
+                                              generator=make_generator(seed + k))
+        means.append(norm.decode(mean)[0])
         out.append(norm.decode(samples))
-    return torch.stack(out, dim=1).numpy()
+    return torch.stack(means).numpy(), torch.stack(out, dim=1).numpy()
 
 
-def _data_residual(members: np.ndarray, truth_ds, variables, std, coarse, factor, obs,
+def _data_residual(mean: np.ndarray, truth_ds, variables, std, coarse, factor, obs,
                    coarse_sigma: float = 0.02) -> dict:
-    """RMS misfit of the ensemble mean (members (M, T, C, H, W)) against the data it was
-    given, in units of the data's stated noise: the conservative means (noise
-    ``coarse_sigma`` · std) and the stations (their ``sigma``); ~1 or below is consistent."""
-    mean = members.mean(0)
+    """RMS misfit of a point estimate (T, C, H, W) against the data it was given, in units
+    of the data's stated noise: the conservative means (noise ``coarse_sigma`` · std) and
+    the stations (their ``sigma``); ~1 or below is consistent."""
     lat, lon = truth_ds.latitude.values, truth_ds.longitude.values
     out = {}
     if coarse is not None:
@@ -243,7 +268,8 @@ def _case(models: dict, results: dict, prefix: str, rows: list[tuple[str, int | 
     """Score each of ``models`` (label -> checkpoint: ``polydiff`` first, e.g. the guided
     prior and a conditional network), OI (and bicubic for each factor) on held-out fields of
     their kind; rows are (name, factor or None, with stations). Returns the pictures' data:
-    ``name`` -> (first model's members, OI's), ``<label> <name>`` -> another's members."""
+    ``name`` -> (first model's members, OI's analysis (1, T, C, H, W)), ``<label> <name>``
+    -> another's members."""
     model = next(iter(models.values()))
     norm = model.normaliser
     variables = list(norm.variables)
@@ -276,23 +302,25 @@ def _case(models: dict, results: dict, prefix: str, rows: list[tuple[str, int | 
                              "eta": opts.eta, "constrain": opts.constrain,
                              "steps": opts.steps,
                              "conditional": each.config.conditioning is not None},
-                "data_residual": _data_residual(ens, truth_ds, variables, norm.std, coarse,
+                "data_residual": _data_residual(ens.mean(0), truth_ds, variables, norm.std, coarse,
                                                 factor, observations)}
             if label != "polydiff":
                 pictures[f"{label} {name}"] = ens
         ens = ensembles["polydiff"]
-        oi = _oi(model, prior, truth_ds, coarse, observations, factor, members, seed=11)
+        oi_mean, oi = _oi(model, prior, truth_ds, coarse, observations, factor, members,
+                          seed=11)
         runs[f"{prefix}oi/{name}"] = {
-            **_scores(oi, truth, lat, variables, norm.std),
-            "data_residual": _data_residual(oi, truth_ds, variables, norm.std, coarse, factor,
+            **_scores(oi, truth, lat, variables, norm.std, point=oi_mean),
+            "data_residual": _data_residual(oi_mean, truth_ds, variables, norm.std, coarse, factor,
                                             observations)}
         positive = [c for c, v in enumerate(variables) if VARIABLES[v].nonnegative]
         if positive:  # a stronger baseline: OI members clipped at 0 where values cannot be < 0
-            clipped = oi.copy()
+            clipped, clipped_mean = oi.copy(), oi_mean.copy()
             clipped[:, :, positive] = np.maximum(clipped[:, :, positive], 0.0)
+            clipped_mean[:, positive] = np.maximum(clipped_mean[:, positive], 0.0)
             runs[f"{prefix}oi_clipped/{name}"] = _scores(clipped, truth, lat, variables,
-                                                         norm.std)
-        pictures[name] = (ens, oi)
+                                                         norm.std, point=clipped_mean)
+        pictures[name] = (ens, oi_mean[None])  # OI's panels show its analysis
     return pictures
 
 
@@ -309,6 +337,8 @@ def _gain(runs: dict, prefix: str, names: list[str], variables: list[str],
         out[name] = {"rmse_norm": 1 - ours["rmse_norm"] / oi["rmse_norm"],
                      "crps_norm": 1 - ours["crps_norm"] / oi["crps_norm"],
                      **gain_interval(ours, oi),
+                     **({"rmse_norm_members_inf": 1 - ours["rmse_norm_members_inf"]
+                         / oi["rmse_norm"]} if "rmse_norm_members_inf" in ours else {}),
                      **{f"{key} {v}": 1 - ours["variables"][v][key] / oi["variables"][v][key]
                         for v in variables for key in ("rmse", "crps")}}
     return out

@@ -27,6 +27,22 @@ def lat_weighted_rmse(pred: np.ndarray, truth: np.ndarray, lat: np.ndarray) -> n
     return np.sqrt(weighted_mean((pred - truth) ** 2, lat))
 
 
+def mean_mse_members_inf(members: np.ndarray, truth: np.ndarray, lat: np.ndarray
+                         ) -> np.ndarray:
+    """Unbiased estimate of the weighted MSE that the mean of infinitely many members
+    would score, from M >= 2 members (M, ..., H, W): shape (...).
+
+    The mean of M exchangeable members misses the truth by the infinite ensemble's error
+    plus their sampling error, so E[MSE_M] = MSE_inf + σ²/M; σ² is estimated by the
+    unbiased member variance. Noisy per point; meant for averages over many.
+    """
+    m = members.shape[0]
+    if m < 2:
+        raise ValueError("the estimate needs at least two members")
+    mse = weighted_mean((members.mean(0) - truth) ** 2, lat)
+    return mse - weighted_mean(members.var(axis=0, ddof=1), lat) / m
+
+
 def crps_ensemble(members: np.ndarray, truth: np.ndarray, *, fair: bool = True) -> np.ndarray:
     """Pointwise CRPS of an ensemble (M, ...) against ``truth`` (...): shape (...).
 

@@ -10,8 +10,10 @@ from polydiff.physics.atmos_metrics import (
     crps_gaussian,
     lat_weighted_rmse,
     latitude_weights,
+    mean_mse_members_inf,
     radial_spectrum,
     spread_skill,
+    weighted_mean,
 )
 
 
@@ -62,3 +64,18 @@ def test_spectrum_of_a_sine_peaks_at_its_wavenumber_and_obeys_parseval():
     assert p[5] == pytest.approx(9.0 / 2) and p[3] == pytest.approx(1.0 / 2)
     assert p.sum() == pytest.approx((f**2).mean())
     assert np.delete(p, [3, 5]).max() < 1e-20
+
+
+def test_members_inf_mse_removes_the_finite_ensemble_error():
+    """Members = truth + a fixed bias b + independent noise: the M-member mean's MSE is
+    b² + σ²/M, the estimate recovers b² (unbiased, averaged over many fields)."""
+    rng = np.random.default_rng(0)
+    lat = np.linspace(-60, 60, 8)
+    truth = rng.normal(size=(4000, 8, 8))
+    bias, sigma, m = 0.3, 1.0, 4
+    members = truth + bias + sigma * rng.normal(size=(m, *truth.shape))
+    naive = weighted_mean((members.mean(0) - truth) ** 2, lat).mean()
+    assert naive == pytest.approx(bias**2 + sigma**2 / m, rel=0.02)
+    assert mean_mse_members_inf(members, truth, lat).mean() == pytest.approx(bias**2, rel=0.03)
+    with pytest.raises(ValueError):
+        mean_mse_members_inf(members[:1], truth, lat)

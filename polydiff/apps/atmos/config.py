@@ -54,9 +54,11 @@ def check_variables(variables: list[str], known: tuple[str, ...] | None = None) 
 @dataclass
 class CalibrationConfig:
     """Spread calibration fitted after training on held-out validation fields (another
-    seed than the training data): per coarse-graining factor, per variable."""
+    seed than the training data): per coarse-graining factor and, with ``stations``, for
+    stations alone; per variable."""
 
     factors: list[int] = field(default_factory=list)  # empty: no calibration
+    stations: int = 0  # stations of a stations-only calibration (0: none)
     times: int = 6  # validation time steps (independent flows)
     members: int = 8
     steps: int = 50  # the sampling settings the factors hold for (superres' defaults)
@@ -66,7 +68,8 @@ class CalibrationConfig:
     seed: int = 4242
 
     def __post_init__(self) -> None:
-        for name, low in (("times", 1), ("members", 2), ("steps", 1), ("seed", 0)):
+        for name, low in (("times", 1), ("members", 2), ("steps", 1), ("seed", 0),
+                          ("stations", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise UserError(f"calibration.{name} must be an integer >= {low}, got {value!r}")
@@ -156,9 +159,10 @@ class AtmosModelConfig:
     """The ``config`` block of an atmos checkpoint: the grid it was trained on, normalisation,
     and the ensemble spread calibration fitted on held-out validation fields.
 
-    ``spread_calibration``: coarse-graining factor (as a string) -> one factor per variable
-    that multiplies the members' deviations from the ensemble mean (coarse input alone, the
-    sampling settings in ``calibration_settings``); empty when never fitted.
+    ``spread_calibration``: coarse-graining factor (as a string), or ``obs`` for stations
+    alone -> one factor per variable that multiplies the members' deviations from the
+    ensemble mean (for that input alone, the sampling settings in ``calibration_settings``);
+    empty when never fitted.
     ``station_guidance``: the DPS weight for observations without a coarse file, tuned on
     validation fields (None: the general default).
     ``conditioning``: set for a conditional network (the data are its inputs; no guidance
@@ -182,7 +186,7 @@ class AtmosModelConfig:
             raise ValueError("station_guidance must be a finite weight >= 0")
         c = len(self.normaliser.variables)
         for key, factors in self.spread_calibration.items():
-            if not (str(key).isdigit() and isinstance(factors, list) and len(factors) == c
+            if not ((str(key).isdigit() or key == "obs") and isinstance(factors, list) and len(factors) == c
                     and all(_finite(f) and 0 < f <= 10 for f in factors)):
                 raise ValueError(f"spread_calibration[{key!r}] must hold {c} finite factors "
                                  "in (0, 10]")

@@ -65,7 +65,7 @@ class SuperresOptions:
     scheduler: str = "ddim"
     batch: int = 4  # time steps read from disk at a time
     project: bool = True  # end on the coarse data exactly (conservative means are exact)
-    calibrate: bool = True  # apply the checkpoint's spread calibration (coarse input alone)
+    calibrate: bool = True  # apply the checkpoint's spread calibration (one kind of input)
     constrain: bool = True  # x̂₀ onto the coarse means and the variables' bounds every step
     eta: float = 1.0  # DDIM stochasticity (0: deterministic steps, 1: DDPM-like)
 
@@ -268,12 +268,14 @@ def spread_factors(model: AtmosModel, opts: SuperresOptions, *, coarse: bool,
                    obs: bool) -> np.ndarray | None:
     """The checkpoint's spread calibration (C,) for this request, or None.
 
-    It was fitted for coarse input alone at the factor asked for, with the sampling
-    settings stored beside it; any other request gets the raw ensemble.
+    It was fitted for coarse input alone at the factor asked for (key: the factor), or for
+    stations alone (key ``obs``), with the sampling settings stored beside it; any other
+    request (coarse input and stations together) gets the raw ensemble.
     """
     table = model.config.spread_calibration
     settings = model.config.calibration_settings
-    if not (opts.calibrate and coarse and not obs and str(opts.factor) in table):
+    key = str(opts.factor) if coarse and not obs else "obs" if obs and not coarse else None
+    if not (opts.calibrate and key in table):
         return None
     # settings fitted before eta and constrain existed were deterministic and unconstrained
     if settings and (settings.get("steps") != opts.steps
@@ -282,7 +284,7 @@ def spread_factors(model: AtmosModel, opts: SuperresOptions, *, coarse: bool,
                      or settings.get("eta", 0.0) != opts.eta
                      or settings.get("constrain", False) != opts.constrain):
         return None
-    return np.asarray(table[str(opts.factor)], dtype=np.float64)
+    return np.asarray(table[key], dtype=np.float64)
 
 
 def _observations_at(obs: pd.DataFrame | None, time) -> pd.DataFrame | None:

@@ -60,6 +60,7 @@ def test_spread_factors_scale_the_deviations_from_the_mean(data, model_dir, tmp_
 
     fitted = SuperresOptions(factor=4, steps=3)
     assert spread_factors(model, fitted, coarse=True, obs=False) is not None
+    assert spread_factors(model, fitted, coarse=False, obs=True) is None  # no "obs" key
     for opts, obs in ((SuperresOptions(factor=4, steps=4), False), (fitted, True),
                       (SuperresOptions(factor=8, steps=3), False),
                       (SuperresOptions(factor=4, steps=3, project=False), False),
@@ -76,14 +77,34 @@ def test_spread_factors_scale_the_deviations_from_the_mean(data, model_dir, tmp_
                           coarse=True, obs=False) is not None
 
 
+def test_a_stations_calibration_applies_to_stations_alone(model_dir, tmp_path):
+    from polydiff.apps.atmos.superres import spread_factors
+
+    folder = tmp_path / "stations"
+    shutil.copytree(model_dir, folder)
+    meta = json.loads((folder / "polydiff.json").read_text())
+    meta["config"]["spread_calibration"] = {"4": [1.0] * 4, "obs": [2.0, 1.5, 1.0, 0.5]}
+    meta["config"]["calibration_settings"] = {"steps": 3, "guidance": 0.3, "eta": 1.0,
+                                              "constrain": True}
+    (folder / "polydiff.json").write_text(json.dumps(meta))
+    model = load_model(folder, "cpu")
+    opts = SuperresOptions(factor=4, steps=3, guidance=0.3)
+    np.testing.assert_array_equal(spread_factors(model, opts, coarse=False, obs=True),
+                                  [2.0, 1.5, 1.0, 0.5])
+    assert spread_factors(model, opts, coarse=True, obs=True) is None  # both: raw
+    assert spread_factors(model, SuperresOptions(factor=4, steps=3, guidance=0.1),
+                          coarse=False, obs=True) is None  # other settings: raw
+
+
 @pytest.mark.slow
 def test_fitted_factors_make_the_validation_spread_skill_one(model_dir, tmp_path):
     folder = tmp_path / "fit"
     shutil.copytree(model_dir, folder)
-    cal = CalibrationConfig(factors=[4], times=2, members=3, steps=3, seed=5)
+    cal = CalibrationConfig(factors=[4], times=2, members=3, steps=3, seed=5, stations=12)
     table = calibrate_checkpoint(folder, cal)
     model = load_model(folder, "cpu")
     assert model.config.spread_calibration == table
+    assert sorted(table) == ["4", "obs"] and all(0.1 <= f <= 10 for f in table["obs"])
     variables = list(model.normaliser.variables)
     truth = generate_fields(cal.times, model.config.fields, make_generator(cal.seed),
                             trajectories=cal.times)
