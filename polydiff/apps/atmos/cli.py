@@ -242,7 +242,9 @@ def _add_superres(sub) -> None:
                    help="fine grid template NetCDF (with --obs and no coarse file)")
     add_number(s, "--factor", kind=int, lo=1, hi=4096,
                help="coarse-graining factor K (required with a coarse file)")
-    add_members(s, 8)
+    add_members(s, 8, "ensemble members; the ensemble mean of M calibrated "
+                "members misses by about sqrt(1 + 1/M) times the posterior mean's error "
+                "(8: +6 %%, 32: +1.5 %%), so take more for a point estimate")
     add_steps(s, 50)
     add_number(s, "--guidance", lo=0,
                help="DPS step size zeta, 0: the prior (default 0.3; from stations alone "

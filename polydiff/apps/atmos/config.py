@@ -186,8 +186,8 @@ class AtmosModelConfig:
             raise ValueError("station_guidance must be a finite weight >= 0")
         c = len(self.normaliser.variables)
         for key, factors in self.spread_calibration.items():
-            if not ((str(key).isdigit() or key == "obs") and isinstance(factors, list) and len(factors) == c
-                    and all(_finite(f) and 0 < f <= 10 for f in factors)):
+            if not ((str(key).isdigit() or key == "obs") and isinstance(factors, list)
+                    and len(factors) == c and all(_finite(f) and 0 < f <= 10 for f in factors)):
                 raise ValueError(f"spread_calibration[{key!r}] must hold {c} finite factors "
                                  "in (0, 10]")
 
