@@ -109,12 +109,28 @@ def main(argv: list[str] | None = None) -> int:
                         help="also calibrate stations alone, from this many random stations")
     parser.add_argument("--times", type=int, default=CalibrationConfig.times)
     parser.add_argument("--seed", type=int, default=CalibrationConfig.seed)
+    parser.add_argument("--guidance", type=float, default=None,
+                        help="DPS weight to calibrate for (default: the one the checkpoint "
+                             "was calibrated for, else 0 for a conditional network, else "
+                             f"{CalibrationConfig.guidance})")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    guidance = args.guidance
+    if guidance is None:
+        guidance = default_guidance(load_model(args.model, "cpu"))
     cal = CalibrationConfig(factors=args.factors, times=args.times, seed=args.seed,
-                            stations=args.stations)
+                            stations=args.stations, guidance=guidance)
     calibrate_checkpoint(args.model, cal, progress=True)
     return 0
+
+
+def default_guidance(model: AtmosModel) -> float:
+    """The guidance weight a recalibration keeps: the stored one, else 0 for a conditional
+    network (its data are inputs; ``superres`` runs it unguided), else the config default."""
+    stored = (model.config.calibration_settings or {}).get("guidance")
+    if stored is not None:
+        return float(stored)
+    return 0.0 if model.config.conditioning is not None else CalibrationConfig.guidance
 
 
 if __name__ == "__main__":

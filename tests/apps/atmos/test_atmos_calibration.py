@@ -118,3 +118,18 @@ def test_fitted_factors_make_the_validation_spread_skill_one(model_dir, tmp_path
                           truth.latitude.values)
         ratio = math.sqrt(4 / 3) * math.sqrt(np.mean(ss.spread**2) / np.mean(ss.skill**2))
         assert ratio == pytest.approx(1.0, rel=1e-3)
+
+
+def test_recalibration_keeps_the_guidance_it_was_calibrated_for(model_dir, tmp_path):
+    from polydiff.apps.atmos.calibrate import default_guidance
+
+    folder = tmp_path / "guided"
+    shutil.copytree(model_dir, folder)
+    meta = json.loads((folder / "polydiff.json").read_text())
+    meta["config"]["calibration_settings"] = {"steps": 3, "guidance": 0.7}
+    (folder / "polydiff.json").write_text(json.dumps(meta))
+    assert default_guidance(load_model(folder, "cpu")) == 0.7
+    meta["config"].pop("calibration_settings")
+    (folder / "polydiff.json").write_text(json.dumps(meta))
+    assert default_guidance(load_model(folder, "cpu")) == CalibrationConfig.guidance
+    assert default_guidance(load_model("turbulence_conditional", "cpu")) == 0.0

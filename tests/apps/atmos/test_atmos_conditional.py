@@ -184,7 +184,7 @@ def test_the_bundled_conditional_network_beats_the_block_means_it_is_given(tmp_p
     prior = load_model("turbulence", "cpu")
     assert model.config.fields == prior.config.fields
     assert model.config.conditioning.factors == [4, 8]
-    assert set(model.config.spread_calibration) == {"4", "8"}
+    assert set(model.config.spread_calibration) == {"4", "8", "obs"}
     truth = generate_fields(2, model.config.fields, make_generator(31), trajectories=2)
     variables = ["vo", "tprate"]
     coarse = coarsen_dataset(truth[variables], 4)
