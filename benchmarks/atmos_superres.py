@@ -56,6 +56,7 @@ from polydiff.physics.atmos_metrics import (
     crps_ensemble,
     lat_weighted_rmse,
     mean_mse_members_inf,
+    radial_spectrum,
     weighted_mean,
 )
 from polydiff.physics.era5 import VARIABLES
@@ -99,6 +100,8 @@ def _scores(members: np.ndarray, truth: np.ndarray, lat, variables, std,
                      for c in range(len(variables))]) / scale
     for c, v in enumerate(variables):
         per_var[v]["rmse"] = float(np.sqrt(mse[c].mean()) * scale[c, 0])
+        if not own_mean:
+            per_var[v]["spectrum"]["mean"] = radial_spectrum(point[:, c])[1].mean(0).tolist()
     out = {
         "rmse_norm": float(np.sqrt(mse.mean(1)).mean()),
         "crps_norm": float(np.mean([per_var[v]["crps"] / s for v, s in zip(variables, std)])),
