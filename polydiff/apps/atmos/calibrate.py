@@ -29,10 +29,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from polydiff.apps.atmos.config import CalibrationConfig
+from polydiff.apps.atmos.config import STATIONS_KEY, CalibrationConfig
 from polydiff.apps.atmos.generate import coarsen_dataset
 from polydiff.apps.atmos.model import AtmosModel, load_model
-from polydiff.apps.atmos.superres import SuperresOptions, superres
+from polydiff.apps.atmos.superres import (
+    DEFAULT_GUIDANCE,
+    SuperresOptions,
+    resolved_guidance,
+    superres,
+)
 from polydiff.apps.contract import report
 from polydiff.diffusion.checkpoint import CONFIG_NAME
 from polydiff.physics.atmos_fields import generate_fields
@@ -53,7 +58,7 @@ def fit_spread_calibration(model: AtmosModel, cal: CalibrationConfig, *,
     if cal.stations:
         obs = simulate_observations(truth_ds[variables], cal.stations,
                                     np.random.default_rng(cal.seed))
-        inputs.append(("obs", 1, None, obs))
+        inputs.append((STATIONS_KEY, 1, None, obs))
     table = {}
     for key, factor, coarse, obs in inputs:
         opts = SuperresOptions(factor=factor, members=cal.members, steps=cal.steps,
@@ -111,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=CalibrationConfig.seed)
     parser.add_argument("--guidance", type=float, default=None,
                         help="DPS weight to calibrate for (default: the one the checkpoint "
-                             "was calibrated for, else 0 for a conditional network, else "
-                             f"{CalibrationConfig.guidance})")
+                             "was calibrated for, else superres' default for coarse input: "
+                             f"0 for a conditional network, {DEFAULT_GUIDANCE} otherwise)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     guidance = args.guidance
@@ -125,12 +130,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def default_guidance(model: AtmosModel) -> float:
-    """The guidance weight a recalibration keeps: the stored one, else 0 for a conditional
-    network (its data are inputs; ``superres`` runs it unguided), else the config default."""
+    """The guidance weight a recalibration keeps: the stored one, else the one ``superres``
+    runs coarse input with by default (0 for a conditional network, else 0.3)."""
     stored = (model.config.calibration_settings or {}).get("guidance")
     if stored is not None:
         return float(stored)
-    return 0.0 if model.config.conditioning is not None else CalibrationConfig.guidance
+    return resolved_guidance(model, SuperresOptions(), coarse=True)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,10 @@ def check_variables(variables: list[str], known: tuple[str, ...] | None = None) 
                         f"{', '.join(known)}")
 
 
+# the spread calibration's key for stations alone (the others are coarse-graining factors)
+STATIONS_KEY = "obs"
+
+
 @dataclass
 class CalibrationConfig:
     """Spread calibration fitted after training on held-out validation fields (another
@@ -186,7 +190,7 @@ class AtmosModelConfig:
             raise ValueError("station_guidance must be a finite weight >= 0")
         c = len(self.normaliser.variables)
         for key, factors in self.spread_calibration.items():
-            if not ((str(key).isdigit() or key == "obs") and isinstance(factors, list)
+            if not ((str(key).isdigit() or key == STATIONS_KEY) and isinstance(factors, list)
                     and len(factors) == c and all(_finite(f) and 0 < f <= 10 for f in factors)):
                 raise ValueError(f"spread_calibration[{key!r}] must hold {c} finite factors "
                                  "in (0, 10]")

@@ -33,6 +33,7 @@ import xarray as xr
 
 from polydiff.apps.atmos.checks import input_warnings, warn
 from polydiff.apps.atmos.conditional import normalised_observations, request_conditions
+from polydiff.apps.atmos.config import STATIONS_KEY
 from polydiff.apps.atmos.constraints import ConstrainedX0, feasible, rescale_to_means
 from polydiff.apps.atmos.model import AtmosModel
 from polydiff.diffusion import (
@@ -274,7 +275,7 @@ def spread_factors(model: AtmosModel, opts: SuperresOptions, *, coarse: bool,
     """
     table = model.config.spread_calibration
     settings = model.config.calibration_settings
-    key = str(opts.factor) if coarse and not obs else "obs" if obs and not coarse else None
+    key = None if coarse == obs else str(opts.factor) if coarse else STATIONS_KEY
     if not (opts.calibrate and key in table):
         return None
     # settings fitted before eta and constrain existed were deterministic and unconstrained
