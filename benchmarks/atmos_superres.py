@@ -56,7 +56,6 @@ from polydiff.physics.atmos_metrics import (
     crps_ensemble,
     lat_weighted_rmse,
     mean_mse_members_inf,
-    radial_spectrum,
     weighted_mean,
 )
 from polydiff.physics.era5 import VARIABLES
@@ -89,21 +88,17 @@ def _scores(members: np.ndarray, truth: np.ndarray, lat, variables, std,
     ``per_time`` holds each variable's squared error of the point estimate and CRPS per time
     step in units of its std (V, T): the pieces :func:`gain_interval` resamples.
     """
-    per_var = {v: ensemble_metrics(members[:, :, c], truth[:, c], lat)
-               for c, v in enumerate(variables)}
-    scale = np.asarray(std, dtype=np.float64)[:, None]
     own_mean = point is None
     point = members.mean(0) if own_mean else point
+    per_var = {v: ensemble_metrics(members[:, :, c], truth[:, c], lat, point=point[:, c])
+               for c, v in enumerate(variables)}
+    scale = np.asarray(std, dtype=np.float64)[:, None]
     mse = np.stack([lat_weighted_rmse(point[:, c], truth[:, c], lat) ** 2
                     for c in range(len(variables))]) / scale**2
     crps = np.stack([weighted_mean(crps_ensemble(members[:, :, c], truth[:, c]), lat)
                      for c in range(len(variables))]) / scale
-    for c, v in enumerate(variables):
-        per_var[v]["rmse"] = float(np.sqrt(mse[c].mean()) * scale[c, 0])
-        if not own_mean:
-            per_var[v]["spectrum"]["mean"] = radial_spectrum(point[:, c])[1].mean(0).tolist()
     out = {
-        "rmse_norm": float(np.sqrt(mse.mean(1)).mean()),
+        "rmse_norm": float(np.mean([per_var[v]["rmse"] / s for v, s in zip(variables, std)])),
         "crps_norm": float(np.mean([per_var[v]["crps"] / s for v, s in zip(variables, std)])),
         "spread_skill": _mean_or_none([per_var[v]["spread_skill"] for v in variables]),
         "point_estimate": "ensemble mean" if own_mean else "analysis mean",
@@ -305,8 +300,8 @@ def _case(models: dict, results: dict, prefix: str, rows: list[tuple[str, int | 
                              "eta": opts.eta, "constrain": opts.constrain,
                              "steps": opts.steps,
                              "conditional": each.config.conditioning is not None},
-                "data_residual": _data_residual(ens.mean(0), truth_ds, variables, norm.std, coarse,
-                                                factor, observations)}
+                "data_residual": _data_residual(ens.mean(0), truth_ds, variables, norm.std,
+                                                coarse, factor, observations)}
             if label != "polydiff":
                 pictures[f"{label} {name}"] = ens
         ens = ensembles["polydiff"]
@@ -314,8 +309,8 @@ def _case(models: dict, results: dict, prefix: str, rows: list[tuple[str, int | 
                           seed=11)
         runs[f"{prefix}oi/{name}"] = {
             **_scores(oi, truth, lat, variables, norm.std, point=oi_mean),
-            "data_residual": _data_residual(oi_mean, truth_ds, variables, norm.std, coarse, factor,
-                                            observations)}
+            "data_residual": _data_residual(oi_mean, truth_ds, variables, norm.std, coarse,
+                                            factor, observations)}
         positive = [c for c, v in enumerate(variables) if VARIABLES[v].nonnegative]
         if positive:  # a stronger baseline: OI members clipped at 0 where values cannot be < 0
             clipped, clipped_mean = oi.copy(), oi_mean.copy()

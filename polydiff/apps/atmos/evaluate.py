@@ -19,19 +19,25 @@ from polydiff.physics.era5 import open_era5, same_longitudes, select
 from polydiff.runtime import UserError, check_finite, check_memory
 
 
-def ensemble_metrics(members: np.ndarray, truth: np.ndarray, lat: np.ndarray) -> dict:
-    """RMSE of the mean, CRPS, spread/skill and spectra for (M, T, H, W) members."""
+def ensemble_metrics(members: np.ndarray, truth: np.ndarray, lat: np.ndarray,
+                     point: np.ndarray | None = None) -> dict:
+    """RMSE of the mean, CRPS, spread/skill and spectra for (M, T, H, W) members.
+
+    ``point`` (T, H, W): the point estimate that RMSE and the spectrum of the mean score
+    instead of the ensemble mean (e.g. OI's exact posterior mean beside its samples).
+    """
+    point = members.mean(0) if point is None else point
     w = latitude_weights(lat)[:, None]
     crps = crps_ensemble(members, truth)  # one member: its absolute error
     ss = spread_skill(members, truth, lat) if len(members) > 1 else None
     k, p_truth = radial_spectrum(truth)
-    _, p_mean = radial_spectrum(members.mean(0))
+    _, p_mean = radial_spectrum(point)
     _, p_members = radial_spectrum(members)
     spread = float(np.sqrt(np.mean(ss.spread**2))) if ss else 0.0
     skill = float(np.sqrt(np.mean(ss.skill**2))) if ss else 0.0
     ratio = spread / skill * math.sqrt((len(members) + 1) / len(members)) if skill > 0 else None
     return {
-        "rmse": float(np.sqrt(np.mean(lat_weighted_rmse(members.mean(0), truth, lat) ** 2))),
+        "rmse": float(np.sqrt(np.mean(lat_weighted_rmse(point, truth, lat) ** 2))),
         "crps": float((crps * w).mean()),
         "spread": spread,
         "spread_skill": ratio,  # None when the mean is exact (no skill error to compare)
