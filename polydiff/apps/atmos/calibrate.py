@@ -24,6 +24,7 @@ import argparse
 import dataclasses
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -120,12 +121,16 @@ def main(argv: list[str] | None = None) -> int:
                              f"0 for a conditional network, {DEFAULT_GUIDANCE} otherwise)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    guidance = args.guidance
-    if guidance is None:
-        guidance = default_guidance(load_model(args.model, "cpu"))
-    cal = CalibrationConfig(factors=args.factors, times=args.times, seed=args.seed,
-                            stations=args.stations, guidance=guidance)
-    calibrate_checkpoint(args.model, cal, progress=True)
+    try:
+        guidance = args.guidance
+        if guidance is None:
+            guidance = default_guidance(load_model(args.model, "cpu"))
+        cal = CalibrationConfig(factors=args.factors, times=args.times, seed=args.seed,
+                                stations=args.stations, guidance=guidance)
+        calibrate_checkpoint(args.model, cal, progress=True)
+    except UserError as err:  # one line, as polydiff's commands give it
+        print(f"atmos calibrate: error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

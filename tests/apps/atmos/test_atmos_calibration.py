@@ -133,3 +133,13 @@ def test_recalibration_keeps_the_guidance_it_was_calibrated_for(model_dir, tmp_p
     (folder / "polydiff.json").write_text(json.dumps(meta))
     assert default_guidance(load_model(folder, "cpu")) == CalibrationConfig.guidance
     assert default_guidance(load_model("turbulence_conditional", "cpu")) == 0.0
+
+
+@pytest.mark.parametrize("args", [["--model", "no/such/folder"],
+                                  ["--model", "turbulence_conditional", "--stations", "-1"]])
+def test_calibrate_refuses_bad_input_in_one_line(args, capsys):
+    from polydiff.apps.atmos.calibrate import main
+
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("atmos calibrate: error:") and "\n" not in err
