@@ -73,6 +73,9 @@ class PDEConfig:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown model kind {self.kind!r} (choose from {KINDS})")
+        if self.kind == "superres" and self.layout.time_pad:
+            raise ValueError("layout.time_pad is for wdno models; superres pairs levels of "
+                             "different lengths and takes none")
         if not 0.0 <= self.band_weight_power <= 4.0:
             raise ValueError(f"band_weight_power must lie in [0, 4], got "
                              f"{self.band_weight_power}")

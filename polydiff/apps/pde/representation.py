@@ -46,16 +46,23 @@ class Layout:
         family: PyWavelets family (wavelet domain only).
         levels: wavelet levels (wavelet domain only).
         scale: one divisor per sample channel (length :attr:`channels`), from training data.
+        time_pad: time steps mirrored onto each end of the time axis before the transform
+            and cut off after it. The transform is periodic, so without it a filter longer
+            than haar couples t_1 with t_nt; a pad at least as long as the filter keeps
+            every coefficient that touches a real step free of the wrap.
     """
 
     domain: str = "wavelet"
     family: str = "bior2.4"
     levels: int = 1
     scale: list[float] = field(default_factory=list)
+    time_pad: int = 0
 
     def __post_init__(self) -> None:
         if self.domain not in DOMAINS:
             raise ValueError(f"unknown domain {self.domain!r} (choose from {DOMAINS})")
+        if self.time_pad < 0:
+            raise ValueError(f"time_pad must be >= 0, got {self.time_pad}")
 
     @property
     def bands(self) -> int:
@@ -79,7 +86,9 @@ class Layout:
 
     def sample_shape(self, nt: int, nx: int) -> tuple[int, int, int]:
         """``(C, h, w)`` of one sample for ``nt`` future steps on ``nx`` points."""
-        return (self.channels, nt // self.factor, nx // self.factor)
+        if self.time_pad > nt:
+            raise ValueError(f"time_pad {self.time_pad} is longer than the {nt} time steps")
+        return (self.channels, (nt + 2 * self.time_pad) // self.factor, nx // self.factor)
 
     def _scale(self, like: Tensor) -> Tensor:
         if len(self.scale) != self.channels:
@@ -101,7 +110,7 @@ class Layout:
     def raw(self, fields: Fields) -> Tensor:
         """Unnormalised sample ``(B, C, h, w)`` of physical fields."""
         u0 = fields.u0[:, None, :].expand_as(fields.u)
-        x = torch.stack([fields.u, fields.f, u0], dim=1)  # (B, 3, nt, nx)
+        x = _mirror_time(torch.stack([fields.u, fields.f, u0], dim=1), self.time_pad)
         return dwt(x, self.family, self.levels) if self.domain == "wavelet" else x
 
     def encode(self, fields: Fields) -> Tensor:
@@ -112,7 +121,9 @@ class Layout:
     def decode_all(self, sample: Tensor) -> Tensor:
         """Physical channels ``(B, 3, nt, nx)`` (u, f, u0 repeated) of a normalised sample."""
         x = sample * self._scale(sample)
-        return idwt(x, self.family, self.levels) if self.domain == "wavelet" else x
+        x = idwt(x, self.family, self.levels) if self.domain == "wavelet" else x
+        p = self.time_pad
+        return x[:, :, p:x.shape[2] - p] if p else x
 
     def decode(self, sample: Tensor) -> Fields:
         """Physical fields of a normalised sample; ``u0`` is read at the first time row."""
@@ -139,6 +150,16 @@ class Layout:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _mirror_time(x: Tensor, pad: int) -> Tensor:
+    """``(B, C, nt, nx)`` with ``pad`` steps mirrored onto each end of the time axis
+    (symmetric, edge step repeated: t_pad .. t_1, t_1 .. t_nt, t_nt .. t_(nt-pad+1))."""
+    if not pad:
+        return x
+    if pad > x.shape[2]:
+        raise ValueError(f"time_pad {pad} is longer than the {x.shape[2]} time steps")
+    return torch.cat([x[:, :, :pad].flip(2), x, x[:, :, -pad:].flip(2)], dim=2)
 
 
 @functools.lru_cache(maxsize=16)

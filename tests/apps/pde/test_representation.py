@@ -25,6 +25,38 @@ def test_encode_decode_round_trip(small_fields: Fields, domain: str) -> None:
         assert torch.max(torch.abs(a - b)) < 1e-5
 
 
+@pytest.mark.parametrize("domain", ["wavelet", "physical"])
+def test_time_pad_round_trip(small_fields: Fields, domain: str) -> None:
+    layout = Layout(domain=domain, family="bior2.4", levels=1, time_pad=8)
+    layout.fit_scale(small_fields)
+    x = layout.encode(small_fields)
+    assert x.shape == (8, *layout.sample_shape(64, 64))
+    assert x.shape[-2] == (64 + 16) // layout.factor
+    for a, b in zip(layout.decode(x), small_fields):
+        assert torch.max(torch.abs(a - b)) < 1e-5
+
+
+@pytest.mark.parametrize("pad, coupled", [(0, True), (8, False)])
+def test_time_pad_cuts_the_periodic_wrap(small_fields: Fields, pad: int, coupled: bool) -> None:
+    """bior2.4's periodic transform couples t_1 with t_nt; a mirrored pad as long as the filter
+    leaves the coefficients that touch the first steps unchanged when the last step moves."""
+    layout = Layout(family="bior2.4", levels=1, scale=[1.0] * 12, time_pad=pad)
+    moved = small_fields.u.clone()
+    moved[:, -1] += 1.0
+    a = layout.encode(small_fields)[:, layout.group("u")]
+    b = layout.encode(Fields(moved, small_fields.f, small_fields.u0))[:, layout.group("u")]
+    first = slice(pad // 2, pad // 2 + 2)  # the coefficient rows of t_1 .. t_4
+    changed = float(torch.max(torch.abs(a[:, :, first] - b[:, :, first])))
+    assert (changed > 1e-3) == coupled
+
+
+def test_time_pad_is_validated() -> None:
+    with pytest.raises(ValueError, match="time_pad"):
+        Layout(time_pad=-1)
+    with pytest.raises(ValueError, match="time_pad"):
+        Layout(time_pad=40).sample_shape(32, 32)
+
+
 def test_u0_channels_hold_only_time_averages(small_fields: Fields) -> None:
     layout = Layout(levels=1, scale=[1.0] * 12)
     u0 = layout.encode(small_fields)[:, layout.group("u0")]

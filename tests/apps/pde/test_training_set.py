@@ -41,3 +41,5 @@ def test_bad_training_options_are_refused() -> None:
     for bad in ({"unforced_repeat": 0}, {"band_weight_power": -1.0}):
         with pytest.raises(ValueError):
             PDEConfig(**bad)
+    with pytest.raises(ValueError, match="time_pad"):
+        PDEConfig(kind="superres", layout=Layout(time_pad=4))
