@@ -15,6 +15,8 @@ sampler steps, 4 views, fusion on a 64 grid with 150 iterations). Measured:
   - colour: the named colour nearest to the mean rendered colour (turntable renders);
   - prompts are written with held-out synonyms and sentence frames only (``captions``),
     plus one set in training words for comparison;
+  - the student twice: reading each prompt as the nearest training caption (the default,
+    ``apps/mesh/snapping``) and conditioned on the prompt as written (``--no-snap``);
 * the student's decoded-SDF spread across the held-out prompts vs across noise seeds;
 * the normal teacher itself: shape accuracy of its sampled views for the same prompts (what
   Progressive Rendering Distillation can at best pass on to the student).
@@ -38,10 +40,12 @@ from benchmarks.mesh_triplane_samples import canonical_views, nearest_colour
 from polydiff.apps.mesh.captions import COLOURS, Spec, caption
 from polydiff.apps.mesh.dataset import MeshDataConfig
 from polydiff.geometry.shapes import SHAPE_KINDS
+from polydiff.runtime import UserError
 
 SPEED_GOAL_S = 10.0       # per mesh on the 2-core CPU at the default resolution
 SPEEDUP_GOAL = 5.0        # triplane mode against normals mode
 ANCHOR_GPU_S = 1.2        # TriplaneTurbo, per mesh on a GPU
+AS_WRITTEN = "triplane, as written"   # the student with --no-snap
 
 
 def prompt_sets(heldout_reps: int) -> dict[str, list[tuple[str, Spec]]]:
@@ -74,15 +78,21 @@ def rendered_colour(verts: torch.Tensor, faces: torch.Tensor, colors: torch.Tens
 
 
 def judge(meshes: list, specs: list[Spec], refs, ref_kinds, data_cfg) -> dict:
-    """Shape kind and colour of generated meshes (GeneratedMesh) against their specs."""
-    views = torch.stack([canonical_views(m.verts, m.faces, data_cfg) for m in meshes])
-    kinds = [SHAPE_KINDS[i] for i in nearest_kind(views, refs, ref_kinds)]
-    colours = [rendered_colour(m.verts, m.faces, m.colors) for m in meshes]
+    """Shape kind and colour of generated meshes (GeneratedMesh, or None where the field had
+    no surface: kind and colour "empty", counted wrong) against their specs."""
+    made = [m for m in meshes if m is not None]
+    views = torch.stack([canonical_views(m.verts, m.faces, data_cfg) for m in made])
+    found = iter([SHAPE_KINDS[i] for i in nearest_kind(views, refs, ref_kinds)])
+    kinds = [next(found) if m is not None else "empty" for m in meshes]
+    colours = [rendered_colour(m.verts, m.faces, m.colors) if m is not None else "empty"
+               for m in meshes]
     return {"kind": kinds, "colour": colours,
             "kind_accuracy": float(np.mean([k == s.shape for k, s in zip(kinds, specs)])),
             "colour_accuracy": float(np.mean([c == s.colour for c, s in zip(colours, specs)])),
-            "watertight_share": float(np.mean([watertight(m) for m in meshes])),
-            "seconds": [m.seconds for m in meshes]}
+            "watertight_share": float(np.mean([m is not None and watertight(m)
+                                               for m in meshes])),
+            "empty": len(meshes) - len(made),
+            "seconds": [m.seconds for m in made]}
 
 
 def watertight(mesh) -> bool:
@@ -137,8 +147,13 @@ def main(quick: bool = True, triplane_dir: str | None = None, normals_dir: str |
     ceiling = float((ref_kinds[d.argmin(1)] == ref_kinds).float().mean())
 
     def run(mode: str, prompt: str):
-        return gens[mode](prompt, steps=None, resolution=None, views=4, seed=0,
-                          fuse_iterations=150)
+        """The mesh, or None when the generated field has no surface for seed 0."""
+        try:
+            return gens[mode](prompt, steps=None, resolution=None, views=4, seed=0,
+                              fuse_iterations=150)
+        except UserError as err:
+            print(f"{mode}: {err}")
+            return None
 
     meshes: dict[str, dict[str, list]] = {"triplane": {}, "normals": {}}
     # the speed pairs first: the same held-out prompts, modes alternating
@@ -150,10 +165,15 @@ def main(quick: bool = True, triplane_dir: str | None = None, normals_dir: str |
         done = len(meshes["triplane"].get(split, []))
         for prompt, _ in prompts[done:]:
             meshes["triplane"].setdefault(split, []).append(run("triplane", prompt))
+    # the same prompts conditioned as written (--no-snap), the same seeds
+    gens[AS_WRITTEN] = MeshGenerator("triplane", triplane_dir, device,
+                                     encoder=gens["triplane"].encoder.encoder, snap=False)
+    meshes[AS_WRITTEN] = {split: [run(AS_WRITTEN, p) for p, _ in prompts]
+                          for split, prompts in sets.items()}
     load_after = os.getloadavg()[0]
 
-    t_tri = [m.seconds for m in meshes["triplane"]["heldout"][:n_normals]]
-    t_nor = [m.seconds for m in meshes["normals"]["heldout"]]
+    t_tri = [m.seconds for m in meshes["triplane"]["heldout"][:n_normals] if m is not None]
+    t_nor = [m.seconds for m in meshes["normals"]["heldout"] if m is not None]
     result: dict = {
         "models": {"triplane": str(triplane_dir or "bundled"),
                    "normals": str(normals_dir or "bundled")},
@@ -162,7 +182,7 @@ def main(quick: bool = True, triplane_dir: str | None = None, normals_dir: str |
         "normals_steps": gens["normals"].model.config.sample_steps,
         "load_average": [load_before, load_after],
         "seconds_per_mesh": {"triplane": float(np.median(
-            [m.seconds for ms in meshes["triplane"].values() for m in ms])),
+            [m.seconds for ms in meshes["triplane"].values() for m in ms if m is not None])),
             "triplane_paired": float(np.median(t_tri)), "normals": float(np.median(t_nor))},
         "goals": {"seconds_per_mesh": SPEED_GOAL_S, "speedup": SPEEDUP_GOAL,
                   "anchor_gpu_seconds": ANCHOR_GPU_S},
@@ -178,6 +198,9 @@ def main(quick: bool = True, triplane_dir: str | None = None, normals_dir: str |
                                                        gens["triplane"].encoder, prompts, refs,
                                                        ref_kinds)
                                for split, prompts in sets.items()}
+    result["teacher_views_as_written"] = {
+        split: teacher_accuracy(gens["normals"].model, gens[AS_WRITTEN].encoder, prompts, refs,
+                                ref_kinds) for split, prompts in sets.items()}
     result["separation"] = separation(gens["triplane"], sets["heldout"][:len(SHAPE_KINDS)])
     name = "mesh_generate" + (f"_{tag}" if tag else "")
     write_json(name, result)
@@ -188,21 +211,24 @@ def main(quick: bool = True, triplane_dir: str | None = None, normals_dir: str |
         for i, ((prompt, _), m) in enumerate(zip(sets["heldout"], meshes[mode]["heldout"])):
             if i >= n:
                 break
+            if m is None:
+                continue
             rows[f"[{mode}] {prompt} -> {r['kind'][i]}, {r['colour'][i]} "
                  f"({m.seconds:.1f} s)"] = turntable(m.verts, m.faces, m.colors, size=96)
     s = result["seconds_per_mesh"]
     contact_sheet(figure_path(name), rows,
                   title=f"held-out prompts: triplane {s['triplane']:.2f} s/mesh, normals "
                         f"{s['normals']:.1f} s/mesh ({result['speedup']:.0f}x)")
-    for mode in ("triplane", "normals"):
+    for mode in ("triplane", AS_WRITTEN, "normals"):
         for split, r in result[mode].items():
             print(f"{mode} {split} ({len(r['kind'])}): kind {r['kind_accuracy']:.2f}, colour "
                   f"{r['colour_accuracy']:.2f}, watertight {r['watertight_share']:.2f}")
     sep = result["separation"]
     print(f"student field spread: across prompts {sep['sdf_across_prompts']:.4f}, across "
           f"seeds {sep['sdf_across_seeds']:.4f} (separation {sep['separation']:.1f})")
-    for split, r in result["teacher_views"].items():
-        print(f"teacher views {split}: kind {r['kind_accuracy']:.2f}")
+    for key in ("teacher_views", "teacher_views_as_written"):
+        for split, r in result[key].items():
+            print(f"{key} {split}: kind {r['kind_accuracy']:.2f}")
     print(f"seconds per mesh: triplane {s['triplane']:.2f}, normals {s['normals']:.1f} "
           f"({result['speedup']:.1f}x); classifier ceiling {ceiling:.2f}; load "
           f"{load_before:.1f}-{load_after:.1f}")

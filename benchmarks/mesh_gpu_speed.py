@@ -36,10 +36,12 @@ def held_out_prompts() -> list[str]:
 
 
 def make_table(path: Path = TABLE) -> None:
+    from polydiff.apps.mesh.snapping import anchor_captions
     from polydiff.apps.mesh.text_encoder import EmbeddingTable, TextEncoder
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    EmbeddingTable.save(path, TextEncoder(), held_out_prompts())
+    # the anchor captions too: generate reads each prompt as one of them (snapping)
+    EmbeddingTable.save(path, TextEncoder(), held_out_prompts() + anchor_captions())
     print(f"wrote {path}")
 
 

@@ -45,6 +45,10 @@ def register(subparsers, name: str, help_text: str) -> None:
                     "at most 128) (default: the model's)")
     add_number(g, "--views", kind=int, lo=2, hi=16, default=4,
                help="normal maps generated in normals mode")
+    g.add_argument("--no-snap", dest="snap", action="store_false",
+                   help="condition on the prompt as written instead of reading it as the "
+                        "nearest caption of the training vocabulary (the default; the note "
+                        "'read as ...' names that caption)")
     g.add_argument("--format", choices=FORMATS, default=None,
                    help="mesh format (default: from the output suffix, else glb)")
     add_output(g, "output mesh (.glb/.obj/.ply; a folder with --prompts); a PNG turntable is "
@@ -170,7 +174,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def _generator(args: argparse.Namespace, device):
     from polydiff.apps.mesh.generate import MeshGenerator
 
-    return MeshGenerator(args.mode, args.model, device)
+    return MeshGenerator(args.mode, args.model, device, snap=args.snap)
 
 
 def _generate_one(generator, prompt: str, mesh_tmp: Path, png_tmp: Path,

@@ -41,9 +41,10 @@ class MeshGenerator:
     """The model of one mode, loaded once for many prompts."""
 
     def __init__(self, mode: str, model: str | Path | None, device: torch.device,
-                 encoder=None) -> None:
+                 encoder=None, snap: bool = True) -> None:
         """``encoder``: prompts -> embeddings (default: the bundled text encoder on the CPU;
-        an ``EmbeddingTable`` where that is not installed)."""
+        an ``EmbeddingTable`` where that is not installed). ``snap``: read each prompt as the
+        nearest caption of the training vocabulary (:mod:`polydiff.apps.mesh.snapping`)."""
         from polydiff.apps.mesh.text_encoder import TextEncoder
 
         if mode not in MODES:
@@ -62,6 +63,10 @@ class MeshGenerator:
             self.colour = load_colour_head(model if model is not None else
                                            bundled_folder("mesh", KIND))
         self.encoder = encoder if encoder is not None else TextEncoder(device="cpu")
+        if snap:
+            from polydiff.apps.mesh.snapping import SnappedEncoder
+
+            self.encoder = SnappedEncoder(self.encoder)
 
     def __call__(self, prompt: str, *, steps: int | None, resolution: int | None,
                  views: int, seed: int, fuse_iterations: int = 150) -> GeneratedMesh:
@@ -87,6 +92,9 @@ class MeshGenerator:
             verts, faces, colors, notes = self._normals(prompt, steps, resolution, views,
                                                         generator, fuse_iterations)
         check_finite(verts, "the generated mesh", "a model that does not fit this prompt")
+        if hasattr(self.encoder, "read_as"):
+            notes += (f"read as {self.encoder.read_as(prompt)[0]!r}, the nearest caption of "
+                      "the training vocabulary (--no-snap: as written)",)
         return GeneratedMesh(verts, faces, colors, time.perf_counter() - t0, notes)
 
     def _normals(self, prompt, steps, resolution, views, generator, iterations):

@@ -1,0 +1,133 @@
+"""Vocabulary snapping: a prompt is read as the nearest caption of the training vocabulary.
+
+The mesh models are trained on procedural captions ("a tall red mug", with synonyms and
+sentence frames). A prompt in other words ("a crimson beer stein") lands where the small
+generator has never been trained, and its shape follows the prompt weakly. The sentence
+encoder does place such a prompt near the right training caption (on the benchmark's 44
+held-out prompts the nearest anchor names the prompted shape 33 times). So the prompt is
+replaced by the nearest of the *anchor captions* — every training shape word x colour
+word x plain/tall/short, "a {size}{colour} {shape}" — by cosine similarity of the
+embeddings, and the model is conditioned on that caption's own embedding, which lies
+where it was trained. ``--no-snap`` conditions on the prompt as written.
+
+The anchors' embeddings for the bundled encoder ship in ``polydiff/weights/mesh/prompts``
+(int8, only used to find the nearest caption); for another encoder they are computed once
+per process.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from polydiff.apps.mesh.captions import COLOURS, SHAPE_WORDS
+
+ANCHOR_FILE = "anchors.safetensors"
+SIZES = ("", "tall ", "short ")
+
+
+def anchor_captions() -> list[str]:
+    """Every training shape word x colour word x size as "a {size}{colour} {shape}"."""
+    shapes = [w for words in SHAPE_WORDS.values() for w in words.train]
+    colours = [w for _, words in COLOURS.values() for w in words.train]
+    return [f"a {size}{colour} {shape}" for shape in shapes for colour in colours
+            for size in SIZES]
+
+
+def bundled_anchor_folder() -> Path:
+    from polydiff.apps.contract import bundled_folder
+
+    return bundled_folder("mesh", "prompts")
+
+
+def save_anchors(folder: str | Path, encoder) -> Path:
+    """Write the anchors' embeddings by ``encoder`` (int8 with one scale) to ``folder``."""
+    from safetensors.torch import save_file
+
+    captions = anchor_captions()
+    emb = encoder(captions, batch_size=256).float()
+    scale = float(emb.abs().max()) / 127.0
+    path = Path(folder) / ANCHOR_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"embeddings": torch.round(emb / scale).to(torch.int8),
+               "scale": torch.tensor([scale])}, str(path),
+              metadata={"encoder": str(getattr(encoder, "name", "")),
+                        "captions": json.dumps(captions)})
+    return path
+
+
+def _read_anchors(path: Path, encoder) -> Tensor | None:
+    """The stored anchor embeddings (N, dim) when they were made by this encoder with the
+    current vocabulary; None otherwise (or when the file is absent)."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        return None
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        if (meta.get("encoder") != str(getattr(encoder, "name", "")) or
+                json.loads(meta.get("captions", "[]")) != anchor_captions()):
+            return None
+        emb = f.get_tensor("embeddings").float() * f.get_tensor("scale").float()
+    return emb if emb.shape[1] == encoder.dim else None
+
+
+class SnappedEncoder:
+    """An encoder (prompts -> (N, dim) embeddings) that reads each prompt as its nearest
+    anchor caption and returns that caption's embedding.
+
+    Args:
+        encoder: the text encoder the models were trained with (``TextEncoder``).
+        folder: where ``anchors.safetensors`` lies (default: the bundled one); used when it
+            was made by this encoder, else the anchors are embedded here.
+    """
+
+    def __init__(self, encoder, folder: str | Path | None = None) -> None:
+        self.encoder = encoder
+        self.name = getattr(encoder, "name", "")
+        self.captions = anchor_captions()
+        path = Path(folder or bundled_anchor_folder()) / ANCHOR_FILE
+        emb = _read_anchors(path, encoder)
+        if emb is None:
+            who = self.name or "the text encoder"
+            print(f"embedding {len(self.captions)} anchor captions with {who} (a few seconds)",
+                  file=sys.stderr)
+            emb = encoder(self.captions, batch_size=256).float()
+        self.anchors = torch.nn.functional.normalize(emb, dim=-1)
+
+    @property
+    def dim(self) -> int:
+        return self.encoder.dim
+
+    def read_as(self, prompts: str | list[str]) -> list[str]:
+        """The anchor caption each prompt is read as."""
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        query = torch.nn.functional.normalize(self.encoder(prompts).float(), dim=-1)
+        return [self.captions[i] for i in (query @ self.anchors.T).argmax(1).tolist()]
+
+    def __call__(self, prompts: str | list[str], batch_size: int = 64) -> Tensor:
+        """(N, dim) embeddings of the anchor captions the prompts are read as."""
+        return self.encoder(self.read_as(prompts), batch_size=batch_size)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the bundled encoder's anchors: ``python -m polydiff.apps.mesh.snapping [-o DIR]``."""
+    import argparse
+
+    from polydiff.apps.mesh.text_encoder import TextEncoder
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("-o", "--output", type=Path, default=None,
+                        help="folder (default: the bundled polydiff/weights/mesh/prompts)")
+    args = parser.parse_args(argv)
+    path = save_anchors(args.output or bundled_anchor_folder(), TextEncoder(device="cpu"))
+    print(f"wrote {path} ({len(anchor_captions())} anchor captions)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

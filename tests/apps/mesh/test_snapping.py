@@ -1,0 +1,97 @@
+"""Vocabulary snapping: stored anchors agree with the encoder; prompts in unseen words are
+read as a training caption of the shape they name; --no-snap turns it off."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from polydiff.apps.mesh.captions import SHAPE_WORDS
+from polydiff.apps.mesh.snapping import (
+    ANCHOR_FILE,
+    SnappedEncoder,
+    _read_anchors,
+    anchor_captions,
+    bundled_anchor_folder,
+    save_anchors,
+)
+from polydiff.cli import main
+
+
+class BagOfWords:
+    """A deterministic stand-in encoder: the normalised sum of one random vector per word."""
+
+    name, dim = "bag-of-words", 32
+
+    def __call__(self, prompts, batch_size: int = 64):
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        out = []
+        for p in prompts:
+            v = sum(torch.randn(self.dim, generator=torch.Generator().manual_seed(
+                sum(map(ord, w)) * 131 + len(w))) for w in p.lower().split())
+            out.append(torch.nn.functional.normalize(v, dim=0))
+        return torch.stack(out)
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    from polydiff.apps.mesh.text_encoder import TextEncoder
+
+    return TextEncoder(device="cpu")
+
+
+def test_anchor_captions_cover_the_training_vocabulary_once() -> None:
+    captions = anchor_captions()
+    shapes = sum(len(w.train) for w in SHAPE_WORDS.values())
+    assert len(captions) == len(set(captions)) == shapes * 22 * 3
+    assert "a tall red mug" in captions and "a scarlet donut" in captions
+
+
+def test_bundled_anchors_are_the_encoders_embeddings(encoder) -> None:
+    stored = _read_anchors(bundled_anchor_folder() / ANCHOR_FILE, encoder)
+    assert stored is not None, "the bundled anchors were made by another encoder or vocabulary"
+    rows = [0, 500, 2177]
+    fresh = encoder([anchor_captions()[i] for i in rows])
+    cos = torch.nn.functional.cosine_similarity(stored[rows], fresh, dim=-1)
+    assert float(cos.min()) > 0.999
+
+
+@pytest.mark.parametrize("prompt, kind", [("there is a silver doughnut", "torus"),
+                                          ("my spacecraft is lavender", "rocket"),
+                                          ("an object: a jade marble", "ball")])
+def test_unseen_synonyms_are_read_as_their_shape(encoder, prompt: str, kind: str) -> None:
+    snapped = SnappedEncoder(encoder)
+    read = snapped.read_as(prompt)[0]
+    assert any(read.endswith(" " + word) for word in SHAPE_WORDS[kind].train), read
+    assert torch.equal(snapped(prompt), encoder(read))
+
+
+def test_a_training_caption_is_read_as_itself(encoder) -> None:
+    assert SnappedEncoder(encoder).read_as(["a tall red mug", "a blue cube"]) == \
+        ["a tall red mug", "a blue cube"]
+
+
+def test_another_encoder_gets_its_own_anchors(tmp_path, capsys) -> None:
+    """Anchors stored by one encoder are not used for another: they are embedded afresh."""
+    fake = BagOfWords()
+    snapped = SnappedEncoder(fake, folder=tmp_path)  # no file there
+    assert "embedding 2178 anchor captions" in capsys.readouterr().err
+    assert snapped.read_as("a red mug")[0] == "a red mug"
+    save_anchors(tmp_path, fake)
+    assert _read_anchors(tmp_path / ANCHOR_FILE, fake) is not None
+    SnappedEncoder(fake, folder=tmp_path)
+    assert capsys.readouterr().err == ""          # read from the file this time
+    fake.name = "another encoder"
+    assert _read_anchors(tmp_path / ANCHOR_FILE, fake) is None
+
+
+def test_generate_names_what_it_read_and_no_snap_turns_it_off(tmp_path, capsys) -> None:
+    out = tmp_path / "torus.glb"
+    assert main(["mesh", "generate", "there is a silver doughnut", "-o", str(out)]) == 0
+    text = capsys.readouterr()
+    assert "read as 'a " in text.out + text.err and out.is_file()
+    out2 = tmp_path / "literal.glb"
+    assert main(["mesh", "generate", "there is a silver doughnut", "--no-snap", "-o",
+                 str(out2)]) == 0
+    text = capsys.readouterr()
+    assert "read as" not in text.out + text.err and out2.is_file()
