@@ -99,6 +99,11 @@ VARIANTS = {  # name -> (folder under runs/pde/ or None for the bundled model, h
     "2000 steps (bundled before)": ("wdno_2k_bundled",
                                     "burgers_tiny.yaml, 2000 steps, constant lr 1e-3"),
     "6000 steps": ("wdno_6k", "burgers_tiny.yaml --train-steps 6000"),
+    "6000 steps, epsilon-prediction": ("wdno_6k_eps", "burgers_tiny_eps.yaml (the 6000-step "
+                                                      "recipe, epsilon instead of v)"),
+    "6000 steps, bior2.4, time padded 8": ("wdno_6k_bior_pad", "burgers_tiny_bior_pad.yaml (the "
+                                                               "6000-step recipe, bior2.4 "
+                                                               "with layout.time_pad 8)"),
     "6000 + 500 annealed": ("ab_p0", "from the 6000-step state, 500 steps with the lr on a "
                                      "cosine to 0, EMA 0.99"),
     "6000 + 500 annealed, band weight 1": ("ab_p1", "the same, band_weight_power 1"),
@@ -127,6 +132,14 @@ VARIANTS = {  # name -> (folder under runs/pde/ or None for the bundled model, h
                                                              "from the 81000-step state"),
     "+ 16000 more at 8e-5 (113 000 steps)": ("wdno_restart10", "burgers_tiny_restart10.yaml, "
                                                                "from the 97000-step state"),
+    "6000 steps, width 48/96/96": ("wdno_6k_wide", "burgers_tiny_wide.yaml (the 6000-step "
+                                                    "recipe, 4x the parameters)"),
+    "6000 steps, 1000 trajectories": ("wdno_6k_n1000", "burgers_tiny_n1000.yaml (the 6000-step "
+                                                       "recipe on a third of the data)"),
+    "6000 steps, raw weights (no EMA)": ("wdno_6k_raw", "the 6000-step run's optimised "
+                                                        "weights instead of their EMA (0.999)"),
+    "113 000 steps, raw weights (no EMA)": ("wdno_restart10_raw", "the bundled run's optimised "
+                                                                  "weights instead of their EMA"),
     "bundled": (None, "polydiff/weights/pde"),
 }
 
