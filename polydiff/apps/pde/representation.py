@@ -86,8 +86,7 @@ class Layout:
 
     def sample_shape(self, nt: int, nx: int) -> tuple[int, int, int]:
         """``(C, h, w)`` of one sample for ``nt`` future steps on ``nx`` points."""
-        if self.time_pad > nt:
-            raise ValueError(f"time_pad {self.time_pad} is longer than the {nt} time steps")
+        _check_time_pad(self.time_pad, nt)
         return (self.channels, (nt + 2 * self.time_pad) // self.factor, nx // self.factor)
 
     def _scale(self, like: Tensor) -> Tensor:
@@ -152,13 +151,17 @@ class Layout:
         return asdict(self)
 
 
+def _check_time_pad(pad: int, nt: int) -> None:
+    if pad > nt:
+        raise ValueError(f"time_pad {pad} is longer than the {nt} time steps")
+
+
 def _mirror_time(x: Tensor, pad: int) -> Tensor:
     """``(B, C, nt, nx)`` with ``pad`` steps mirrored onto each end of the time axis
     (symmetric, edge step repeated: t_pad .. t_1, t_1 .. t_nt, t_nt .. t_(nt-pad+1))."""
     if not pad:
         return x
-    if pad > x.shape[2]:
-        raise ValueError(f"time_pad {pad} is longer than the {x.shape[2]} time steps")
+    _check_time_pad(pad, x.shape[2])
     return torch.cat([x[:, :, :pad].flip(2), x, x[:, :, -pad:].flip(2)], dim=2)
 
 
