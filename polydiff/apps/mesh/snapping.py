@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from polydiff.apps.mesh.captions import COLOURS, SHAPE_WORDS
+from polydiff.runtime import UserError
 
 ANCHOR_FILE = "anchors.safetensors"
 SIZES = ("", "tall ", "short ")
@@ -53,10 +54,12 @@ def save_anchors(folder: str | Path, encoder) -> Path:
     scale = float(emb.abs().max()) / 127.0
     path = Path(folder) / ANCHOR_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")  # renamed only once complete
     save_file({"embeddings": torch.round(emb / scale).to(torch.int8),
-               "scale": torch.tensor([scale])}, str(path),
+               "scale": torch.tensor([scale])}, str(partial),
               metadata={"encoder": str(getattr(encoder, "name", "")),
                         "captions": json.dumps(captions)})
+    partial.replace(path)
     return path
 
 
@@ -124,7 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", type=Path, default=None,
                         help="folder (default: the bundled polydiff/weights/mesh/prompts)")
     args = parser.parse_args(argv)
-    path = save_anchors(args.output or bundled_anchor_folder(), TextEncoder(device="cpu"))
+    try:
+        path = save_anchors(args.output or bundled_anchor_folder(), TextEncoder(device="cpu"))
+    except (UserError, OSError) as err:  # one line, as polydiff's commands give it
+        print(f"mesh snapping: error: {err}", file=sys.stderr)
+        return 2
     print(f"wrote {path} ({len(anchor_captions())} anchor captions)")
     return 0
 

@@ -95,3 +95,14 @@ def test_generate_names_what_it_read_and_no_snap_turns_it_off(tmp_path, capsys) 
                  str(out2)]) == 0
     text = capsys.readouterr()
     assert "read as" not in text.out + text.err and out2.is_file()
+
+
+def test_the_anchor_command_refuses_an_unwritable_folder_in_one_line(tmp_path, capsys) -> None:
+    from polydiff.apps.mesh.snapping import main as snapping_main
+
+    blocker = tmp_path / "a file"
+    blocker.write_text("")
+    assert snapping_main(["-o", str(blocker / "sub")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mesh snapping: error:") and "\n" not in err
+    assert not (blocker / "sub").exists()
