@@ -78,8 +78,9 @@ def rendered_colour(verts: torch.Tensor, faces: torch.Tensor, colors: torch.Tens
 
 
 def judge(meshes: list, specs: list[Spec], refs, ref_kinds, data_cfg) -> dict:
-    """Shape kind and colour of generated meshes (GeneratedMesh, or None where the field had
-    no surface: kind and colour "empty", counted wrong) against their specs."""
+    """Shape kind and colour of generated meshes (GeneratedMesh, or None where no draw of the
+    seed had a surface: kind and colour "empty", counted wrong) against their specs;
+    "redrawn" counts meshes from a later draw of the seed (the first had no surface)."""
     made = [m for m in meshes if m is not None]
     views = torch.stack([canonical_views(m.verts, m.faces, data_cfg) for m in made])
     found = iter([SHAPE_KINDS[i] for i in nearest_kind(views, refs, ref_kinds)])
@@ -92,6 +93,7 @@ def judge(meshes: list, specs: list[Spec], refs, ref_kinds, data_cfg) -> dict:
             "watertight_share": float(np.mean([m is not None and watertight(m)
                                                for m in meshes])),
             "empty": len(meshes) - len(made),
+            "redrawn": sum(any("noise draw" in n for n in m.notes) for m in made),
             "seconds": [m.seconds for m in made]}
 
 
@@ -147,7 +149,7 @@ def main(quick: bool = True, triplane_dir: str | None = None, normals_dir: str |
     ceiling = float((ref_kinds[d.argmin(1)] == ref_kinds).float().mean())
 
     def run(mode: str, prompt: str):
-        """The mesh, or None when the generated field has no surface for seed 0."""
+        """The mesh, or None when seed 0's noise draws all gave a field with no surface."""
         try:
             return gens[mode](prompt, steps=None, resolution=None, views=4, seed=0,
                               fuse_iterations=150)

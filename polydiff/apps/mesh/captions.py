@@ -89,7 +89,8 @@ class Spec:
         return ASPECTS[self.aspect][0] if self.aspect else PLAIN_ASPECT
 
 
-def _article(word: str) -> str:
+def article(word: str) -> str:
+    """The indefinite article before ``word`` ("an" before a vowel)."""
     return "an" if word[:1].lower() in "aeiou" else "a"
 
 
@@ -111,7 +112,7 @@ def caption(spec: Spec, rng: np.random.Generator, split: str = "train") -> str:
     text = pick(TEMPLATES).format(a="\0", size=size, colour=colour, shape=shape)
     text = re.sub(r"\s+", " ", text).strip()
     # each article agrees with the word after it
-    return re.sub("\0 (\\w)", lambda m: _article(m.group(1)) + " " + m.group(1), text)
+    return re.sub("\0 (\\w)", lambda m: article(m.group(1)) + " " + m.group(1), text)
 
 
 def random_spec(rng: np.random.Generator, p_aspect: float = 0.4) -> Spec:

@@ -24,6 +24,7 @@ from polydiff.runtime import UserError, check_finite
 
 MODES = ("triplane", "normals")
 DEFAULT_GREY = (0.7, 0.7, 0.7)
+EMPTY_DRAWS = 4  # triplane noise draws of one seed tried before "no surface" is an error
 
 
 class GeneratedMesh(NamedTuple):
@@ -79,15 +80,22 @@ class MeshGenerator:
             from polydiff.apps.mesh.triplane_model import generate_triplane_mesh
             from polydiff.geometry.triplane import EmptyFieldError
 
-            try:
-                verts, faces, colors = generate_triplane_mesh(
-                    prompt, self.model, steps=steps or 4, resolution=resolution,
-                    generator=generator, device=self.device, text_encoder=self.encoder)
-            except EmptyFieldError as err:  # thin shapes can vanish for some noise draws
-                raise UserError(f"no surface for {prompt!r} with seed {seed}: the generated "
-                                "SDF is positive everywhere; another --seed may give one"
-                                ) from err
             notes: tuple[str, ...] = ()
+            for draw in range(1, EMPTY_DRAWS + 1):  # thin shapes can vanish for some draws
+                try:
+                    verts, faces, colors = generate_triplane_mesh(
+                        prompt, self.model, steps=steps or 4, resolution=resolution,
+                        generator=generator, device=self.device, text_encoder=self.encoder)
+                    break
+                except EmptyFieldError as err:
+                    if draw == EMPTY_DRAWS:
+                        raise UserError(f"no surface for {prompt!r} with seed {seed} in "
+                                        f"{EMPTY_DRAWS} noise draws: the generated SDF is "
+                                        "positive everywhere; another --seed may give one"
+                                        ) from err
+            if draw > 1:
+                notes = (f"the first {draw - 1} noise draw(s) of seed {seed} gave no surface; "
+                         f"this mesh is draw {draw} of the same seed",)
         else:
             verts, faces, colors, notes = self._normals(prompt, steps, resolution, views,
                                                         generator, fuse_iterations)

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from polydiff.apps.mesh.captions import COLOURS, SHAPE_WORDS
+from polydiff.apps.mesh.captions import COLOURS, SHAPE_WORDS, article
 from polydiff.runtime import UserError
 
 ANCHOR_FILE = "anchors.safetensors"
@@ -32,11 +32,12 @@ SIZES = ("", "tall ", "short ")
 
 
 def anchor_captions() -> list[str]:
-    """Every training shape word x colour word x size as "a {size}{colour} {shape}"."""
+    """Every training shape word x colour word x size as "a {size}{colour} {shape}", with
+    the article the training captions use ("an orange mug")."""
     shapes = [w for words in SHAPE_WORDS.values() for w in words.train]
     colours = [w for _, words in COLOURS.values() for w in words.train]
-    return [f"a {size}{colour} {shape}" for shape in shapes for colour in colours
-            for size in SIZES]
+    return [f"{article(size + colour)} {size}{colour} {shape}" for shape in shapes
+            for colour in colours for size in SIZES]
 
 
 def bundled_anchor_folder() -> Path:

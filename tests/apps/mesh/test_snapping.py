@@ -45,6 +45,8 @@ def test_anchor_captions_cover_the_training_vocabulary_once() -> None:
     shapes = sum(len(w.train) for w in SHAPE_WORDS.values())
     assert len(captions) == len(set(captions)) == shapes * 22 * 3
     assert "a tall red mug" in captions and "a scarlet donut" in captions
+    assert "an orange mug" in captions and "a tall orange mug" in captions  # as trained
+    assert not any(c.startswith(("a a", "a e", "a o")) for c in captions)
 
 
 def test_bundled_anchors_are_the_encoders_embeddings(encoder) -> None:

@@ -133,5 +133,36 @@ def test_an_empty_field_names_the_prompt_and_the_seed(monkeypatch):
 
     monkeypatch.setattr(triplane_model, "generate_triplane_mesh", empty)
     gen = MeshGenerator("triplane", None, torch.device("cpu"))
-    with pytest.raises(UserError, match=r"'a yellow table' with seed 7: .*another --seed"):
+    with pytest.raises(UserError, match=r"'a yellow table' with seed 7 in 4 noise draws: "
+                       r".*another --seed"):
         gen("a yellow table", steps=None, resolution=None, views=4, seed=7)
+
+
+def test_an_empty_draw_is_followed_by_the_same_seeds_next_draw(monkeypatch):
+    """A draw with no surface is replaced by the next noise draw of the same generator: the
+    mesh is the one that draw gives, the same seed gives it again, and a note says so."""
+    from polydiff.apps.mesh import triplane_model
+    from polydiff.apps.mesh.generate import MeshGenerator
+    from polydiff.geometry.triplane import EmptyFieldError
+
+    real = triplane_model.generate_triplane_mesh
+    calls = []
+
+    def first_two_empty(prompt, model, **kwargs):
+        noise = torch.randn(3, generator=kwargs["generator"])  # consume the stream
+        calls.append(noise)
+        if len(calls) % 3 in (1, 2):
+            raise EmptyFieldError("the field has no inside (the SDF is positive everywhere)")
+        return real(prompt, model, **kwargs)
+
+    monkeypatch.setattr(triplane_model, "generate_triplane_mesh", first_two_empty)
+    gen = MeshGenerator("triplane", None, torch.device("cpu"))
+    a = gen("a red mug", steps=None, resolution=32, views=4, seed=3)
+    b = gen("a red mug", steps=None, resolution=32, views=4, seed=3)
+    assert len(calls) == 6 and not torch.equal(calls[0], calls[2])  # new noise per draw
+    assert torch.equal(calls[2], calls[5]) and torch.equal(a.verts, b.verts)
+    assert any("first 2 noise draw(s) of seed 3" in n and "draw 3" in n for n in a.notes)
+    monkeypatch.setattr(triplane_model, "generate_triplane_mesh", real)
+    direct = gen("a red mug", steps=None, resolution=32, views=4, seed=3)
+    assert not any("noise draw" in n for n in direct.notes)
+    assert not torch.equal(direct.verts, a.verts)  # draw 3 is not draw 1
