@@ -356,6 +356,18 @@ def _scene(cfg: SceneConfig, cams: Cameras, image: Tensor, t: Tensor, normal: Te
     )
 
 
+def unshadowed(p: Tensor, n: Tensor, towards: Tensor, objects: list[_Object],
+               reach: float = math.inf) -> Tensor:
+    """(N,) whether each point p (N, 3), lifted off its surface along its normal n, sees the
+    light at p + reach * towards (N, 3): False where an object lies on that segment (a cast
+    shadow)."""
+    lit = torch.ones(len(p), dtype=torch.bool)
+    for obj in objects:  # shadow rays
+        t_i, _ = obj.hit(p + 1e-4 * n, towards)
+        lit &= ~(t_i < reach)
+    return lit
+
+
 def _shading(rng: np.random.Generator, p: Tensor, n: Tensor, objects: list[_Object],
              lo: np.ndarray, hi: np.ndarray) -> Tensor:
     """(N,) Lambertian irradiance: ambient + sky-like directional + shadowed point light."""
@@ -367,10 +379,7 @@ def _shading(rng: np.random.Generator, p: Tensor, n: Tensor, objects: list[_Obje
                                                       rng.uniform(0.2, 0.8), 0.92]))
     to_lamp = lamp - p
     dist = to_lamp.norm(dim=-1)
-    lit = torch.ones_like(dist, dtype=torch.bool)
-    for obj in objects:  # shadow rays: blocked if an object lies between point and lamp
-        t_i, _ = obj.hit(p + 1e-4 * n, to_lamp)
-        lit &= ~(t_i < 1.0)
+    lit = unshadowed(p, n, to_lamp, objects, reach=1.0)  # the lamp lies at t = 1
     lamp_term = (n * to_lamp).sum(-1).clamp(min=0) / dist / (1 + 0.08 * dist**2)
     sun_term = (n @ sun).clamp(min=0)
     power = rng.uniform(0.5, 1.1)
@@ -450,10 +459,7 @@ def render_outdoor(rng: np.random.Generator, cfg: SceneConfig = SceneConfig()) -
     az, el = rng.uniform(0, 2 * math.pi), rng.uniform(0.15, 1.3)
     sun = torch.tensor([math.cos(az) * math.cos(el), math.sin(az) * math.cos(el), math.sin(el)],
                        dtype=torch.float64)
-    lit = torch.ones(len(p), dtype=torch.bool)
-    for obj in objects:  # shadow rays towards the sun
-        t_i, _ = obj.hit(p + 1e-4 * normal, sun.expand_as(p))
-        lit &= ~torch.isfinite(t_i)
+    lit = unshadowed(p, normal, sun.expand_as(p), objects)  # the sun at infinity
     sun_power = rng.uniform(0.6, 1.2)
     light = (ambient + sun_power * (normal @ sun).clamp(min=0) * lit)[:, None]
     radiance = albedo * light * _tint(rng, cfg.light_tint)

@@ -5,7 +5,17 @@ import torch
 
 from polydiff.geometry.cameras import unproject_depth
 from polydiff.geometry.normals import angular_error_deg, normals_from_depth
-from polydiff.geometry.scenes import SceneConfig, hit_box, hit_cylinder, hit_sphere, render_scene
+from polydiff.geometry.scenes import (
+    SceneConfig,
+    _box,
+    _Object,
+    hit_box,
+    hit_cylinder,
+    hit_sphere,
+    render_scene,
+    unshadowed,
+)
+from polydiff.geometry.textures import Texture
 
 
 def test_same_seed_same_scene_and_ranges():
@@ -120,3 +130,26 @@ def test_a_photo_texture_tiles_the_photograph_on_the_surface():
     p = torch.tensor([[3.0, 0.1, -0.6]], dtype=torch.float64)
     got = tex.albedo(p, torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64)).numpy()
     np.testing.assert_allclose(got, photo[[1], [0]], rtol=1e-6)
+
+
+def test_objects_cast_shadows_on_what_lies_behind_them():
+    """Shadow rays against known geometry: floor points under a slab do not see a lamp above
+    it, those beside it do; an object beyond the lamp casts nothing; a ball blocks the sun
+    (at infinity) only on the side it stands."""
+    grey = Texture("plain", np.stack([np.full(3, 0.5)] * 2))
+    slab = _box([0.0, 0.0, 1.0], np.array([0.5, 0.5, 0.05]), 0.3, grey)
+    floor = torch.tensor([[0.0, 0.0, 0.0], [0.3, -0.2, 0.0], [2.0, 0.0, 0.0]],
+                         dtype=torch.float64)
+    up = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64).expand_as(floor)
+    lamp = torch.tensor([0.0, 0.0, 2.0], dtype=torch.float64)
+    assert unshadowed(floor, up, lamp - floor, [slab], reach=1.0).tolist() == \
+        [False, False, True]
+    low_lamp = torch.tensor([0.0, 0.0, 0.5], dtype=torch.float64)  # below the slab
+    assert unshadowed(floor, up, low_lamp - floor, [slab], reach=1.0).all()
+    ball = _Object("sphere", (torch.tensor([0.0, 0.0, 3.0], dtype=torch.float64), 0.3), grey)
+    sun_high = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64).expand_as(floor)
+    sun_low = torch.nn.functional.normalize(torch.tensor([1.0, 0.0, 0.2], dtype=torch.float64),
+                                            dim=0).expand_as(floor)
+    assert unshadowed(floor, up, sun_high, [ball]).tolist() == [False, True, True]
+    assert unshadowed(floor, up, sun_low, [ball]).all()
+    assert unshadowed(floor, up, sun_high, []).all()
