@@ -98,6 +98,19 @@ def denoising_loss(model: Callable[[Tensor, Tensor], Tensor], scheduler, x0: Ten
     return (err * w).sum() / w.sum().clamp_min(1e-12)
 
 
+def snr_capped_timestep_weights(scheduler, cap: float) -> Tensor:
+    """Training probabilities (num_train_timesteps,) of the timesteps, ∝ min(1, cap / (1 +
+    SNR_t)): the noisy steps are drawn as often as uniformly, the nearly clean ones (1 + SNR
+    above ``cap``) less, in proportion. With v-prediction the loss at step t is (1 + SNR_t)
+    times the clean-sample error, so a uniform draw spends most of its gradient on steps
+    that barely change a sample; this is Min-SNR-γ's cap (Hang et al. 2023), applied to
+    the draw instead of the loss, and without its down-weighting of the noisiest steps."""
+    if not cap > 0:
+        raise ValueError(f"the SNR cap must be positive, got {cap}")
+    ab = scheduler.alphas_cumprod.double()
+    return torch.clamp(cap * (1 - ab), max=1.0)  # 1 / (1 + SNR) = 1 - ᾱ
+
+
 def default_loss(net: nn.Module, batch: Batch, noise: Tensor, timesteps: Tensor,
                  scheduler=None) -> Tensor:
     """``denoising_loss`` on batch["x"], with batch["cond"] concatenated when present."""

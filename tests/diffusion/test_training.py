@@ -209,3 +209,19 @@ def test_time_budget_shortens_the_schedule_to_fit(tmp_path, monkeypatch):
                   loss_fn=loss_fn, progress=False)
     for p, q in zip(timed.net.parameters(), fixed.net.parameters()):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def test_snr_capped_timestep_weights_follow_one_over_one_plus_snr():
+    """min(1, cap (1 - ᾱ_t)) = min(1, cap / (1 + SNR_t)), computed here from the betas."""
+    from polydiff.diffusion.training import snr_capped_timestep_weights
+
+    sched = make_scheduler("ddim", beta_schedule="squaredcos_cap_v2")
+    w = snr_capped_timestep_weights(sched, 5.0)
+    ab = torch.cumprod(1 - sched.betas.double(), 0)
+    snr = ab / (1 - ab)
+    torch.testing.assert_close(w, torch.clamp(5.0 / (1 + snr), max=1.0), rtol=1e-3,
+                               atol=1e-5)  # the scheduler keeps ᾱ in float32
+    assert w[-1] == 1 and w[0] < 1e-3 and bool((w[1:] >= w[:-1]).all())  # noisy steps: 1
+    assert snr[w < 1].min() > 4  # only steps with 1 + SNR above the cap are thinned
+    with pytest.raises(ValueError, match="positive"):
+        snr_capped_timestep_weights(sched, 0.0)

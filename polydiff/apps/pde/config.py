@@ -56,6 +56,9 @@ class PDEConfig:
         unforced_repeat: WDNO only: how many times each unforced trajectory of the data
             appears in the training set (1: once, as solved). More weight on the unforced
             problems without solving new data or changing the fitted scales.
+        timestep_snr_cap: draw the training timesteps with probability ∝ min(1, cap /
+            (1 + SNR_t)) instead of uniformly (``snr_capped_timestep_weights``): fewer of the
+            nearly clean steps, which barely change a trajectory. None: uniform.
     """
 
     kind: str = "wdno"
@@ -69,6 +72,7 @@ class PDEConfig:
     crops: int = 2
     band_weight_power: float = 0.0
     unforced_repeat: int = 1
+    timestep_snr_cap: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -81,6 +85,9 @@ class PDEConfig:
                              f"{self.band_weight_power}")
         if not 1 <= self.unforced_repeat <= 100:
             raise ValueError(f"unforced_repeat must lie in [1, 100], got {self.unforced_repeat}")
+        if self.timestep_snr_cap is not None and not 0 < self.timestep_snr_cap <= 1e4:
+            raise ValueError(f"timestep_snr_cap must lie in (0, 1e4] or be null, got "
+                             f"{self.timestep_snr_cap}")
 
     def network_block(self) -> dict:
         """The network block with channels and sample size set from the layout."""

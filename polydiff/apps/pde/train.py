@@ -20,7 +20,12 @@ from polydiff.apps.pde.model import APP
 from polydiff.apps.pde.representation import Fields, Layout
 from polydiff.diffusion.networks import Denoiser, build_network, count_parameters
 from polydiff.diffusion.schedulers import make_scheduler
-from polydiff.diffusion.training import TrainResult, denoising_loss, train
+from polydiff.diffusion.training import (
+    TrainResult,
+    denoising_loss,
+    snr_capped_timestep_weights,
+    train,
+)
 from polydiff.physics.pde_data import Trajectories
 from polydiff.runtime import UserError, atomic_output, is_main_process
 
@@ -130,8 +135,11 @@ def run_training(config: PDEConfig, *, data_file: Path | None = None,
         report(f"pde train: {config.kind} ({config.layout.domain}) with "
                f"{count_parameters(net) / 1e6:.3f} M parameters on "
                f"{len(dataset['x'])} samples of shape {tuple(dataset['x'].shape[1:])}")
+    cap = config.timestep_snr_cap
     return train(net, scheduler, dataset, config.train, loss_fn=loss_fn,
-                 config=config_record(config), progress=progress)
+                 config=config_record(config), progress=progress,
+                 timestep_weights=None if cap is None else
+                 snr_capped_timestep_weights(scheduler, cap))
 
 
 def load_or_solve(config: PDEConfig, data_file: Path | None, progress: bool) -> Fields:

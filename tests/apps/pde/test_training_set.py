@@ -38,8 +38,29 @@ def test_unforced_items_repeat_without_changing_the_scales(small_fields: Fields)
 
 
 def test_bad_training_options_are_refused() -> None:
-    for bad in ({"unforced_repeat": 0}, {"band_weight_power": -1.0}):
+    for bad in ({"unforced_repeat": 0}, {"band_weight_power": -1.0}, {"timestep_snr_cap": 0}):
         with pytest.raises(ValueError):
             PDEConfig(**bad)
     with pytest.raises(ValueError, match="time_pad"):
         PDEConfig(kind="superres", layout=Layout(time_pad=4))
+
+
+def test_an_snr_cap_reaches_the_training_loop(small_fields: Fields, monkeypatch,
+                                             tmp_path) -> None:
+    """``timestep_snr_cap`` gives the training loop the capped draw; no cap, uniform."""
+    from polydiff.apps.pde import train as pde_train
+    from polydiff.diffusion.training import snr_capped_timestep_weights
+
+    got = []
+    monkeypatch.setattr(pde_train, "load_or_solve", lambda *a, **k: small_fields)
+    monkeypatch.setattr(pde_train, "train", lambda *a, **k: got.append(k["timestep_weights"]))
+    for cap in (None, 3.0):
+        cfg = _config(1)
+        cfg.timestep_snr_cap = cap
+        cfg.network = {"block_out_channels": [8, 8], "layers_per_block": 1,
+                       "down_block_types": ["DownBlock2D"] * 2,
+                       "up_block_types": ["UpBlock2D"] * 2, "norm_num_groups": 4}
+        pde_train.run_training(cfg, progress=False)
+    assert got[0] is None
+    want = snr_capped_timestep_weights(pde_train.make_scheduler_for(cfg), 3.0)
+    torch.testing.assert_close(got[1], want)
