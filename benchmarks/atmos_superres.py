@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import bench_device, figure_path, write_json
+from polydiff.apps.atmos.conditional import normalised_observations
 from polydiff.apps.atmos.evaluate import ensemble_metrics
 from polydiff.apps.atmos.generate import coarsen_dataset
 from polydiff.apps.atmos.model import load_model
@@ -195,7 +196,8 @@ def _oi(model, prior, truth_ds, coarse, obs, factor, members, seed
             ops.append(op)
             ys.append(y)
         if obs is not None:
-            op, y = point_operator(model, obs[obs.time == t], lat, lon)
+            op, y = point_operator(model, normalised_observations(norm, obs[obs.time == t],
+                                                                  lat, lon))
             ops.append(op)
             ys.append(y)
         mean, samples = optimal_interpolation(prior, ops, ys, members=members,

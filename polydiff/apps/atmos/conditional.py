@@ -77,16 +77,17 @@ def normalised_observations(norm: Normaliser, rows: pd.DataFrame, lat: np.ndarra
 
 
 def request_conditions(norm: Normaliser, *, coarse: tuple[ConservativePool, Tensor] | None,
-                       rows: pd.DataFrame | None, lat: np.ndarray, lon: np.ndarray) -> Tensor:
+                       observed: tuple[Tensor, Tensor, Tensor] | None) -> Tensor:
     """The conditions (1, 3C + 1, H, W) of one time step: the coarse operator and its
-    normalised data (1, C, h, w), and/or that step's observation rows."""
+    normalised data (1, C, h, w), and/or that step's observations as
+    :func:`normalised_observations` gives them."""
     shape = (1, *norm.shape)
     parts = {}
     if coarse is not None:
         op, y = coarse
         parts["coarse"] = coarse_channels(op, y.to(torch.float64))
-    if rows is not None:
-        weights, values, _ = normalised_observations(norm, rows, lat, lon)
+    if observed is not None:
+        weights, values, _ = observed
         parts["stations"] = station_channels(weights, values, shape)
     return conditions(shape, **parts)
 

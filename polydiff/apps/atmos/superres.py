@@ -186,11 +186,13 @@ def coarse_operator(model: AtmosModel, coarse: np.ndarray, factor: int, sigma: f
     return op, y[None].float()
 
 
-def point_operator(model: AtmosModel, obs: pd.DataFrame, lat: np.ndarray, lon: np.ndarray
+def point_operator(model: AtmosModel, observed: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
                    ) -> tuple[Operator, torch.Tensor]:
-    """Whitened bilinear observation operator (noise std 1) and its data (1, M)."""
+    """Whitened bilinear observation operator (noise std 1) and its data (1, M), of
+    observations as :func:`~polydiff.apps.atmos.conditional.normalised_observations`
+    gives them."""
     norm = model.normaliser
-    weights, values, sigma = normalised_observations(norm, obs, lat, lon)
+    weights, values, sigma = observed
     y = values / sigma
     idx, val = weights.indices(), weights.values()
     whitened = torch.sparse_coo_tensor(idx, val / sigma[idx[0]], weights.shape,
@@ -378,15 +380,16 @@ def superres(model: AtmosModel, opts: SuperresOptions, *, coarse: xr.Dataset | N
             operators.append(op)
             ys.append(y)
         rows = _observations_at(obs, time)
-        if rows is not None:
-            op, y = point_operator(model, rows, lat, lon)
+        observed = None if rows is None else normalised_observations(norm, rows, lat, lon)
+        if observed is not None:
+            op, y = point_operator(model, observed)
             operators.append(op)
             ys.append(y)
         spread = spread_factors(model, opts, coarse=batch is not None, obs=rows is not None)
         cond = None
         if model.config.conditioning is not None:
             cond = request_conditions(norm, coarse=(operators[0], ys[0]) if batch is not None
-                                      else None, rows=rows, lat=lat, lon=lon)
+                                      else None, observed=observed)
         out.append(posterior_members(model, operators, ys, opts, generator, device,
                                      progress=progress, spread=spread, cond=cond))
     # 3. assemble

@@ -8,6 +8,7 @@ import torch
 
 from polydiff.apps.atmos.conditional import (
     coarse_channels,
+    normalised_observations,
     request_conditions,
     simulated_stations,
     station_channels,
@@ -76,7 +77,8 @@ def test_request_conditions_read_a_station_on_a_grid_point_at_its_value():
     rows = pd.DataFrame({"time": pd.Timestamp("2001-01-01"), "latitude": [LAT[4]],
                          "longitude": [LON[7]], "variable": ["tprate"], "value": [5e-5],
                          "sigma": [1e-6]})
-    cond = request_conditions(norm, coarse=None, rows=rows, lat=LAT, lon=LON)
+    cond = request_conditions(norm, coarse=None,
+                              observed=normalised_observations(norm, rows, LAT, LON))
     assert cond.shape == (1, 7, 16, 16)
     assert torch.all(cond[0, :3] == 0)  # no coarse field: no anomaly, 1/K = 0
     np.testing.assert_allclose(float(cond[0, 4, 4, 7]), (5e-5 - 1e-6) / 1e-4, rtol=1e-6)
