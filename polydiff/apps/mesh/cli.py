@@ -37,8 +37,10 @@ def register(subparsers, name: str, help_text: str) -> None:
                         "NNNN_<prompt>.glb (NNNN: the prompt's number), split between torchrun "
                         "processes")
     g.add_argument("--mode", choices=("triplane", "normals"), default="triplane",
-                   help="triplane: 4-step triplane generator (default); normals: multi-view "
-                        "normal maps fused by differentiable rasterization")
+                   help="triplane: 4-step triplane generator (default; a noise draw whose "
+                        "field has no surface is followed by the same seed's next draw, up to "
+                        "4, with a note); normals: multi-view normal maps fused by "
+                        "differentiable rasterization")
     add_steps(g, None, "sampler steps (default: 4 for triplane, the model's for normals)")
     add_number(g, "--resolution", kind=int, lo=16, hi=512, default=None,
                help="marching-cubes cells per side (triplane) / carving grid (normals; "
