@@ -132,14 +132,24 @@ VARIANTS = {  # name -> (folder under runs/pde/ or None for the bundled model, h
                                                              "from the 81000-step state"),
     "+ 16000 more at 8e-5 (113 000 steps)": ("wdno_restart10", "burgers_tiny_restart10.yaml, "
                                                                "from the 97000-step state"),
+    "+ 16000 more at 8e-5 (129 000 steps)": ("wdno_restart11", "burgers_tiny_restart11.yaml, "
+                                                               "from the 113000-step state"),
+    "+ 16000 more at 8e-5 (145 000 steps)": ("wdno_restart12", "burgers_tiny_restart12.yaml, "
+                                                               "from the 129000-step state"),
+    "+ 16000 more at 8e-5 (161 000 steps)": ("wdno_restart13", "burgers_tiny_restart13.yaml, "
+                                                               "from the 145000-step state"),
     "6000 steps, width 48/96/96": ("wdno_6k_wide", "burgers_tiny_wide.yaml (the 6000-step "
                                                     "recipe, 4x the parameters)"),
     "6000 steps, 1000 trajectories": ("wdno_6k_n1000", "burgers_tiny_n1000.yaml (the 6000-step "
                                                        "recipe on a third of the data)"),
     "6000 steps, raw weights (no EMA)": ("wdno_6k_raw", "the 6000-step run's optimised "
                                                         "weights instead of their EMA (0.999)"),
-    "113 000 steps, raw weights (no EMA)": ("wdno_restart10_raw", "the bundled run's optimised "
-                                                                  "weights instead of their EMA"),
+    "6000 steps, timesteps drawn with an SNR cap of 5": (
+        "wdno_6k_snrcap", "burgers_tiny_snrcap.yaml (the 6000-step recipe, timestep_snr_cap "
+                          "5: fewer nearly clean training steps)"),
+    "113 000 steps, raw weights (no EMA)": ("wdno_restart10_raw", "the 113 000-step run's "
+                                                                  "optimised weights instead of "
+                                                                  "their EMA"),
     "bundled": (None, "polydiff/weights/pde"),
 }
 
