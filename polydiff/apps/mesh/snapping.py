@@ -50,17 +50,17 @@ def save_anchors(folder: str | Path, encoder) -> Path:
     """Write the anchors' embeddings by ``encoder`` (int8 with one scale) to ``folder``."""
     from safetensors.torch import save_file
 
+    from polydiff.runtime import atomic_output
+
     captions = anchor_captions()
     emb = encoder(captions, batch_size=256).float()
     scale = float(emb.abs().max()) / 127.0
     path = Path(folder) / ANCHOR_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")  # renamed only once complete
-    save_file({"embeddings": torch.round(emb / scale).to(torch.int8),
-               "scale": torch.tensor([scale])}, str(partial),
-              metadata={"encoder": str(getattr(encoder, "name", "")),
-                        "captions": json.dumps(captions)})
-    partial.replace(path)
+    with atomic_output(path) as tmp:  # renamed onto path only once complete
+        save_file({"embeddings": torch.round(emb / scale).to(torch.int8),
+                   "scale": torch.tensor([scale])}, str(tmp),
+                  metadata={"encoder": str(getattr(encoder, "name", "")),
+                            "captions": json.dumps(captions)})
     return path
 
 
