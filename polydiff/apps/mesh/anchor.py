@@ -7,9 +7,9 @@ The warm-up gives the student a dense, prompt-specific target built from the *te
 own outputs* (no ground-truth mesh anywhere):
 
 1. for K training captions the frozen multi-view normal teacher samples its V views from a
-   random rig (classifier-free guidance, its own sampler), and they are fused into a mesh
-   as ``mesh generate --mode normals`` does (``geometry.fusion.fuse_views``, fewer
-   iterations);
+   random rig or from its canonical one (classifier-free guidance, its own sampler), and
+   they are fused into a mesh as ``mesh generate --mode normals`` does
+   (``geometry.fusion.fuse_views``);
 2. that mesh becomes a truncated signed-distance grid (inside by the parity of ray
    crossings, distances by the Euclidean distance transform), and the colour teacher gives
    the object's colour from the prompt's embedding (``ColourHead``);
@@ -52,6 +52,8 @@ class AnchorConfig:
     grid: int = 32                 # target SDF grid per side over [-bound, bound]^3
     fuse_iterations: int = 60      # fusion iterations per teacher mesh
     fuse_grid: int = 48
+    rig: str = "random"            # "random": one random rig per prompt; "canonical": the
+                                   # rig of ``mesh generate --mode normals`` (elevation 0)
     batch_size: int = 8            # objects per warm-up step (prompts x seeds_per_prompt)
     seeds_per_prompt: int = 2      # noise seeds of one prompt in a batch
     points: int = 2048             # SDF points per object per x̂₀ (half near the surface)
@@ -65,6 +67,13 @@ class AnchorConfig:
     fit_batch: int = 8
     latent_weight: float = 1e-3    # L2 on the free latents
     freeze_decoder: bool = True    # the PRD steps after the warm-up train only the UNet
+
+    def check(self) -> None:
+        """A one-line error for a rig no run can use."""
+        from polydiff.runtime import UserError
+
+        if self.rig not in ("random", "canonical"):
+            raise UserError(f"anchor.rig must be 'random' or 'canonical', got {self.rig!r}")
 
 
 class AnchorSet(NamedTuple):
@@ -130,7 +139,8 @@ def build_anchor_set(normal_model, colour_head, encoder, prompts: list[str], bou
                      cfg: AnchorConfig, generator: torch.Generator, *, batch: int = 8,
                      progress: bool = True) -> AnchorSet:
     """Teacher meshes for ``prompts`` (see the module docstring): views sampled from a
-    random rig per prompt, fused, turned into SDF grids; colour from the colour head."""
+    rig per prompt (``cfg.rig``), fused, turned into SDF grids; colour from the colour
+    head."""
     from tqdm.auto import tqdm
 
     from polydiff.apps.mesh.multiview import camera_features
@@ -143,6 +153,7 @@ def build_anchor_set(normal_model, colour_head, encoder, prompts: list[str], bou
     from polydiff.geometry.fusion import carve_only, fuse_views
     from polydiff.runtime import UserError
 
+    cfg.check()
     ncfg = normal_model.config
     lo, hi = ncfg.elevation_range
     text = encoder(prompts)
@@ -152,8 +163,10 @@ def build_anchor_set(normal_model, colour_head, encoder, prompts: list[str], bou
         chunk = text[i:i + batch]
         rigs = []
         for _ in range(len(chunk)):
-            el = lo + (hi - lo) * float(torch.rand((), generator=generator))
-            az0 = 360.0 * float(torch.rand((), generator=generator))
+            el, az0 = 0.0, 0.0
+            if cfg.rig == "random":
+                el = lo + (hi - lo) * float(torch.rand((), generator=generator))
+                az0 = 360.0 * float(torch.rand((), generator=generator))
             cams, az = rig_cameras(ncfg, ncfg.views, el, az0)
             rigs.append((cams, camera_features(torch.full_like(az, el), az)))
         feats = torch.stack([f for _, f in rigs])                        # (b, V, 4)

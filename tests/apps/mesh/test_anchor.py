@@ -93,6 +93,15 @@ def test_batches_repeat_each_prompt_and_prompts_cycle_the_kinds(tmp_path):
     assert anchor_prompts(0, 5) == prompts[:5]
 
 
+def test_an_unknown_anchor_rig_is_refused():
+    from polydiff.runtime import UserError
+
+    cfg = AnchorConfig(rig="overhead")
+    with pytest.raises(UserError, match="anchor.rig must be 'random' or 'canonical'"):
+        cfg.check()
+    assert AnchorConfig(rig="canonical").check() is None
+
+
 def test_fresh_decoder_follows_its_latent():
     """At init the decoded SDF differs between unrelated latents by over 1e-3 (2e-4 with
     PyTorch's default conv init, which shrank unit latents to features of 0.06 RMS)."""
