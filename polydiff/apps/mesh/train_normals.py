@@ -1,6 +1,6 @@
 """Training of the multi-view normal model: procedural renders -> the backbone's ``train``.
 
-    python -m polydiff.apps.mesh.train_normals --config configs/mesh/normals_tiny.yaml
+    python -m polydiff.apps.mesh.train_normals --config configs/mesh/normals_tiny_v2.yaml
 
 runs as is under ``torchrun --nproc_per_node=K`` (the backbone's ``train`` splits the global
 batch). Each step draws one of each object's captions and drops the prompt (zero embedding)

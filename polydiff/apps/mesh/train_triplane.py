@@ -1,6 +1,6 @@
 """Training of the triplane generator by Progressive Rendering Distillation (no 3-D data).
 
-    python -m polydiff.apps.mesh.train_triplane --config configs/mesh/triplane_tiny_v4.yaml
+    python -m polydiff.apps.mesh.train_triplane --config configs/mesh/triplane_tiny_v5.yaml
 
 runs as is under ``torchrun --nproc_per_node=K``: every process draws its own share of the
 global batch of prompts (seeded by step and rank) and gradients are averaged over processes
