@@ -68,12 +68,9 @@ class AnchorConfig:
     latent_weight: float = 1e-3    # L2 on the free latents
     freeze_decoder: bool = True    # the PRD steps after the warm-up train only the UNet
 
-    def check(self) -> None:
-        """A one-line error for a rig no run can use."""
-        from polydiff.runtime import UserError
-
+    def __post_init__(self) -> None:
         if self.rig not in ("random", "canonical"):
-            raise UserError(f"anchor.rig must be 'random' or 'canonical', got {self.rig!r}")
+            raise ValueError(f"anchor.rig must be 'random' or 'canonical', got {self.rig!r}")
 
 
 class AnchorSet(NamedTuple):
@@ -153,7 +150,6 @@ def build_anchor_set(normal_model, colour_head, encoder, prompts: list[str], bou
     from polydiff.geometry.fusion import carve_only, fuse_views
     from polydiff.runtime import UserError
 
-    cfg.check()
     ncfg = normal_model.config
     lo, hi = ncfg.elevation_range
     text = encoder(prompts)

@@ -284,17 +284,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def train_module(config):
+    """The training module a config file is for: a ``distill`` block means the triplane
+    generator (PRD), otherwise the multi-view normal model."""
+    from polydiff.diffusion.config import read_yaml
+
+    if "distill" in read_yaml(config):
+        from polydiff.apps.mesh import train_triplane as module
+    else:
+        from polydiff.apps.mesh import train_normals as module
+    return module
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """The config says which model: a ``distill`` block trains the triplane generator by
     PRD from its teacher; otherwise the multi-view normal model."""
     from polydiff.apps.contract import apply_train_args
-    from polydiff.diffusion.config import load_config, read_yaml
+    from polydiff.diffusion.config import load_config
     from polydiff.runtime import is_main_process
 
-    if "distill" in read_yaml(args.config):
-        from polydiff.apps.mesh import train_triplane as module
-    else:
-        from polydiff.apps.mesh import train_normals as module
+    module = train_module(args.config)
     try:
         cfg = load_config(args.config, module.CONFIG_CLASS)
     except ValueError as err:

@@ -298,7 +298,6 @@ def run_training(config: str | os.PathLike | dict | TriplaneTrainConfig, *,
     if tc.time_budget_s > 0:
         raise UserError("--time-budget (train.time_budget_s): the PRD loop takes a step "
                         "count (--train-steps)")
-    cfg.anchor.check()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     group = distributed.setup(tc.device)

@@ -93,13 +93,25 @@ def test_batches_repeat_each_prompt_and_prompts_cycle_the_kinds(tmp_path):
     assert anchor_prompts(0, 5) == prompts[:5]
 
 
-def test_an_unknown_anchor_rig_is_refused():
-    from polydiff.runtime import UserError
+def test_an_unknown_anchor_rig_is_refused_in_one_line(tmp_path, capsys):
+    """``mesh train`` with an unknown ``anchor.rig`` exits 2 with one line, writing nothing."""
+    from pathlib import Path
 
-    cfg = AnchorConfig(rig="overhead")
-    with pytest.raises(UserError, match="anchor.rig must be 'random' or 'canonical'"):
-        cfg.check()
-    assert AnchorConfig(rig="canonical").check() is None
+    import yaml
+
+    from polydiff.cli import main
+
+    root = Path(__file__).resolve().parents[3]
+    cfg = yaml.safe_load((root / "configs/mesh/triplane_tiny_v6.yaml").read_text())
+    cfg["anchor"]["rig"] = "overhead"
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "out"
+    assert main(["mesh", "train", "--config", str(config), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "anchor.rig must be 'random' or 'canonical', got 'overhead'" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+    assert AnchorConfig(rig="canonical").rig == "canonical"
 
 
 def test_fresh_decoder_follows_its_latent():
