@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from polydiff.apps.mesh.captions import Spec
 from polydiff.apps.mesh.distill import KeepX0, PRDLoss, bound_loss, face_points
 from polydiff.apps.mesh.triplane_model import TriplaneModel, sample_latents
 from polydiff.geometry.triplane import eikonal_loss, grid_points
@@ -67,6 +68,8 @@ class AnchorConfig:
     fit_batch: int = 8
     latent_weight: float = 1e-3    # L2 on the free latents
     freeze_decoder: bool = True    # the PRD steps after the warm-up train only the UNet
+    paraphrases: int = 0           # other training captions per teacher mesh (same shape,
+                                   # colour, proportion) the warm-up also conditions on
 
     def __post_init__(self) -> None:
         if self.rig not in ("random", "canonical"):
@@ -75,13 +78,25 @@ class AnchorConfig:
 
 class AnchorSet(NamedTuple):
     """K teacher targets: prompts, text (K, D), sdf (K, G, G, G) over [-bound, bound]^3
-    indexed [x, y, z] (negative inside), rgb (K, 3) in [0, 1]."""
+    indexed [x, y, z] (negative inside), rgb (K, 3) in [0, 1]; optionally the embeddings
+    (K, P, D) of P paraphrases of each prompt."""
 
     prompts: list[str]
     text: Tensor
     sdf: Tensor
     rgb: Tensor
     bound: float
+    paraphrases: Tensor | None = None
+
+    def condition(self, idx: Tensor, generator: torch.Generator) -> Tensor:
+        """(B, D) text embeddings of the items ``idx``: each item's own prompt, or, where
+        the set has paraphrases, one of its prompt and paraphrases drawn uniformly per
+        item (so the student learns every wording of the target, not just one)."""
+        if self.paraphrases is None:
+            return self.text[idx]
+        every = torch.cat([self.text[:, None], self.paraphrases], 1)[idx]    # (B, P+1, D)
+        pick = torch.randint(0, every.shape[1], (len(idx),), generator=generator)
+        return every[torch.arange(len(idx)), pick]
 
 
 # ----------------------------------------------------------------------------- targets
@@ -134,10 +149,11 @@ def lookup(grids: Tensor, points: Tensor, bound: float) -> Tensor:
 @torch.no_grad()
 def build_anchor_set(normal_model, colour_head, encoder, prompts: list[str], bound: float,
                      cfg: AnchorConfig, generator: torch.Generator, *, batch: int = 8,
+                     paraphrases: list[list[str]] | None = None,
                      progress: bool = True) -> AnchorSet:
     """Teacher meshes for ``prompts`` (see the module docstring): views sampled from a
     rig per prompt (``cfg.rig``), fused, turned into SDF grids; colour from the colour
-    head."""
+    head. ``paraphrases``: P other captions per prompt, embedded alongside."""
     from tqdm.auto import tqdm
 
     from polydiff.apps.mesh.multiview import camera_features
@@ -183,7 +199,11 @@ def build_anchor_set(normal_model, colour_head, encoder, prompts: list[str], bou
             bar.update(1)
     bar.close()
     rgb = colour_head.rgb(text).float()
-    return AnchorSet(list(prompts), text.float(), torch.stack(grids), rgb, bound)
+    alt = None
+    if paraphrases:
+        flat = [c for captions in paraphrases for c in captions]
+        alt = encoder(flat).float().reshape(len(prompts), -1, text.shape[-1])
+    return AnchorSet(list(prompts), text.float(), torch.stack(grids), rgb, bound, alt)
 
 
 def _ball(radius: float = 0.25) -> tuple[Tensor, Tensor]:
@@ -200,9 +220,12 @@ def save_anchor_set(path: str | Path, anchor: AnchorSet) -> None:
     from polydiff.runtime import atomic_output
 
     meta = {"prompts": json.dumps(anchor.prompts), "bound": repr(anchor.bound)}
+    tensors = {"text": anchor.text.contiguous(), "sdf": anchor.sdf.contiguous(),
+               "rgb": anchor.rgb.contiguous()}
+    if anchor.paraphrases is not None:
+        tensors["paraphrases"] = anchor.paraphrases.contiguous()
     with atomic_output(path) as tmp:
-        save_file({"text": anchor.text.contiguous(), "sdf": anchor.sdf.contiguous(),
-                   "rgb": anchor.rgb.contiguous()}, str(tmp), metadata=meta)
+        save_file(tensors, str(tmp), metadata=meta)
 
 
 def load_anchor_set(path: str | Path) -> AnchorSet:
@@ -210,14 +233,14 @@ def load_anchor_set(path: str | Path) -> AnchorSet:
 
     with safe_open(str(path), "pt") as f:
         meta = f.metadata()
-        t = {k: f.get_tensor(k) for k in ("text", "sdf", "rgb")}
+        t = {k: f.get_tensor(k) for k in f.keys()}
     return AnchorSet(json.loads(meta["prompts"]), t["text"], t["sdf"], t["rgb"],
-                     float(meta["bound"]))
+                     float(meta["bound"]), t.get("paraphrases"))
 
 
-def anchor_prompts(seed: int, count: int) -> list[str]:
-    """``count`` training-vocabulary captions, the shape kinds in turn (balanced), colours
-    and proportions at random."""
+def anchor_specs(seed: int, count: int) -> list[tuple[str, Spec]]:
+    """``count`` training-vocabulary captions with their specs, the shape kinds in turn
+    (balanced), colours and proportions at random."""
     from polydiff.apps.mesh.captions import caption, random_spec
     from polydiff.geometry.shapes import SHAPE_KINDS
 
@@ -225,7 +248,29 @@ def anchor_prompts(seed: int, count: int) -> list[str]:
     out = []
     for i in range(count):
         spec = dataclasses.replace(random_spec(rng), shape=SHAPE_KINDS[i % len(SHAPE_KINDS)])
-        out.append(caption(spec, rng, "train"))
+        out.append((caption(spec, rng, "train"), spec))
+    return out
+
+
+def anchor_prompts(seed: int, count: int) -> list[str]:
+    """The captions of :func:`anchor_specs`."""
+    return [text for text, _ in anchor_specs(seed, count)]
+
+
+def paraphrase_prompts(specs: list[Spec], count: int, seed: int) -> list[list[str]]:
+    """``count`` other training captions of each spec: first its anchor captions (the
+    captions ``mesh generate`` snaps prompts to; ``snapping.spec_anchor_captions``) in a
+    random order, then random captions in the training words and sentence frames."""
+    from polydiff.apps.mesh.captions import caption
+    from polydiff.apps.mesh.snapping import spec_anchor_captions
+
+    rng = np.random.default_rng([seed, 11])
+    out = []
+    for spec in specs:
+        forms = spec_anchor_captions(spec)
+        captions = [forms[i] for i in rng.permutation(len(forms))][:count]
+        captions += [caption(spec, rng, "train") for _ in range(count - len(captions))]
+        out.append(captions)
     return out
 
 
@@ -266,7 +311,7 @@ def anchor_loss(model: TriplaneModel, anchor: AnchorSet, idx: Tensor, cfg: Ancho
     if abs(bound - anchor.bound) > 1e-6:
         raise ValueError(f"the anchor set spans ±{anchor.bound}, the decoder ±{bound}")
     device = next(model.decoder.parameters()).device
-    text = anchor.text[idx].to(device)
+    text = anchor.condition(idx, generator).to(device)
     target = anchor.sdf[idx].to(device)
     rgb_target = anchor.rgb[idx].to(device)
     keep = KeepX0()

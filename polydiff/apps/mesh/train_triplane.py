@@ -191,9 +191,10 @@ def prepare_anchor(cfg: TriplaneTrainConfig, teachers: list[Teacher], encoder,
     main process, then shared through the file)."""
     from polydiff.apps.mesh.anchor import (
         SET_FILE,
-        anchor_prompts,
+        anchor_specs,
         build_anchor_set,
         load_anchor_set,
+        paraphrase_prompts,
         save_anchor_set,
     )
 
@@ -206,9 +207,12 @@ def prepare_anchor(cfg: TriplaneTrainConfig, teachers: list[Teacher], encoder,
     if group.is_main and not path.is_file():
         a = cfg.anchor
         gen = torch.Generator().manual_seed(cfg.train.seed * 7919 + 17)
+        specs = anchor_specs(cfg.train.seed, a.prompts)
+        alt = paraphrase_prompts([s for _, s in specs], a.paraphrases, cfg.train.seed) \
+            if a.paraphrases > 0 else None
         anchor = build_anchor_set(normal.model, head or colour_head(cfg), encoder,
-                                  anchor_prompts(cfg.train.seed, a.prompts),
-                                  cfg.decoder.bound, a, gen, progress=progress)
+                                  [text for text, _ in specs], cfg.decoder.bound, a, gen,
+                                  paraphrases=alt, progress=progress)
         state_dir.mkdir(parents=True, exist_ok=True)
         save_anchor_set(path, anchor)
     distributed.barrier(group)
@@ -255,7 +259,8 @@ def _anchor_step(model: TriplaneModel, anchor, latents, cfg: TriplaneTrainConfig
     if latents is not None:
         idx = torch.randperm(len(latents), generator=gen)[: max(1, a.batch_size // world)]
         device = next(model.unet.parameters()).device
-        return latent_loss(model, latents[idx].to(device), anchor.text[idx].to(device), gen)
+        return latent_loss(model, latents[idx].to(device),
+                           anchor.condition(idx, gen).to(device), gen)
     seeds = max(1, a.seeds_per_prompt)
     prompts = max(1, a.batch_size // seeds // world)
     idx = anchor_batch(anchor, prompts, seeds, gen)

@@ -13,11 +13,13 @@ from polydiff.apps.mesh.anchor import (
     anchor_loss,
     anchor_points,
     anchor_prompts,
+    anchor_specs,
     fit_latents,
     latent_loss,
     load_anchor_set,
     lookup,
     occupancy_grid,
+    paraphrase_prompts,
     save_anchor_set,
     sdf_grid,
     unit_scale,
@@ -91,6 +93,47 @@ def test_batches_repeat_each_prompt_and_prompts_cycle_the_kinds(tmp_path):
         words = SHAPE_WORDS[SHAPE_KINDS[i % len(SHAPE_KINDS)]].train
         assert any(w in prompt for w in words), (i, prompt)
     assert anchor_prompts(0, 5) == prompts[:5]
+
+
+def test_paraphrases_say_what_their_spec_says(tmp_path):
+    from polydiff.apps.mesh.captions import COLOURS, Spec
+    from polydiff.apps.mesh.snapping import anchor_captions, spec_anchor_captions
+
+    spec = Spec("mug", "orange", "squat")
+    forms = spec_anchor_captions(spec)
+    assert len(forms) == 6 and set(forms) <= set(anchor_captions())
+    assert "a short orange coffee mug" in forms and "a short tangerine mug" in forms
+    specs = [Spec("cone", "grey", None), Spec("torus", "red", "tall")]
+    para = paraphrase_prompts(specs, 10, seed=0)
+    assert [len(p) for p in para] == [10, 10]
+    for spec, captions in zip(specs, para):
+        assert set(captions[:6]) == set(spec_anchor_captions(spec))   # every snapping form
+        for text in captions:  # the rest: training captions of the same kind and colour
+            assert any(w in text for w in SHAPE_WORDS[spec.shape].train), text
+            assert any(w in text for w in COLOURS[spec.colour][1].train), text
+    assert para == paraphrase_prompts(specs, 10, seed=0)
+    for spec, captions in zip(specs, paraphrase_prompts(specs, 3, seed=1)):
+        assert len(set(captions)) == 3 and set(captions) <= set(spec_anchor_captions(spec))
+    assert [s for _, s in anchor_specs(0, 4)][1].shape == SHAPE_KINDS[1]
+
+    # conditioning draws each item's own embedding or one of its paraphrases'
+    text = torch.arange(3.0)[:, None].expand(3, 4).clone()              # item k: all k
+    alt = 10 * torch.arange(3.0)[:, None, None] + torch.arange(1.0, 3.0)[None, :, None]
+    anchor = AnchorSet(["a", "b", "c"], text, torch.randn(3, 4, 4, 4), torch.rand(3, 3), 0.5,
+                       alt.expand(3, 2, 4).clone())
+    gen = torch.Generator().manual_seed(0)
+    idx = torch.tensor([0, 2] * 200)
+    got = anchor.condition(idx, gen)[:, 0]
+    assert set(got[::2].tolist()) == {0.0, 1.0, 2.0} and set(got[1::2].tolist()) == {2, 21, 22}
+    plain = anchor._replace(paraphrases=None)
+    state = gen.get_state()
+    assert torch.equal(plain.condition(idx, gen), text[idx])
+    assert torch.equal(gen.get_state(), state)           # no paraphrases: no draw
+    save_anchor_set(tmp_path / "a.safetensors", anchor)
+    back = load_anchor_set(tmp_path / "a.safetensors")
+    assert torch.equal(back.paraphrases, anchor.paraphrases)
+    save_anchor_set(tmp_path / "b.safetensors", plain)
+    assert load_anchor_set(tmp_path / "b.safetensors").paraphrases is None
 
 
 def test_an_unknown_anchor_rig_is_refused_in_one_line(tmp_path, capsys):
