@@ -10,6 +10,11 @@ word x plain/tall/short, "a {size}{colour} {shape}" — by cosine similarity of 
 embeddings, and the model is conditioned on that caption's own embedding, which lies
 where it was trained. ``--no-snap`` conditions on the prompt as written.
 
+The encoder places unseen colour words poorly, so where the prompt names a colour
+(:func:`polydiff.apps.mesh.colour_names.prompt_colour`: a training colour word, or a
+colour-survey name read as its nearest training colour) only the anchors of that colour
+compete; the encoder still picks the shape and proportion among them.
+
 The anchors' embeddings for the bundled encoder ship in ``polydiff/weights/mesh/prompts``
 (int8, only used to find the nearest caption); for another encoder they are computed once
 per process.
@@ -31,13 +36,36 @@ ANCHOR_FILE = "anchors.safetensors"
 SIZES = ("", "tall ", "short ")
 
 
+SIZE_OF_ASPECT = {None: "", "tall": "tall ", "squat": "short "}
+
+
+def anchor_caption(shape: str, colour: str, size: str) -> str:
+    """"a {size}{colour} {shape}" with the article the training captions use ("an orange
+    mug"); ``size`` is one of ``SIZES``."""
+    return f"{article(size + colour)} {size}{colour} {shape}"
+
+
 def anchor_captions() -> list[str]:
-    """Every training shape word x colour word x size as "a {size}{colour} {shape}", with
-    the article the training captions use ("an orange mug")."""
+    """Every training shape word x colour word x size as :func:`anchor_caption`."""
     shapes = [w for words in SHAPE_WORDS.values() for w in words.train]
     colours = [w for _, words in COLOURS.values() for w in words.train]
-    return [f"{article(size + colour)} {size}{colour} {shape}" for shape in shapes
-            for colour in colours for size in SIZES]
+    return [anchor_caption(shape, colour, size) for shape in shapes for colour in colours
+            for size in SIZES]
+
+
+def anchor_colours() -> list[str]:
+    """The colour name (a key of ``COLOURS``) of each of :func:`anchor_captions`."""
+    return [name for words in SHAPE_WORDS.values() for _ in words.train
+            for name, (_, colour_words) in COLOURS.items() for _ in colour_words.train
+            for _ in SIZES]
+
+
+def spec_anchor_captions(spec) -> list[str]:
+    """The anchor captions that say what ``spec`` (a ``captions.Spec``) says: every training
+    word of its shape x every training word of its colour, at its proportion."""
+    size = SIZE_OF_ASPECT[spec.aspect]
+    return [anchor_caption(shape, colour, size) for shape in SHAPE_WORDS[spec.shape].train
+            for colour in COLOURS[spec.colour][1].train]
 
 
 def bundled_anchor_folder() -> Path:
@@ -88,12 +116,18 @@ class SnappedEncoder:
         encoder: the text encoder the models were trained with (``TextEncoder``).
         folder: where ``anchors.safetensors`` lies (default: the bundled one); used when it
             was made by this encoder, else the anchors are embedded here.
+        colour_names: restrict each prompt to the anchors of the colour it names (see the
+            module docstring); False: the encoder alone decides.
     """
 
-    def __init__(self, encoder, folder: str | Path | None = None) -> None:
+    def __init__(self, encoder, folder: str | Path | None = None, *,
+                 colour_names: bool = True) -> None:
         self.encoder = encoder
         self.name = getattr(encoder, "name", "")
+        self.colour_names = colour_names
         self.captions = anchor_captions()
+        colours = anchor_colours()
+        self._of_colour = {name: torch.tensor([c == name for c in colours]) for name in COLOURS}
         path = Path(folder or bundled_anchor_folder()) / ANCHOR_FILE
         emb = _read_anchors(path, encoder)
         if emb is None:
@@ -111,7 +145,15 @@ class SnappedEncoder:
         """The anchor caption each prompt is read as."""
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         query = torch.nn.functional.normalize(self.encoder(prompts).float(), dim=-1)
-        return [self.captions[i] for i in (query @ self.anchors.T).argmax(1).tolist()]
+        sim = query @ self.anchors.T
+        if self.colour_names:
+            from polydiff.apps.mesh.colour_names import prompt_colour
+
+            for row, prompt in enumerate(prompts):
+                colour = prompt_colour(prompt)
+                if colour is not None:
+                    sim[row, ~self._of_colour[colour]] = float("-inf")
+        return [self.captions[i] for i in sim.argmax(1).tolist()]
 
     def __call__(self, prompts: str | list[str], batch_size: int = 64) -> Tensor:
         """(N, dim) embeddings of the anchor captions the prompts are read as."""

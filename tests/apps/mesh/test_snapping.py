@@ -68,6 +68,32 @@ def test_unseen_synonyms_are_read_as_their_shape(encoder, prompt: str, kind: str
     assert torch.equal(snapped(prompt), encoder(read))
 
 
+@pytest.mark.parametrize("prompt, shape, colour", [
+    ("there is a crimson beer stein", "mug", "red"),
+    ("a render of a pillar painted navy", "cylinder", "black"),
+    ("my doughnut is jade", "torus", "green")])
+def test_snapping_keeps_to_the_colour_a_prompt_names(encoder, prompt, shape, colour) -> None:
+    from polydiff.apps.mesh.colour_names import prompt_colour
+
+    read = SnappedEncoder(encoder).read_as(prompt)[0]
+    assert prompt_colour(read) == colour, read
+    assert any(read.endswith(" " + word) for word in SHAPE_WORDS[shape].train), read
+
+
+
+def test_colour_names_only_narrow_the_anchors_the_encoder_chooses_from() -> None:
+    from polydiff.apps.mesh.snapping import anchor_colours
+
+    bag = BagOfWords()
+    named, free = SnappedEncoder(bag), SnappedEncoder(bag, colour_names=False)
+    sim = (torch.nn.functional.normalize(bag("a navy mug"), dim=-1) @ named.anchors.T)[0]
+    black = torch.tensor([c == "black" for c in anchor_colours()])
+    captions = anchor_captions()
+    assert free.read_as("a navy mug") == [captions[int(sim.argmax())]]
+    assert named.read_as("a navy mug") == [captions[int(sim.masked_fill(~black, -9).argmax())]]
+    assert named.read_as("a navy mug") == ["a black mug"]
+
+
 def test_a_training_caption_is_read_as_itself(encoder) -> None:
     assert SnappedEncoder(encoder).read_as(["a tall red mug", "a blue cube"]) == \
         ["a tall red mug", "a blue cube"]

@@ -1,0 +1,44 @@
+"""Colour words grounded in the XKCD colour survey: every anchor caption reads as its own
+colour, unseen names as the training colour nearest them in CIELAB, and snapping keeps to
+the colour a prompt names."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from polydiff.apps.mesh.captions import COLOURS
+from polydiff.apps.mesh.colour_names import prompt_colour, survey_colours
+from polydiff.apps.mesh.snapping import anchor_captions, anchor_colours
+
+
+def test_every_anchor_caption_reads_as_its_own_colour() -> None:
+    captions, colours = anchor_captions(), anchor_colours()
+    assert len(captions) == len(colours)
+    assert [prompt_colour(c) for c in captions] == colours
+
+
+def test_training_words_come_first_and_shape_words_are_no_colour() -> None:
+    assert prompt_colour("an azure cube") == "blue"           # the survey's azure is whiter
+    assert prompt_colour("a brown chair") == "brown"
+    assert prompt_colour("a coffee mug") is None              # "coffee" is a survey colour
+    assert prompt_colour("a cup with a handle") is None
+    assert prompt_colour("a lime green box") == "green"       # training word over survey
+    assert prompt_colour("A Crimson teacup!") == "red"
+    assert prompt_colour("my lantern is sapphire") == "blue"
+    assert prompt_colour("a pumpkin coloured cone") == "orange"
+
+
+def test_survey_names_read_as_the_nearest_training_colour_in_cielab() -> None:
+    from matplotlib.colors import XKCD_COLORS, to_rgb
+    from skimage.color import deltaE_cie76, rgb2lab
+
+    table = survey_colours()
+    assert len(table) == len(XKCD_COLORS) == 949
+    names = list(COLOURS)
+    palette = rgb2lab(np.array([COLOURS[n][0] for n in names])[None])[0]
+    rng = np.random.default_rng(0)
+    keys = list(XKCD_COLORS)
+    for key in rng.choice(keys, 40, replace=False):        # an independent distance routine
+        lab = rgb2lab(np.array(to_rgb(XKCD_COLORS[key]))[None, None])[0, 0]
+        nearest = names[int(np.argmin(deltaE_cie76(palette, lab[None])))]
+        assert table[key.removeprefix("xkcd:")] == nearest, key
