@@ -18,6 +18,9 @@ sampler steps, 4 views, fusion on a 64 grid with 150 iterations). Measured:
   - the student twice: reading each prompt as the nearest training caption (the default,
     ``apps/mesh/snapping``) and conditioned on the prompt as written (``--no-snap``);
 * the student's decoded-SDF spread across the held-out prompts vs across noise seeds;
+* what snapping reads: the share of anchor captions the prompts are read as that name the
+  prompted shape and colour, with colour-survey names (``apps/mesh/colour_names``) and by
+  the encoder alone;
 * the normal teacher itself: shape accuracy of its sampled views for the same prompts (what
   Progressive Rendering Distillation can at best pass on to the student).
 
@@ -112,6 +115,24 @@ def separation(gen, prompts: list[tuple[str, Spec]], seeds=(0, 1, 2)) -> dict:
     return prompt_separation(gen.model, gen.encoder([p for p, _ in prompts]), list(seeds))
 
 
+def snapping_accuracy(encoder, prompts: list[tuple[str, Spec]]) -> dict:
+    """How often the anchor caption a prompt is read as names its shape and colour, with
+    the colour-survey names (the default) and by the sentence encoder alone."""
+    from polydiff.apps.mesh.snapping import SnappedEncoder, anchor_captions, anchor_specs
+
+    spec_of = dict(zip(anchor_captions(), anchor_specs()))
+    out = {}
+    for key, names in (("colour_names", True), ("encoder_only", False)):
+        read = SnappedEncoder(encoder, colour_names=names).read_as([p for p, _ in prompts])
+        got = [spec_of[c] for c in read]
+        out[key] = {"read_as": read,
+                    "kind_accuracy": float(np.mean([g.shape == s.shape for g, (_, s) in
+                                                    zip(got, prompts)])),
+                    "colour_accuracy": float(np.mean([g.colour == s.colour for g, (_, s) in
+                                                      zip(got, prompts)]))}
+    return out
+
+
 def teacher_accuracy(normal_model, encoder, prompts: list[tuple[str, Spec]], refs, ref_kinds,
                      seed: int = 0) -> dict:
     """Shape accuracy of the normal model's own sampled views (canonical rig)."""
@@ -203,6 +224,8 @@ def main(quick: bool = True, triplane_dir: str | None = None, normals_dir: str |
     result["teacher_views_as_written"] = {
         split: teacher_accuracy(gens["normals"].model, gens[AS_WRITTEN].encoder, prompts, refs,
                                 ref_kinds) for split, prompts in sets.items()}
+    result["snapping"] = {split: snapping_accuracy(gens[AS_WRITTEN].encoder, prompts)
+                          for split, prompts in sets.items()}
     result["separation"] = separation(gens["triplane"], sets["heldout"][:len(SHAPE_KINDS)])
     name = "mesh_generate" + (f"_{tag}" if tag else "")
     write_json(name, result)
@@ -228,6 +251,10 @@ def main(quick: bool = True, triplane_dir: str | None = None, normals_dir: str |
     sep = result["separation"]
     print(f"student field spread: across prompts {sep['sdf_across_prompts']:.4f}, across "
           f"seeds {sep['sdf_across_seeds']:.4f} (separation {sep['separation']:.1f})")
+    for split, r in result["snapping"].items():
+        print(f"snapped caption {split}: " + ", ".join(
+            f"{k} kind {v['kind_accuracy']:.2f} colour {v['colour_accuracy']:.2f}"
+            for k, v in r.items()))
     for key in ("teacher_views", "teacher_views_as_written"):
         for split, r in result[key].items():
             print(f"{key} {split}: kind {r['kind_accuracy']:.2f}")

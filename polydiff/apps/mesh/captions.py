@@ -137,14 +137,3 @@ def vocabulary(split: str) -> set[str]:
     groups = [w for w in SHAPE_WORDS.values()] + [w for _, w in COLOURS.values()] + \
         [w for _, w in ASPECTS.values()]
     return {word for w in groups for word in getattr(w, split)}
-
-
-def colour_from_prompt(prompt: str) -> str | None:
-    """The colour name of the longest colour word (training or held-out) in ``prompt``."""
-    text = " " + re.sub(r"[^a-z]+", " ", prompt.lower()) + " "
-    best: tuple[int, str] | None = None
-    for name, (_, words) in COLOURS.items():
-        for word in words.train + words.heldout:
-            if f" {word} " in text and (best is None or len(word) > best[0]):
-                best = (len(word), name)
-    return best[1] if best else None

@@ -146,7 +146,7 @@ class NormalTeacher:
 
 class PromptColourTeacher:
     """FALLBACK colour teacher (no learned colour model): the estimate is the render's own
-    coverage painted in the colour the prompt names (``captions.colour_from_prompt``);
+    coverage painted in the colour the prompt names (``colour_names.prompt_colour``);
     prompts without a colour word give no colour signal. Needs colour renders."""
 
     name = "prompt-colour-fallback"
@@ -163,14 +163,15 @@ class PromptColourTeacher:
 
     def denoise(self, renders: Renders, rig: ViewRig, text: Tensor, prompts: list[str],
                 level: Tensor, generator: torch.Generator) -> TeacherOutput:
-        from polydiff.apps.mesh.captions import COLOURS, colour_from_prompt
+        from polydiff.apps.mesh.captions import COLOURS
+        from polydiff.apps.mesh.colour_names import prompt_colour
 
         if renders.color is None:
             raise ValueError("the colour teacher needs colour renders")
         x = renders.color
         target = x.detach().clone()
         for b, prompt in enumerate(prompts):
-            name = colour_from_prompt(prompt)
+            name = prompt_colour(prompt)
             if name is not None:
                 rgb = torch.tensor(COLOURS[name][0]).to(x).reshape(1, 3, 1, 1)
                 target[b] = renders.mask[b].detach() * rgb

@@ -106,7 +106,8 @@ class MeshGenerator:
         return GeneratedMesh(verts, faces, colors, time.perf_counter() - t0, notes)
 
     def _normals(self, prompt, steps, resolution, views, generator, iterations):
-        from polydiff.apps.mesh.captions import COLOURS, colour_from_prompt
+        from polydiff.apps.mesh.captions import COLOURS
+        from polydiff.apps.mesh.colour_names import prompt_colour
         from polydiff.apps.mesh.normals import generate_normal_views
         from polydiff.geometry.fusion import fuse_views
         from polydiff.geometry.meshes import normalise_verts
@@ -123,7 +124,7 @@ class MeshGenerator:
         if self.colour is not None:
             rgb = self.colour.rgb(self.encoder(prompt))[0].tolist()
         else:
-            name = colour_from_prompt(prompt)
+            name = prompt_colour(prompt)
             rgb = COLOURS[name][0] if name else DEFAULT_GREY
             notes = () if name else ("the prompt names no colour known to the colour "
                                      "fallback; the mesh is grey",)

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from polydiff.apps.mesh.captions import COLOURS, SHAPE_WORDS, article
+from polydiff.apps.mesh.captions import COLOURS, SHAPE_WORDS, Spec, article
 from polydiff.runtime import UserError
 
 ANCHOR_FILE = "anchors.safetensors"
@@ -53,11 +53,12 @@ def anchor_captions() -> list[str]:
             for size in SIZES]
 
 
-def anchor_colours() -> list[str]:
-    """The colour name (a key of ``COLOURS``) of each of :func:`anchor_captions`."""
-    return [name for words in SHAPE_WORDS.values() for _ in words.train
-            for name, (_, colour_words) in COLOURS.items() for _ in colour_words.train
-            for _ in SIZES]
+def anchor_specs() -> list[Spec]:
+    """What each of :func:`anchor_captions` says: shape kind, colour name, proportion."""
+    aspect = {size: a for a, size in SIZE_OF_ASPECT.items()}
+    return [Spec(kind, name, aspect[size]) for kind, words in SHAPE_WORDS.items()
+            for _ in words.train for name, (_, colour_words) in COLOURS.items()
+            for _ in colour_words.train for size in SIZES]
 
 
 def spec_anchor_captions(spec) -> list[str]:
@@ -126,7 +127,7 @@ class SnappedEncoder:
         self.name = getattr(encoder, "name", "")
         self.colour_names = colour_names
         self.captions = anchor_captions()
-        colours = anchor_colours()
+        colours = [spec.colour for spec in anchor_specs()]
         self._of_colour = {name: torch.tensor([c == name for c in colours]) for name in COLOURS}
         path = Path(folder or bundled_anchor_folder()) / ANCHOR_FILE
         emb = _read_anchors(path, encoder)

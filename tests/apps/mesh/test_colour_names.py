@@ -8,13 +8,13 @@ import numpy as np
 
 from polydiff.apps.mesh.captions import COLOURS
 from polydiff.apps.mesh.colour_names import prompt_colour, survey_colours
-from polydiff.apps.mesh.snapping import anchor_captions, anchor_colours
+from polydiff.apps.mesh.snapping import anchor_captions, anchor_specs
 
 
 def test_every_anchor_caption_reads_as_its_own_colour() -> None:
-    captions, colours = anchor_captions(), anchor_colours()
-    assert len(captions) == len(colours)
-    assert [prompt_colour(c) for c in captions] == colours
+    captions, specs = anchor_captions(), anchor_specs()
+    assert len(captions) == len(specs)
+    assert [prompt_colour(c) for c in captions] == [s.colour for s in specs]
 
 
 def test_training_words_come_first_and_shape_words_are_no_colour() -> None:

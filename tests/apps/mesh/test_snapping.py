@@ -41,7 +41,14 @@ def encoder():
 
 
 def test_anchor_captions_cover_the_training_vocabulary_once() -> None:
+    from polydiff.apps.mesh.captions import Spec
+    from polydiff.apps.mesh.snapping import anchor_specs
+
     captions = anchor_captions()
+    spec_of = dict(zip(captions, anchor_specs()))
+    assert spec_of["a tall red mug"] == Spec("mug", "red", "tall")
+    assert spec_of["a short jet black seat with a backrest"] == Spec("chair", "black", "squat")
+    assert spec_of["an azure cube"] == Spec("box", "blue", None)
     shapes = sum(len(w.train) for w in SHAPE_WORDS.values())
     assert len(captions) == len(set(captions)) == shapes * 22 * 3
     assert "a tall red mug" in captions and "a scarlet donut" in captions
@@ -82,12 +89,12 @@ def test_snapping_keeps_to_the_colour_a_prompt_names(encoder, prompt, shape, col
 
 
 def test_colour_names_only_narrow_the_anchors_the_encoder_chooses_from() -> None:
-    from polydiff.apps.mesh.snapping import anchor_colours
+    from polydiff.apps.mesh.snapping import anchor_specs
 
     bag = BagOfWords()
     named, free = SnappedEncoder(bag), SnappedEncoder(bag, colour_names=False)
     sim = (torch.nn.functional.normalize(bag("a navy mug"), dim=-1) @ named.anchors.T)[0]
-    black = torch.tensor([c == "black" for c in anchor_colours()])
+    black = torch.tensor([s.colour == "black" for s in anchor_specs()])
     captions = anchor_captions()
     assert free.read_as("a navy mug") == [captions[int(sim.argmax())]]
     assert named.read_as("a navy mug") == [captions[int(sim.masked_fill(~black, -9).argmax())]]
