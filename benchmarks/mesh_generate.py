@@ -40,7 +40,7 @@ import torch
 from benchmarks.common import figure_path, write_json
 from benchmarks.mesh_normals_samples import nearest_kind, references
 from benchmarks.mesh_triplane_samples import canonical_views, nearest_colour
-from polydiff.apps.mesh.captions import COLOURS, Spec, caption
+from polydiff.apps.mesh.captions import COLOURS, Spec, caption, heldout_prompts
 from polydiff.apps.mesh.dataset import MeshDataConfig
 from polydiff.geometry.shapes import SHAPE_KINDS
 from polydiff.runtime import UserError
@@ -226,6 +226,8 @@ def main(quick: bool = True, triplane_dir: str | None = None, normals_dir: str |
                                 ref_kinds) for split, prompts in sets.items()}
     result["snapping"] = {split: snapping_accuracy(gens[AS_WRITTEN].encoder, prompts)
                           for split, prompts in sets.items()}
+    result["snapping"]["heldout_fresh300"] = snapping_accuracy(
+        gens[AS_WRITTEN].encoder, heldout_prompts(np.random.default_rng(12345), 300))
     result["separation"] = separation(gens["triplane"], sets["heldout"][:len(SHAPE_KINDS)])
     name = "mesh_generate" + (f"_{tag}" if tag else "")
     write_json(name, result)

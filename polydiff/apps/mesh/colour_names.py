@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import NamedTuple
 
 import numpy as np
 
@@ -50,21 +51,51 @@ def _training_colours() -> dict[str, str]:
             for w in words.train}
 
 
-def _longest(text: str, table: dict[str, str]) -> str | None:
-    """The colour of the longest ``table`` phrase found in the normalised ``text``."""
-    best: tuple[int, str] | None = None
-    for phrase, name in table.items():
-        if f" {phrase} " in text and (best is None or len(phrase) > best[0]):
-            best = (len(phrase), name)
-    return best[1] if best else None
+class NamedColour(NamedTuple):
+    """A colour a prompt names: the training colour (a key of ``captions.COLOURS``), the
+    prompt's words for it (normalised) and whether they are a survey name rather than a
+    training colour word ("cherry red" is one, around the training word "red")."""
+
+    colour: str
+    phrase: str
+    surveyed: bool
 
 
-def prompt_colour(prompt: str) -> str | None:
-    """The training colour ``prompt`` names (a key of ``captions.COLOURS``), or None: a
-    training colour word if there is one, else the survey name found (the longest), read
-    as its nearest training colour."""
+def _longest(text: str, table: dict[str, str]) -> tuple[str, str] | None:
+    """(phrase, colour) of the longest ``table`` phrase in the normalised ``text``."""
+    found = [p for p in table if f" {p} " in text]
+    if not found:
+        return None
+    phrase = max(found, key=len)
+    return phrase, table[phrase]
+
+
+def find_colour(prompt: str) -> NamedColour | None:
+    """The colour ``prompt`` names, or None: a training colour word's if there is one (its
+    phrase the longer survey name around it, if any), else the longest survey name's
+    nearest training colour."""
     text = _normalise(prompt)
     for words in SHAPE_WORDS.values():           # shape words are not colour words
         for word in sorted(words.train, key=len, reverse=True):
             text = text.replace(_normalise(word), " | ")
-    return _longest(text, _training_colours()) or _longest(text, survey_colours())
+    train, survey = _longest(text, _training_colours()), _longest(text, survey_colours())
+    if train is not None:
+        around = survey is not None and len(survey[0]) > len(train[0]) and \
+            f" {train[0]} " in f" {survey[0]} "
+        return NamedColour(train[1], survey[0], True) if around else \
+            NamedColour(train[1], train[0], False)
+    return NamedColour(survey[1], survey[0], True) if survey is not None else None
+
+
+def prompt_colour(prompt: str) -> str | None:
+    """The training colour ``prompt`` names (:func:`find_colour`), or None."""
+    found = find_colour(prompt)
+    return found.colour if found else None
+
+
+def without_phrase(prompt: str, phrase: str) -> str:
+    """``prompt`` with the words of ``phrase`` (normalised, as :class:`NamedColour` gives
+    it) taken out, whatever their case and the punctuation between them."""
+    words = r"[^a-z/]+".join(map(re.escape, phrase.split()))
+    out = re.sub(rf"(?<![a-z]){words}(?![a-z])", " ", prompt, flags=re.IGNORECASE)
+    return " ".join(out.split())

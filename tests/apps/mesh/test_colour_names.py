@@ -7,7 +7,13 @@ from __future__ import annotations
 import numpy as np
 
 from polydiff.apps.mesh.captions import COLOURS
-from polydiff.apps.mesh.colour_names import prompt_colour, survey_colours
+from polydiff.apps.mesh.colour_names import (
+    NamedColour,
+    find_colour,
+    prompt_colour,
+    survey_colours,
+    without_phrase,
+)
 from polydiff.apps.mesh.snapping import anchor_captions, anchor_specs
 
 
@@ -26,6 +32,17 @@ def test_training_words_come_first_and_shape_words_are_no_colour() -> None:
     assert prompt_colour("A Crimson teacup!") == "red"
     assert prompt_colour("my lantern is sapphire") == "blue"
     assert prompt_colour("a pumpkin coloured cone") == "orange"
+
+
+def test_the_words_that_name_the_colour_come_out_whole() -> None:
+    found = find_colour("An object: a Cherry-Red beer stein")
+    assert found == NamedColour("red", "cherry red", True)
+    assert without_phrase("An object: a Cherry-Red beer stein", found.phrase) == \
+        "An object: a beer stein"
+    assert find_colour("a tall red mug") == NamedColour("red", "red", False)
+    assert without_phrase("my bagel is coffee coloured", "coffee") == "my bagel is coloured"
+    assert without_phrase("a redder red", "red") == "a redder"   # whole words only
+    assert find_colour("a cube") is None
 
 
 def test_survey_names_read_as_the_nearest_training_colour_in_cielab() -> None:

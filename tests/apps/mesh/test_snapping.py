@@ -77,7 +77,7 @@ def test_unseen_synonyms_are_read_as_their_shape(encoder, prompt: str, kind: str
 
 @pytest.mark.parametrize("prompt, shape, colour", [
     ("there is a crimson beer stein", "mug", "red"),
-    ("a render of a pillar painted navy", "cylinder", "black"),
+    ("a render of a tin can painted navy", "cylinder", "black"),
     ("my doughnut is jade", "torus", "green")])
 def test_snapping_keeps_to_the_colour_a_prompt_names(encoder, prompt, shape, colour) -> None:
     from polydiff.apps.mesh.colour_names import prompt_colour
