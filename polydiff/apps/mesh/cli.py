@@ -49,8 +49,9 @@ def register(subparsers, name: str, help_text: str) -> None:
                help="normal maps generated in normals mode")
     g.add_argument("--no-snap", dest="snap", action="store_false",
                    help="condition on the prompt as written instead of reading it as the "
-                        "nearest caption of the training vocabulary (the default; the note "
-                        "'read as ...' names that caption)")
+                        "nearest caption of the training vocabulary, of the colour it names "
+                        "(the default; colour names beyond the training words from the XKCD "
+                        "colour survey; the note 'read as ...' names that caption)")
     g.add_argument("--format", choices=FORMATS, default=None,
                    help="mesh format (default: from the output suffix, else glb)")
     add_output(g, "output mesh (.glb/.obj/.ply; a folder with --prompts); a PNG turntable is "
