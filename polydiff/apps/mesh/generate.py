@@ -76,6 +76,11 @@ class MeshGenerator:
 
         t0 = time.perf_counter()
         generator = make_generator(seed, self.device)
+        text, encoder, read = prompt, self.encoder, ()
+        if hasattr(encoder, "read_as"):  # snapping: condition on the caption read, once
+            text, encoder = encoder.read_as(prompt)[0], encoder.encoder
+            read = (f"read as {text!r}, the nearest caption of the training vocabulary "
+                    "(--no-snap: as written)",)
         if self.mode == "triplane":
             from polydiff.apps.mesh.triplane_model import generate_triplane_mesh
             from polydiff.geometry.triplane import EmptyFieldError
@@ -84,8 +89,8 @@ class MeshGenerator:
             for draw in range(1, EMPTY_DRAWS + 1):  # thin shapes can vanish for some draws
                 try:
                     verts, faces, colors = generate_triplane_mesh(
-                        prompt, self.model, steps=steps or 4, resolution=resolution,
-                        generator=generator, device=self.device, text_encoder=self.encoder)
+                        text, self.model, steps=steps or 4, resolution=resolution,
+                        generator=generator, device=self.device, text_encoder=encoder)
                     break
                 except EmptyFieldError as err:
                     if draw == EMPTY_DRAWS:
@@ -97,15 +102,12 @@ class MeshGenerator:
                 notes = (f"the first {draw - 1} noise draw(s) of seed {seed} gave no surface; "
                          f"this mesh is draw {draw} of the same seed",)
         else:
-            verts, faces, colors, notes = self._normals(prompt, steps, resolution, views,
-                                                        generator, fuse_iterations)
+            verts, faces, colors, notes = self._normals(text, encoder, steps, resolution,
+                                                        views, generator, fuse_iterations)
         check_finite(verts, "the generated mesh", "a model that does not fit this prompt")
-        if hasattr(self.encoder, "read_as"):
-            notes += (f"read as {self.encoder.read_as(prompt)[0]!r}, the nearest caption of "
-                      "the training vocabulary (--no-snap: as written)",)
-        return GeneratedMesh(verts, faces, colors, time.perf_counter() - t0, notes)
+        return GeneratedMesh(verts, faces, colors, time.perf_counter() - t0, notes + read)
 
-    def _normals(self, prompt, steps, resolution, views, generator, iterations):
+    def _normals(self, prompt, encoder, steps, resolution, views, generator, iterations):
         from polydiff.apps.mesh.captions import COLOURS
         from polydiff.apps.mesh.colour_names import prompt_colour
         from polydiff.apps.mesh.normals import generate_normal_views
@@ -114,7 +116,7 @@ class MeshGenerator:
 
         got = generate_normal_views(prompt, self.model, views=views, steps=steps,
                                     generator=generator, device=self.device,
-                                    text_encoder=self.encoder)
+                                    text_encoder=encoder)
         verts, faces = fuse_views(got.normals, got.mask, got.K, got.c2w,
                                   grid=min(resolution or 64, 128), iterations=iterations,
                                   device=self.device,
@@ -122,7 +124,7 @@ class MeshGenerator:
         verts = normalise_verts(verts)
         notes: tuple[str, ...] = ()
         if self.colour is not None:
-            rgb = self.colour.rgb(self.encoder(prompt))[0].tolist()
+            rgb = self.colour.rgb(encoder(prompt))[0].tolist()
         else:
             name = prompt_colour(prompt)
             rgb = COLOURS[name][0] if name else DEFAULT_GREY
