@@ -252,11 +252,6 @@ def anchor_specs(seed: int, count: int) -> list[tuple[str, Spec]]:
     return out
 
 
-def anchor_prompts(seed: int, count: int) -> list[str]:
-    """The captions of :func:`anchor_specs`."""
-    return [text for text, _ in anchor_specs(seed, count)]
-
-
 def paraphrase_prompts(specs: list[Spec], count: int, seed: int) -> list[list[str]]:
     """``count`` other training captions of each spec: first its anchor captions (the
     captions ``mesh generate`` snaps prompts to; ``snapping.spec_anchor_captions``) in a

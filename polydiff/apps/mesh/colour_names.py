@@ -46,6 +46,7 @@ def survey_colours() -> dict[str, str]:
     return {word: names[i] for word, i in zip(survey, nearest.tolist())}
 
 
+@functools.lru_cache(maxsize=1)
 def _training_colours() -> dict[str, str]:
     return {_normalise(w).strip(): name for name, (_, words) in COLOURS.items()
             for w in words.train}

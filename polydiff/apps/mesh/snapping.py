@@ -26,6 +26,7 @@ per process.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -34,43 +35,37 @@ import torch
 from torch import Tensor
 
 from polydiff.apps.mesh.captions import COLOURS, SHAPE_WORDS, Spec, article
+from polydiff.apps.mesh.colour_names import find_colour, without_phrase
 from polydiff.runtime import UserError
 
 ANCHOR_FILE = "anchors.safetensors"
-SIZES = ("", "tall ", "short ")
+SIZE_OF_ASPECT = {None: "", "tall": "tall ", "squat": "short "}   # proportion -> size word
 
 
-SIZE_OF_ASPECT = {None: "", "tall": "tall ", "squat": "short "}
-
-
-def anchor_caption(shape: str, colour: str, size: str) -> str:
-    """"a {size}{colour} {shape}" with the article the training captions use ("an orange
-    mug"); ``size`` is one of ``SIZES``."""
-    return f"{article(size + colour)} {size}{colour} {shape}"
+@functools.lru_cache(maxsize=1)
+def _anchors() -> tuple[tuple[str, Spec], ...]:
+    """Every training shape word x colour word x size as ("a {size}{colour} {shape}", what
+    it says), with the article the training captions use ("an orange mug")."""
+    return tuple((f"{article(size + colour)} {size}{colour} {shape}", Spec(kind, name, aspect))
+                 for kind, shapes in SHAPE_WORDS.items() for shape in shapes.train
+                 for name, (_, colours) in COLOURS.items() for colour in colours.train
+                 for aspect, size in SIZE_OF_ASPECT.items())
 
 
 def anchor_captions() -> list[str]:
-    """Every training shape word x colour word x size as :func:`anchor_caption`."""
-    shapes = [w for words in SHAPE_WORDS.values() for w in words.train]
-    colours = [w for _, words in COLOURS.values() for w in words.train]
-    return [anchor_caption(shape, colour, size) for shape in shapes for colour in colours
-            for size in SIZES]
+    """Every training shape word x colour word x size as "a {size}{colour} {shape}"."""
+    return [text for text, _ in _anchors()]
 
 
 def anchor_specs() -> list[Spec]:
     """What each of :func:`anchor_captions` says: shape kind, colour name, proportion."""
-    aspect = {size: a for a, size in SIZE_OF_ASPECT.items()}
-    return [Spec(kind, name, aspect[size]) for kind, words in SHAPE_WORDS.items()
-            for _ in words.train for name, (_, colour_words) in COLOURS.items()
-            for _ in colour_words.train for size in SIZES]
+    return [spec for _, spec in _anchors()]
 
 
-def spec_anchor_captions(spec) -> list[str]:
-    """The anchor captions that say what ``spec`` (a ``captions.Spec``) says: every training
-    word of its shape x every training word of its colour, at its proportion."""
-    size = SIZE_OF_ASPECT[spec.aspect]
-    return [anchor_caption(shape, colour, size) for shape in SHAPE_WORDS[spec.shape].train
-            for colour in COLOURS[spec.colour][1].train]
+def spec_anchor_captions(spec: Spec) -> list[str]:
+    """The anchor captions that say what ``spec`` says: every training word of its shape x
+    every training word of its colour, at its proportion."""
+    return [text for text, said in _anchors() if said == spec]
 
 
 def bundled_anchor_folder() -> Path:
@@ -149,8 +144,6 @@ class SnappedEncoder:
     def read_as(self, prompts: str | list[str]) -> list[str]:
         """The anchor caption each prompt is read as."""
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        from polydiff.apps.mesh.colour_names import find_colour, without_phrase
-
         named = [find_colour(p) if self.colour_names else None for p in prompts]
         texts = [(without_phrase(p, c.phrase) or p) if c is not None and c.surveyed else p
                  for p, c in zip(prompts, named)]

@@ -12,7 +12,6 @@ from polydiff.apps.mesh.anchor import (
     anchor_batch,
     anchor_loss,
     anchor_points,
-    anchor_prompts,
     anchor_specs,
     fit_latents,
     latent_loss,
@@ -88,11 +87,11 @@ def test_batches_repeat_each_prompt_and_prompts_cycle_the_kinds(tmp_path):
     save_anchor_set(tmp_path / "a.safetensors", anchor)
     back = load_anchor_set(tmp_path / "a.safetensors")
     assert back.prompts == anchor.prompts and torch.equal(back.sdf, anchor.sdf)
-    prompts = anchor_prompts(0, 2 * len(SHAPE_KINDS))
+    prompts = [text for text, _ in anchor_specs(0, 2 * len(SHAPE_KINDS))]
     for i, prompt in enumerate(prompts):  # each caption names a training word of its kind
         words = SHAPE_WORDS[SHAPE_KINDS[i % len(SHAPE_KINDS)]].train
         assert any(w in prompt for w in words), (i, prompt)
-    assert anchor_prompts(0, 5) == prompts[:5]
+    assert [text for text, _ in anchor_specs(0, 5)] == prompts[:5]
 
 
 def test_paraphrases_say_what_their_spec_says(tmp_path):

@@ -87,17 +87,22 @@ def test_snapping_keeps_to_the_colour_a_prompt_names(encoder, prompt, shape, col
     assert any(read.endswith(" " + word) for word in SHAPE_WORDS[shape].train), read
 
 
-
-def test_colour_names_only_narrow_the_anchors_the_encoder_chooses_from() -> None:
+def test_a_colour_name_narrows_the_anchors_and_leaves_what_the_encoder_reads() -> None:
+    """Encoder alone: the nearest anchor to "a navy mug". With colour names: the nearest
+    black anchor to "a mug" (the survey name taken out of the text the encoder reads)."""
     from polydiff.apps.mesh.snapping import anchor_specs
 
     bag = BagOfWords()
     named, free = SnappedEncoder(bag), SnappedEncoder(bag, colour_names=False)
-    sim = (torch.nn.functional.normalize(bag("a navy mug"), dim=-1) @ named.anchors.T)[0]
+
+    def sim(text: str) -> torch.Tensor:
+        return (torch.nn.functional.normalize(bag(text), dim=-1) @ named.anchors.T)[0]
+
     black = torch.tensor([s.colour == "black" for s in anchor_specs()])
     captions = anchor_captions()
-    assert free.read_as("a navy mug") == [captions[int(sim.argmax())]]
-    assert named.read_as("a navy mug") == [captions[int(sim.masked_fill(~black, -9).argmax())]]
+    assert free.read_as("a navy mug") == [captions[int(sim("a navy mug").argmax())]]
+    assert named.read_as("a navy mug") == \
+        [captions[int(sim("a mug").masked_fill(~black, -9).argmax())]]
     assert named.read_as("a navy mug") == ["a black mug"]
 
 
