@@ -173,6 +173,7 @@ def carve_only(mask, K, c2w, *, grid: int = 64, bound: float = 0.55,
     return torch.from_numpy(v).float(), torch.from_numpy(f)
 
 
+@torch.enable_grad()   # an optimisation: callers under no_grad (anchor sets) get it too
 def fuse_views(normals, mask, K, c2w, *, grid: int = 64, iterations: int = 200,
                bound: float = 0.55, target_faces: int = 4000, lr: float | None = None,
                weights: Sequence[float] = (1.0, 1.0, 0.1, 0.5), views_per_step: int | None = None,

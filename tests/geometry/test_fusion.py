@@ -64,6 +64,20 @@ def test_same_generator_same_mesh():
     assert torch.equal(runs[0][0], runs[1][0])
 
 
+def test_fusion_optimises_under_no_grad_too():
+    """A caller inside torch.no_grad (the warm-up's anchor sets) gets the same optimised
+    mesh, not an error (which once sent every anchor target to the carving fallback)."""
+    v = views("ellipsoid", V=4, size=32)
+    args = (v["normals"], v["mask"], v["K"], v["c2w"])
+    plain = fuse_views(*args, grid=24, iterations=6, backend="torch")
+    with torch.no_grad():
+        quiet = fuse_views(*args, grid=24, iterations=6, backend="torch")
+        assert not torch.is_grad_enabled()                  # the caller's mode is kept
+    assert torch.equal(plain[0], quiet[0])
+    carved = carve_only(v["mask"], v["K"], v["c2w"], grid=24)
+    assert plain[0].shape != carved[0].shape or not torch.equal(plain[0], carved[0])
+
+
 @pytest.fixture(scope="module")
 def good():
     return views("sphere", V=3, size=24)

@@ -10,6 +10,10 @@ own outputs* (no ground-truth mesh anywhere):
    random rig or from its canonical one (classifier-free guidance, its own sampler), and
    they are fused into a mesh as ``mesh generate --mode normals`` does
    (``geometry.fusion.fuse_views``);
+   With ``shared_geometry`` the captions of one shape kind and proportion share one mesh
+   whatever their colour: a tiny few-step student regresses towards the mean of the
+   targets its text cannot tell apart, and the mean of twenty different mugs is a ball.
+   With ``draws`` > 1 the mesh whose renders best match its own views' silhouettes is kept;
 2. that mesh becomes a truncated signed-distance grid (inside by the parity of ray
    crossings, distances by the Euclidean distance transform), and the colour teacher gives
    the object's colour from the prompt's embedding (``ColourHead``);
@@ -70,10 +74,16 @@ class AnchorConfig:
     freeze_decoder: bool = True    # the PRD steps after the warm-up train only the UNet
     paraphrases: int = 0           # other training captions per teacher mesh (same shape,
                                    # colour, proportion) the warm-up also conditions on
+    shared_geometry: bool = False  # one teacher mesh per shape kind and proportion, shared
+                                   # by the captions of every colour (False: one per caption)
+    draws: int = 1                 # teacher meshes drawn per target; the one that best
+                                   # explains its own views' silhouettes is kept
 
     def __post_init__(self) -> None:
         if self.rig not in ("random", "canonical"):
             raise ValueError(f"anchor.rig must be 'random' or 'canonical', got {self.rig!r}")
+        if self.draws < 1:
+            raise ValueError(f"anchor.draws must be at least 1, got {self.draws}")
 
 
 class AnchorSet(NamedTuple):
@@ -150,12 +160,45 @@ def lookup(grids: Tensor, points: Tensor, bound: float) -> Tensor:
 def build_anchor_set(normal_model, colour_head, encoder, prompts: list[str], bound: float,
                      cfg: AnchorConfig, generator: torch.Generator, *, batch: int = 8,
                      paraphrases: list[list[str]] | None = None,
-                     progress: bool = True) -> AnchorSet:
+                     groups: list | None = None, progress: bool = True) -> AnchorSet:
     """Teacher meshes for ``prompts`` (see the module docstring): views sampled from a
-    rig per prompt (``cfg.rig``), fused, turned into SDF grids; colour from the colour
-    head. ``paraphrases``: P other captions per prompt, embedded alongside."""
+    rig (``cfg.rig``), fused, turned into SDF grids; colour from the colour head.
+    ``paraphrases``: P other captions per prompt, embedded alongside. ``groups``: a label
+    per prompt; prompts with one label share one teacher mesh, made for the group's first
+    prompt (None: a mesh per prompt). Of ``cfg.draws`` meshes per source, the one whose
+    renders best cover its own views' masks is kept (:func:`silhouette_agreement`)."""
     from tqdm.auto import tqdm
 
+    labels = list(range(len(prompts))) if groups is None else list(groups)
+    if len(labels) != len(prompts):
+        raise ValueError(f"{len(labels)} group labels for {len(prompts)} prompts")
+    first = {g: i for i, g in reversed(list(enumerate(labels)))}
+    sources = sorted(first.values())                  # the prompt each teacher mesh is for
+    jobs = [i for i in sources for _ in range(max(1, cfg.draws))]
+    text = encoder(prompts)
+    best: dict[int, tuple[float, Tensor]] = {}
+    bar = tqdm(total=len(jobs), desc="teacher meshes", disable=not progress)
+    for j in range(0, len(jobs), batch):
+        chunk = jobs[j:j + batch]
+        for i, (score, sdf) in zip(chunk, teacher_meshes(normal_model, text[chunk], bound, cfg,
+                                                         generator)):
+            if i not in best or score > best[i][0]:
+                best[i] = (score, sdf)
+            bar.update(1)
+    bar.close()
+    grids = torch.stack([best[first[g]][1] for g in labels])
+    rgb = colour_head.rgb(text).float()
+    alt = None
+    if paraphrases:
+        flat = [c for captions in paraphrases for c in captions]
+        alt = encoder(flat).float().reshape(len(prompts), -1, text.shape[-1])
+    return AnchorSet(list(prompts), text.float(), grids, rgb, bound, alt)
+
+
+def teacher_meshes(normal_model, text: Tensor, bound: float, cfg: AnchorConfig,
+                   generator: torch.Generator) -> list[tuple[float, Tensor]]:
+    """For each row of ``text`` (B, D): the teacher's views from a rig, fused into a mesh,
+    as (silhouette agreement, or 0 when ``cfg.draws`` is 1; SDF grid (G, G, G))."""
     from polydiff.apps.mesh.multiview import camera_features
     from polydiff.apps.mesh.normals import (
         camera_to_world,
@@ -168,42 +211,43 @@ def build_anchor_set(normal_model, colour_head, encoder, prompts: list[str], bou
 
     ncfg = normal_model.config
     lo, hi = ncfg.elevation_range
-    text = encoder(prompts)
-    grids = []
-    bar = tqdm(total=len(prompts), desc="teacher meshes", disable=not progress)
-    for i in range(0, len(prompts), batch):
-        chunk = text[i:i + batch]
-        rigs = []
-        for _ in range(len(chunk)):
-            el, az0 = 0.0, 0.0
-            if cfg.rig == "random":
-                el = lo + (hi - lo) * float(torch.rand((), generator=generator))
-                az0 = 360.0 * float(torch.rand((), generator=generator))
-            cams, az = rig_cameras(ncfg, ncfg.views, el, az0)
-            rigs.append((cams, camera_features(torch.full_like(az, el), az)))
-        feats = torch.stack([f for _, f in rigs])                        # (b, V, 4)
-        x = sample_views(normal_model, chunk, feats, None, generator)   # (b, V, 4, H, W)
-        for (cams, _), views in zip(rigs, x):
-            normals, mask = decode_views(views)
-            K, c2w = cams.K.float(), camera_to_world(cams).float()
+    rigs = []
+    for _ in range(len(text)):
+        el, az0 = 0.0, 0.0
+        if cfg.rig == "random":
+            el = lo + (hi - lo) * float(torch.rand((), generator=generator))
+            az0 = 360.0 * float(torch.rand((), generator=generator))
+        cams, az = rig_cameras(ncfg, ncfg.views, el, az0)
+        rigs.append((cams, camera_features(torch.full_like(az, el), az)))
+    feats = torch.stack([f for _, f in rigs])                            # (b, V, 4)
+    x = sample_views(normal_model, text, feats, None, generator)         # (b, V, 4, H, W)
+    out = []
+    for (cams, _), views in zip(rigs, x):
+        normals, mask = decode_views(views)
+        K, c2w = cams.K.float(), camera_to_world(cams).float()
+        try:
+            v, f = fuse_views(normals, mask, K, c2w, grid=cfg.fuse_grid,
+                              iterations=cfg.fuse_iterations,
+                              generator=torch.Generator().manual_seed(0))
+        except (UserError, RuntimeError):      # views that do not fuse: their hull
             try:
-                v, f = fuse_views(normals, mask, K, c2w, grid=cfg.fuse_grid,
-                                  iterations=cfg.fuse_iterations,
-                                  generator=torch.Generator().manual_seed(0))
-            except (UserError, RuntimeError):      # views that do not fuse: their hull
-                try:
-                    v, f = carve_only(mask, K, c2w, grid=cfg.fuse_grid)
-                except UserError:                  # empty views: no target (a small ball)
-                    v, f = _ball()
-            grids.append(sdf_grid(v, f, cfg.grid, bound))
-            bar.update(1)
-    bar.close()
-    rgb = colour_head.rgb(text).float()
-    alt = None
-    if paraphrases:
-        flat = [c for captions in paraphrases for c in captions]
-        alt = encoder(flat).float().reshape(len(prompts), -1, text.shape[-1])
-    return AnchorSet(list(prompts), text.float(), torch.stack(grids), rgb, bound, alt)
+                v, f = carve_only(mask, K, c2w, grid=cfg.fuse_grid)
+            except UserError:                  # empty views: no target (a small ball)
+                v, f = _ball()
+        score = silhouette_agreement(v, f, mask, cams) if cfg.draws > 1 else 0.0
+        out.append((score, sdf_grid(v, f, cfg.grid, bound)))
+    return out
+
+
+def silhouette_agreement(verts: Tensor, faces: Tensor, mask: Tensor, cameras) -> float:
+    """Intersection over union of a mesh's rendered silhouettes with the masks (V, H, W)
+    of the views it was fused from (1: every view explained; views the teacher sampled
+    inconsistently fuse into a mesh that covers them worse)."""
+    from polydiff.geometry.render import render_mesh
+
+    drawn = render_mesh(verts.float(), faces, cameras).mask > 0.5
+    mask = mask.bool()
+    return float((drawn & mask).sum() / (drawn | mask).sum().clamp_min(1))
 
 
 def _ball(radius: float = 0.25) -> tuple[Tensor, Tensor]:

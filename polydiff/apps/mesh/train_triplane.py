@@ -212,7 +212,8 @@ def prepare_anchor(cfg: TriplaneTrainConfig, teachers: list[Teacher], encoder,
             if a.paraphrases > 0 else None
         anchor = build_anchor_set(normal.model, head or colour_head(cfg), encoder,
                                   [text for text, _ in specs], cfg.decoder.bound, a, gen,
-                                  paraphrases=alt, progress=progress)
+                                  paraphrases=alt, groups=[(s.shape, s.aspect) for _, s in specs]
+                                  if a.shared_geometry else None, progress=progress)
         state_dir.mkdir(parents=True, exist_ok=True)
         save_anchor_set(path, anchor)
     distributed.barrier(group)

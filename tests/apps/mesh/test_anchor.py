@@ -13,6 +13,7 @@ from polydiff.apps.mesh.anchor import (
     anchor_loss,
     anchor_points,
     anchor_specs,
+    build_anchor_set,
     fit_latents,
     latent_loss,
     load_anchor_set,
@@ -21,6 +22,8 @@ from polydiff.apps.mesh.anchor import (
     paraphrase_prompts,
     save_anchor_set,
     sdf_grid,
+    silhouette_agreement,
+    teacher_meshes,
     unit_scale,
 )
 from polydiff.apps.mesh.captions import SHAPE_WORDS
@@ -274,3 +277,53 @@ def test_separation_is_zero_across_identical_prompts_and_for_a_constant_decoder(
     flat = prompt_separation(model, torch.randn(2, 8), [0, 1], resolution=8)
     assert flat["sdf_across_prompts"] < 1e-6 and flat["sdf_across_seeds"] < 1e-6
     assert flat["latent_across_seeds"] > 0.1           # while the latents still differ
+
+
+def _disk_masks(cams, radius: float) -> Tensor:
+    """(V, H, W) analytic silhouettes of a centred sphere: discs of image radius
+    f r / sqrt(d^2 - r^2) about each image centre (cameras look at the origin)."""
+    d = cams.centres.norm(dim=-1)
+    f = cams.K[:, 0, 0]
+    rim = f * radius / (d ** 2 - radius ** 2).sqrt()
+    ys, xs = torch.meshgrid(torch.arange(cams.height) + 0.5, torch.arange(cams.width) + 0.5,
+                            indexing="ij")
+    r2 = (xs - cams.K[:, 0, 2, None, None]) ** 2 + (ys - cams.K[:, 1, 2, None, None]) ** 2
+    return r2 <= rim[:, None, None] ** 2
+
+
+def test_silhouette_agreement_of_a_sphere_with_its_analytic_discs():
+    """A sphere mesh agrees with the discs it projects to (IoU ~1), and a quarter with the
+    discs of half its radius (their areas' ratio)."""
+    from polydiff.geometry.render import orbit_cameras
+
+    cams = orbit_cameras([0.0, 30.0, -20.0], [0.0, 90.0, 200.0], distance=2.4, fov_deg=40.0,
+                         size=64)
+    v, f = _mesh(trimesh.creation.icosphere(4, 0.35))
+    assert silhouette_agreement(v, f, _disk_masks(cams, 0.35), cams) > 0.95
+    half = silhouette_agreement(v, f, _disk_masks(cams, 0.35 / 2), cams)
+    assert 0.2 < half < 0.3
+
+
+def test_shared_geometry_keeps_the_best_draw_per_group():
+    """Prompts of one group get one teacher mesh, the draw with the best silhouette
+    agreement (re-drawn here from the same generator state); colours stay per prompt."""
+    from polydiff.apps.contract import bundled_folder
+    from polydiff.apps.mesh.colour import load_colour_head
+    from polydiff.apps.mesh.normals import load_normal_model
+    from polydiff.apps.mesh.text_encoder import TextEncoder
+
+    normal = load_normal_model(None)
+    head = load_colour_head(bundled_folder("mesh", "normals"))
+    encoder = TextEncoder()
+    prompts = ["a red mug", "a green cone", "a blue mug"]
+    cfg = AnchorConfig(rig="canonical", draws=2, fuse_iterations=10, grid=24)
+    got = build_anchor_set(normal, head, encoder, prompts, 0.6, cfg,
+                           torch.Generator().manual_seed(3), groups=["m", "c", "m"],
+                           progress=False)
+    assert torch.equal(got.sdf[0], got.sdf[2]) and not torch.equal(got.sdf[0], got.sdf[1])
+    assert (got.rgb[0] - got.rgb[2]).abs().max() > 0.2        # red vs blue
+    again = teacher_meshes(normal, encoder(prompts)[[0, 0, 1, 1]], 0.6, cfg,
+                           torch.Generator().manual_seed(3))
+    for i, pair in ((0, again[:2]), (1, again[2:])):
+        assert pair[0][0] != pair[1][0]                      # the draws differ
+        assert torch.equal(got.sdf[i], max(pair, key=lambda p: p[0])[1])
