@@ -35,12 +35,12 @@ STAGES = ("target", "latent", "student")
 
 
 def grid_mesh(sdf: torch.Tensor, bound: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Marching cubes of an SDF grid (G, G, G) indexed [x, y, z] over [-bound, bound]^3."""
-    from skimage.measure import marching_cubes
+    """The closed surface of an SDF grid (G, G, G) indexed [x, y, z] over [-bound, bound]^3
+    (``geometry.triplane.marching_cubes``) as float32 verts and int64 faces."""
+    from polydiff.geometry.triplane import marching_cubes
 
-    G = sdf.shape[-1]
-    v, f, _, _ = marching_cubes(sdf.numpy(), 0.0, spacing=(2 * bound / (G - 1),) * 3)
-    return torch.as_tensor(v - bound, dtype=torch.float32), torch.as_tensor(f.copy())
+    v, f = marching_cubes(sdf, bound)
+    return torch.as_tensor(v, dtype=torch.float32), torch.as_tensor(f)
 
 
 def field_mesh(decoder, latent: torch.Tensor, resolution: int):

@@ -174,19 +174,19 @@ def build_anchor_set(normal_model, colour_head, encoder, prompts: list[str], bou
         raise ValueError(f"{len(labels)} group labels for {len(prompts)} prompts")
     first = {g: i for i, g in reversed(list(enumerate(labels)))}
     sources = sorted(first.values())                  # the prompt each teacher mesh is for
-    jobs = [i for i in sources for _ in range(max(1, cfg.draws))]
+    jobs = [i for i in sources for _ in range(cfg.draws)]
     text = encoder(prompts)
-    best: dict[int, tuple[float, Tensor]] = {}
+    best: dict[int, tuple[float, Tensor, Tensor]] = {}
     bar = tqdm(total=len(jobs), desc="teacher meshes", disable=not progress)
     for j in range(0, len(jobs), batch):
         chunk = jobs[j:j + batch]
-        for i, (score, sdf) in zip(chunk, teacher_meshes(normal_model, text[chunk], bound, cfg,
-                                                         generator)):
-            if i not in best or score > best[i][0]:
-                best[i] = (score, sdf)
+        for i, mesh in zip(chunk, teacher_meshes(normal_model, text[chunk], cfg, generator)):
+            if i not in best or mesh[0] > best[i][0]:
+                best[i] = mesh
             bar.update(1)
     bar.close()
-    grids = torch.stack([best[first[g]][1] for g in labels])
+    grid = {i: sdf_grid(v, f, cfg.grid, bound) for i, (_, v, f) in best.items()}  # kept only
+    grids = torch.stack([grid[first[g]] for g in labels])
     rgb = colour_head.rgb(text).float()
     alt = None
     if paraphrases:
@@ -195,10 +195,10 @@ def build_anchor_set(normal_model, colour_head, encoder, prompts: list[str], bou
     return AnchorSet(list(prompts), text.float(), grids, rgb, bound, alt)
 
 
-def teacher_meshes(normal_model, text: Tensor, bound: float, cfg: AnchorConfig,
-                   generator: torch.Generator) -> list[tuple[float, Tensor]]:
+def teacher_meshes(normal_model, text: Tensor, cfg: AnchorConfig,
+                   generator: torch.Generator) -> list[tuple[float, Tensor, Tensor]]:
     """For each row of ``text`` (B, D): the teacher's views from a rig, fused into a mesh,
-    as (silhouette agreement, or 0 when ``cfg.draws`` is 1; SDF grid (G, G, G))."""
+    as (silhouette agreement, or 0 when ``cfg.draws`` is 1; verts (N, 3); faces (F, 3))."""
     from polydiff.apps.mesh.multiview import camera_features
     from polydiff.apps.mesh.normals import (
         camera_to_world,
@@ -235,7 +235,7 @@ def teacher_meshes(normal_model, text: Tensor, bound: float, cfg: AnchorConfig,
             except UserError:                  # empty views: no target (a small ball)
                 v, f = _ball()
         score = silhouette_agreement(v, f, mask, cams) if cfg.draws > 1 else 0.0
-        out.append((score, sdf_grid(v, f, cfg.grid, bound)))
+        out.append((score, v, f))
     return out
 
 

@@ -322,8 +322,9 @@ def test_shared_geometry_keeps_the_best_draw_per_group():
                            progress=False)
     assert torch.equal(got.sdf[0], got.sdf[2]) and not torch.equal(got.sdf[0], got.sdf[1])
     assert (got.rgb[0] - got.rgb[2]).abs().max() > 0.2        # red vs blue
-    again = teacher_meshes(normal, encoder(prompts)[[0, 0, 1, 1]], 0.6, cfg,
+    again = teacher_meshes(normal, encoder(prompts)[[0, 0, 1, 1]], cfg,
                            torch.Generator().manual_seed(3))
     for i, pair in ((0, again[:2]), (1, again[2:])):
         assert pair[0][0] != pair[1][0]                      # the draws differ
-        assert torch.equal(got.sdf[i], max(pair, key=lambda p: p[0])[1])
+        _, v, f = max(pair, key=lambda p: p[0])
+        assert torch.equal(got.sdf[i], sdf_grid(v, f, cfg.grid, 0.6))
