@@ -92,6 +92,8 @@ def accuracy(found: list[str], truth: list[str]) -> dict:
 @torch.no_grad()
 def main(quick: bool = True, run_dir: str | None = None, items: int | None = None,
          tag: str = "") -> dict:
+    from tqdm.auto import tqdm
+
     from polydiff.apps.mesh.triplane_model import sample_latents
     from polydiff.geometry.meshes import normalise_verts
 
@@ -110,12 +112,16 @@ def main(quick: bool = True, run_dir: str | None = None, items: int | None = Non
         views = torch.stack([canonical_views(normalise_verts(v), f, cfg) for v, f in meshes])
         return [SHAPE_KINDS[int(k)] for k in nearest_kind(views, refs, ref_kinds)]
 
+    def items_of(stage: str):
+        return tqdm(range(n), desc=f"{stage} meshes")
+
     found = {
-        "target": judge([grid_mesh(anchor.sdf[i], anchor.bound) for i in range(n)]),
-        "latent": judge([field_mesh(fitted, latents[i:i + 1], res) for i in range(n)]),
+        "target": judge([grid_mesh(anchor.sdf[i], anchor.bound) for i in items_of("target")]),
+        "latent": judge([field_mesh(fitted, latents[i:i + 1], res)
+                         for i in items_of("latent")]),
         "student": judge([field_mesh(model.decoder, sample_latents(
             model, anchor.text[i:i + 1], generator=torch.Generator().manual_seed(0)).sample,
-            res) for i in range(n)]),
+            res) for i in items_of("student")]),
     }
     truth = kinds[:n]
     present = [k for k in SHAPE_KINDS if k in kinds]
@@ -154,6 +160,9 @@ def draw(result: dict, path: Path) -> None:
 
 if __name__ == "__main__":
     import argparse
+    import sys
+
+    from polydiff.runtime import UserError
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", nargs="?", default=None, help="training run folder (out_dir)")
@@ -161,4 +170,7 @@ if __name__ == "__main__":
     parser.add_argument("--full", action="store_true")
     parser.add_argument("--tag", default="", help="results name suffix")
     a = parser.parse_args()
-    main(quick=not a.full, run_dir=a.run, items=a.items, tag=a.tag)
+    try:
+        main(quick=not a.full, run_dir=a.run, items=a.items, tag=a.tag)
+    except UserError as err:
+        sys.exit(f"error: {err}")
